@@ -1,0 +1,46 @@
+"""Resumable training: per-epoch checkpoints in a scratch folder keyed by what the run depends on.
+
+The key is a hash of the stage's params and the hashes of its inputs, so a
+checkpoint is only ever resumed by the same run. The folder lives under
+`.cache/` (git- and DVC-ignored) and is removed once the final weights are written.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+from stages.common.io import atomic_path
+
+
+def scratch_dir(base: str | Path, key: Any) -> Path:
+    digest = hashlib.sha1(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()[:16]
+    return Path(base) / digest
+
+
+def save(folder: Path, epoch: int, state: dict[str, Any]) -> None:
+    """Write `epoch` atomically, then drop older checkpoints."""
+    import torch
+
+    with atomic_path(folder / f"epoch-{epoch:05d}.pt") as tmp:
+        torch.save(state, tmp)
+    for old in folder.glob("epoch-*.pt"):
+        if old.name != f"epoch-{epoch:05d}.pt":
+            old.unlink()
+
+
+def latest(folder: Path) -> dict[str, Any] | None:
+    import torch
+
+    found = sorted(folder.glob("epoch-*.pt"))
+    if not found:
+        return None
+    print(f"resuming from {found[-1]}")
+    return torch.load(found[-1], map_location="cpu", weights_only=False)
+
+
+def clear(folder: Path) -> None:
+    shutil.rmtree(folder, ignore_errors=True)

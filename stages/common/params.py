@@ -1,0 +1,135 @@
+"""Load `params.yaml` sections into typed dataclasses.
+
+Every task declares its parameters as nested dataclasses with defaults. Loading
+checks every key and value against them, so a typo or a wrong type is one clear
+error that names the key, instead of a silently ignored setting.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from pathlib import Path
+from typing import Any, Literal, TypeVar, get_args, get_origin, get_type_hints
+
+import yaml
+
+T = TypeVar("T")
+
+
+class ParamsError(Exception):
+    """A parameter is unknown, missing or of the wrong type; the message names it."""
+
+
+@dataclasses.dataclass
+class CommonParams:
+    """Settings shared by every stage: `common:` in params.yaml."""
+
+    device: str = "auto"  # auto | cpu | cuda | cuda:N | mps
+    threads: int = 0  # torch intra-op threads; 0 = torch's default
+    mlflow: bool = True  # log runs to MLflow (metrics/*.json stay the source of truth)
+
+
+def read_params_file(path: str | Path = "params.yaml") -> dict[str, Any]:
+    path = Path(path)
+    if not path.is_file():
+        raise ParamsError(f"{path}: file not found")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as err:
+        raise ParamsError(f"{path}: not valid YAML ({err})") from None
+    if not isinstance(data, dict):
+        raise ParamsError(f"{path}: top level must be a mapping of sections")
+    return data
+
+
+def load_params(section: str, schema: type[T], path: str | Path = "params.yaml") -> T:
+    """Read `section` of the params file into `schema`, validating every key."""
+    data = read_params_file(path)
+    if section not in data:
+        raise ParamsError(f"{path}: missing section '{section}'")
+    return from_dict(schema, data[section], where=section)
+
+
+def from_dict(schema: type[T], data: Any, where: str = "") -> T:
+    """Build dataclass `schema` from a mapping; unknown keys and wrong types raise ParamsError."""
+    if not isinstance(data, dict):
+        raise ParamsError(f"'{where}' must be a mapping, got {type(data).__name__}")
+    hints = get_type_hints(schema)
+    fields = {f.name: f for f in dataclasses.fields(schema)}
+    unknown = sorted(set(data) - set(fields))
+    if unknown:
+        raise ParamsError(
+            f"unknown parameter '{_join(where, unknown[0])}' (known keys of '{where}': {', '.join(sorted(fields))})"
+        )
+    values = {}
+    for name, field in fields.items():
+        key = _join(where, name)
+        if name in data:
+            values[name] = _convert(hints[name], data[name], key)
+        elif field.default is dataclasses.MISSING and field.default_factory is dataclasses.MISSING:
+            raise ParamsError(f"missing parameter '{key}'")
+    return schema(**values)
+
+
+def to_dict(params: Any) -> dict[str, Any]:
+    return dataclasses.asdict(params)
+
+
+def flatten(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """{'a': {'b': 1}} -> {'a.b': 1}, for MLflow params."""
+    flat: dict[str, Any] = {}
+    for key, value in data.items():
+        name = _join(prefix, key)
+        if isinstance(value, dict):
+            flat.update(flatten(value, name))
+        else:
+            flat[name] = value
+    return flat
+
+
+def _join(prefix: str, key: str) -> str:
+    return f"{prefix}.{key}" if prefix else key
+
+
+def _convert(hint: Any, value: Any, key: str) -> Any:
+    origin = get_origin(hint)
+    if dataclasses.is_dataclass(hint):
+        return from_dict(hint, value, key)
+    if origin is Literal:
+        if value not in get_args(hint):
+            choices = ", ".join(repr(c) for c in get_args(hint))
+            raise ParamsError(f"parameter '{key}' is {value!r}; expected one of {choices}")
+        return value
+    if origin in (typing.Union, types.UnionType):
+        for option in get_args(hint):
+            try:
+                return _convert(option, value, key)
+            except ParamsError:
+                pass
+        raise ParamsError(f"parameter '{key}' is {value!r}, which fits none of {hint}")
+    if origin is list:
+        if not isinstance(value, list):
+            raise ParamsError(f"parameter '{key}' must be a list, got {value!r}")
+        (item,) = get_args(hint) or (Any,)
+        return [_convert(item, v, f"{key}[{i}]") for i, v in enumerate(value)]
+    if hint is Any:
+        return value
+    if hint is type(None):
+        if value is not None:
+            raise ParamsError(f"parameter '{key}' must be null, got {value!r}")
+        return None
+    if hint is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ParamsError(f"parameter '{key}' must be a number, got {value!r}")
+        return float(value)
+    if hint is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ParamsError(f"parameter '{key}' must be an integer, got {value!r}")
+        return value
+    if hint in (bool, str):
+        if not isinstance(value, hint):
+            raise ParamsError(f"parameter '{key}' must be a {hint.__name__}, got {value!r}")
+        return value
+    raise TypeError(f"unsupported parameter type {hint} for '{key}'")

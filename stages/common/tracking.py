@@ -1,0 +1,139 @@
+"""MLflow facade: one experiment per task, one run per stage execution.
+
+`metrics/*.json` written by the stages are the source of truth; MLflow is a
+convenience. So every MLflow call is guarded: if the tracking store cannot be
+reached, the stage warns once and goes on without tracking.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import subprocess
+import warnings
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from stages.common.io import file_md5
+from stages.common.params import flatten
+
+
+class Tracker:
+    """Thin wrapper over an active MLflow run; every method is a no-op once tracking is off."""
+
+    def __init__(self, mlflow: Any = None) -> None:
+        self._mlflow = mlflow
+
+    @property
+    def active(self) -> bool:
+        return self._mlflow is not None
+
+    def _call(self, method: str, *args: Any, **kwargs: Any) -> None:
+        if self._mlflow is None:
+            return
+        try:
+            getattr(self._mlflow, method)(*args, **kwargs)
+        except Exception as err:  # noqa: BLE001 - tracking must never fail a stage
+            warnings.warn(f"MLflow {method} failed, tracking disabled for this run: {err}", stacklevel=3)
+            self._mlflow = None
+
+    def log_metrics(self, metrics: dict[str, float], step: int | None = None) -> None:
+        clean = {k: float(v) for k, v in metrics.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
+        self._call("log_metrics", clean, step=step)
+
+    def log_params(self, params: dict[str, Any]) -> None:
+        self._call("log_params", {k: str(v)[:6000] for k, v in flatten(params).items()})
+
+    def set_tags(self, tags: dict[str, str]) -> None:
+        self._call("set_tags", tags)
+
+    def log_artifact(self, path: str | Path, artifact_path: str | None = None) -> None:
+        if Path(path).exists():
+            self._call("log_artifact", str(path), artifact_path=artifact_path)
+
+
+@contextlib.contextmanager
+def tracked_run(
+    task: str, stage: str, params: dict[str, Any], enabled: bool = True, root: str | Path = "."
+) -> Iterator[Tracker]:
+    """Open an MLflow run in experiment `task`, tagged with the stage, git commit and dep hashes."""
+    root = Path(root)
+    mlflow = _start(task, stage, root) if enabled else None
+    tracker = Tracker(mlflow)
+    tracker.log_params(params)
+    tracker.set_tags({"stage": stage, "git_commit": git_commit(root), **_dep_tags(stage, root)})
+    status = "FAILED"
+    try:
+        yield tracker
+        status = "FINISHED"
+    finally:
+        tracker._call("end_run", status=status)
+
+
+def _start(task: str, stage: str, root: Path) -> Any:
+    # A server that is down should cost seconds, not MLflow's default minutes of retries.
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "5")
+    try:
+        import mlflow
+
+        if not os.environ.get("MLFLOW_TRACKING_URI"):
+            mlflow.set_tracking_uri(f"sqlite:///{(root / 'mlflow.db').resolve()}")
+            if mlflow.get_experiment_by_name(task) is None:
+                mlflow.create_experiment(task, artifact_location=(root / "mlartifacts" / task).resolve().as_uri())
+        mlflow.set_experiment(task)
+        mlflow.start_run(run_name=stage)
+        return mlflow
+    except Exception as err:  # noqa: BLE001 - tracking must never fail a stage
+        warnings.warn(f"MLflow tracking unavailable ({err}); continuing without it", stacklevel=3)
+        return None
+
+
+def git_commit(root: Path) -> str:
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, timeout=10, check=True
+        )
+        return out.stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+def _dep_tags(stage: str, root: Path) -> dict[str, str]:
+    return {f"dep.{path}": digest for path, digest in stage_dep_hashes(stage, root).items()}
+
+
+def stage_dep_hashes(stage: str, root: str | Path = ".") -> dict[str, str]:
+    """Hashes of the deps that `dvc.yaml` declares for `stage`, computed now the way DVC does.
+
+    Read at run time rather than from dvc.lock, which DVC only rewrites after the
+    stage finishes; the values equal what dvc.lock will record.
+    """
+    root = Path(root)
+    dvc_yaml = root / "dvc.yaml"
+    if not dvc_yaml.is_file():
+        return {}
+    stages = (yaml.safe_load(dvc_yaml.read_text()) or {}).get("stages", {})
+    deps = stages.get(stage.partition("@")[0], {}).get("deps", [])
+    hashes = {}
+    for dep in deps:
+        path = root / dep
+        if path.is_file():
+            hashes[dep] = file_md5(path)
+        elif path.is_dir():
+            hashes[dep] = dir_md5(path)
+    return hashes
+
+
+def dir_md5(path: Path) -> str:
+    """DVC 3's directory hash: md5 of the sorted JSON list of {relpath, md5}, suffixed '.dir'."""
+    entries = sorted(
+        ({"md5": file_md5(f), "relpath": f.relative_to(path).as_posix()} for f in path.rglob("*") if f.is_file()),
+        key=lambda e: e["relpath"],
+    )
+    return hashlib.md5(json.dumps(entries, sort_keys=True).encode("utf-8")).hexdigest() + ".dir"

@@ -1,0 +1,134 @@
+"""Parameters (the `pokemon:` section of params.yaml) and file locations of the pokemon task."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Literal
+
+from stages.common.params import CommonParams, load_params
+
+TASK = "pokemon"
+
+
+@dataclasses.dataclass
+class DataParams:
+    source: str = "sample"  # sample | dir:<folder with pixel_color.txt + colormap.txt> | url:<zip> | hf:<dataset>
+    sha256: str = ""  # required with url:
+    hf_colormap: str = "lca0503/ml2025-hw4-colormap"  # palette dataset used with hf:
+    sample_seed: int = 0
+
+
+@dataclasses.dataclass
+class ModelParams:
+    arch: Literal["gpt2", "llama", "mistral", "qwen2"] = "gpt2"
+    d_model: int = 64
+    n_layer: int = 2
+    n_head: int = 2
+    d_ff: int = 0  # feed-forward width; 0 = 4 × d_model
+    dropout: float = 0.1
+
+
+@dataclasses.dataclass
+class TrainParams:
+    epochs: int = 50
+    batch_size: int = 16
+    lr: float = 1e-3
+    weight_decay: float = 0.1
+    warmup_steps: int = 0
+    grad_clip: float = 1.0
+    select_by: Literal["train_loss", "dev_loss", "classifier"] = "dev_loss"
+
+
+@dataclasses.dataclass
+class ClassifierParams:
+    epochs: int = 6
+    batch_size: int = 64
+    lr: float = 2e-3
+    width: int = 32
+    threshold: float = 0.5  # P(pokemon) above which an image counts as detected
+
+
+@dataclasses.dataclass
+class PredictParams:
+    strategy: Literal["greedy", "sample"] = "sample"
+    temperature: float = 1.0
+    top_k: int = 0  # 0 = off
+    top_p: float = 1.0
+    seed: int = 0
+    batch_size: int = 80
+
+
+@dataclasses.dataclass
+class EvaluateParams:
+    fid_reference_images: int = 0  # real train images in the FID reference; 0 = all
+    fid_extractor: Literal["auto", "pytorch-fid", "fid-helper"] = "auto"
+
+
+@dataclasses.dataclass
+class PokemonParams:
+    seed: int = 0
+    data: DataParams = dataclasses.field(default_factory=DataParams)
+    model: ModelParams = dataclasses.field(default_factory=ModelParams)
+    train: TrainParams = dataclasses.field(default_factory=TrainParams)
+    classifier: ClassifierParams = dataclasses.field(default_factory=ClassifierParams)
+    predict: PredictParams = dataclasses.field(default_factory=PredictParams)
+    evaluate: EvaluateParams = dataclasses.field(default_factory=EvaluateParams)
+
+
+@dataclasses.dataclass(frozen=True)
+class Paths:
+    """Every file the pokemon stages read or write, relative to `root` (the repo, or a test's tmp dir)."""
+
+    root: Path = Path(".")
+
+    def _p(self, *parts: str) -> Path:
+        return self.root.joinpath(*parts)
+
+    @property
+    def raw(self) -> Path:
+        return self._p("data", TASK, "raw")
+
+    @property
+    def prepared(self) -> Path:
+        return self._p("data", TASK, "prepared")
+
+    @property
+    def predictions(self) -> Path:
+        return self._p("data", TASK, "predictions")
+
+    @property
+    def fid_reference(self) -> Path:
+        return self._p("data", TASK, "fid_reference")
+
+    @property
+    def model(self) -> Path:
+        return self._p("models", TASK, "model")
+
+    @property
+    def classifier(self) -> Path:
+        return self._p("models", TASK, "classifier.pt")
+
+    @property
+    def plots(self) -> Path:
+        return self._p("plots", TASK)
+
+    @property
+    def metrics(self) -> Path:
+        return self._p("metrics")
+
+    @property
+    def submission(self) -> Path:
+        return self._p("submissions", TASK, "submission.txt")
+
+    @property
+    def downloads(self) -> Path:
+        return self._p(".cache", "downloads", TASK)
+
+    @property
+    def checkpoints(self) -> Path:
+        return self._p(".cache", "checkpoints", TASK)
+
+
+def load(path: str | Path = "params.yaml") -> tuple[PokemonParams, CommonParams]:
+    return load_params(TASK, PokemonParams, path), load_params("common", CommonParams, path)

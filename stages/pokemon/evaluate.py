@@ -1,0 +1,62 @@
+"""pokemon-evaluate: FID and PDR of the test completions, pixel accuracy of the dev completions.
+
+- FID: rendered test completions against the real train sprites (features from
+  pokemon-fid-reference); with 80 images it is a small-sample estimate, so the
+  extractor and both counts are recorded next to it.
+- PDR: the share of completions our classifier (pokemon-classifier) accepts.
+- dev pixel accuracy: completed tokens 241..400 equal to the ground truth.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from stages.common import fid
+from stages.common.cli import main
+from stages.common.io import DataError, write_json
+from stages.common.runtime import resolve_device, set_threads
+from stages.common.tracking import tracked_run
+from stages.pokemon import classifier, config, fid_reference, prepare
+from stages.pokemon.data import PREFIX_LEN, read_pixels, render
+
+# The course's grading thresholds: (FID at most, PDR at least).
+BASELINES = {"simple": (84.5, 0.1), "medium": (81.0, 0.5), "strong": (73.0, 0.85)}
+
+
+def run(p: config.PokemonParams, common: config.CommonParams, paths: config.Paths) -> dict:
+    set_threads(common.threads)
+    device = str(resolve_device(common.device))
+    data = prepare.load(paths)
+    palette = data["palette"]
+    test = read_pixels(paths.predictions / "test.txt", len(palette), len(data["test_prefix"]))
+    dev = read_pixels(paths.predictions / "dev.txt", len(palette), len(data["dev"]))
+    if not np.array_equal(test[:, :PREFIX_LEN], data["test_prefix"]):
+        raise DataError(f"{paths.predictions / 'test.txt'}: completions do not start with the test prefixes")
+
+    real_features, info = fid_reference.load(paths)
+    extractor = fid.load_extractor(device, p.evaluate.fid_extractor)
+    if extractor[1] != info["extractor"]:
+        raise DataError(f"{paths.fid_reference}: made with {info['extractor']}, but {extractor[1]} is in use; re-run pokemon-fid-reference")
+    fake_features = fid.inception_features(render(test, palette), extractor, device=device)
+    result = fid.FidResult(fid.frechet_distance(real_features, fake_features), extractor[1], len(real_features), len(test))
+
+    judge = classifier.load(paths.classifier, device)
+    metrics = {
+        **result.as_dict(),
+        "pdr": classifier.detection_rate(*judge, test, palette),
+        "pdr_dev": classifier.detection_rate(*judge, dev, palette),
+        "pdr_real_dev": classifier.detection_rate(*judge, data["dev"], palette),
+        "dev_pixel_accuracy": float((dev[:, PREFIX_LEN:] == data["dev"][:, PREFIX_LEN:]).mean()),
+    }
+    for name, (max_fid, min_pdr) in BASELINES.items():
+        metrics[f"passes_{name}"] = bool(metrics["fid"] <= max_fid and metrics["pdr"] >= min_pdr)
+    write_json(paths.metrics / "pokemon.json", metrics)
+    with tracked_run(config.TASK, "pokemon-evaluate", {"evaluate": vars(p.evaluate)}, common.mlflow) as tracker:
+        tracker.log_metrics(metrics)
+        tracker.set_tags({"fid_extractor": extractor[1]})
+    print("pokemon-evaluate: " + ", ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in metrics.items()))
+    return metrics
+
+
+if __name__ == "__main__":
+    main(lambda: run(*config.load(), config.Paths()))

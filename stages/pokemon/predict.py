@@ -1,0 +1,30 @@
+"""pokemon-predict: complete every test prefix (and every dev prefix, for scoring) from 240 to 400 tokens."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from stages.common.cli import main
+from stages.common.io import atomic_path
+from stages.common.runtime import resolve_device, seed_everything, set_threads
+from stages.pokemon import config, prepare
+from stages.pokemon.data import PREFIX_LEN, write_pixels
+from stages.pokemon.model import complete, load_model
+
+
+def run(p: config.PokemonParams, common: config.CommonParams, paths: config.Paths) -> Path:
+    seed_everything(p.predict.seed)
+    set_threads(common.threads)
+    device = resolve_device(common.device)
+    data = prepare.load(paths)
+    model = load_model(paths.model, device)
+    with atomic_path(paths.predictions) as out:
+        out.mkdir()
+        write_pixels(out / "test.txt", complete(model, data["test_prefix"], p.predict, device))
+        write_pixels(out / "dev.txt", complete(model, data["dev"][:, :PREFIX_LEN], p.predict, device))
+    print(f"pokemon-predict: {len(data['test_prefix'])} test and {len(data['dev'])} dev completions -> {paths.predictions}")
+    return paths.predictions
+
+
+if __name__ == "__main__":
+    main(lambda: run(*config.load(), config.Paths()))

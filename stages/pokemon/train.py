@@ -1,0 +1,135 @@
+"""pokemon-train: a decoder-only Transformer from scratch on next-token prediction over palette indices.
+
+AdamW with linear warmup and cosine decay. After every epoch: dev loss and the
+teacher-forced accuracy on the 160 tokens a completion must produce; with
+`select_by: classifier`, also the PDR of dev completions. The kept weights are
+the best epoch by `select_by` (the course keeps the lowest training loss).
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import math
+import time
+
+import numpy as np
+import torch
+
+from stages.common import checkpoint
+from stages.common.cli import main
+from stages.common.io import atomic_path, write_csv, write_json
+from stages.common.plots import line_plot
+from stages.common.runtime import resolve_device, seed_everything, set_threads
+from stages.common.tracking import stage_dep_hashes, tracked_run
+from stages.pokemon import classifier, config, prepare
+from stages.pokemon.data import PREFIX_LEN
+from stages.pokemon.model import build_model, complete, next_token_loss
+
+STAGE = "pokemon-train"
+
+
+def run(p: config.PokemonParams, common: config.CommonParams, paths: config.Paths) -> dict:
+    from transformers import get_cosine_schedule_with_warmup
+
+    seed_everything(p.seed)
+    set_threads(common.threads)
+    device = resolve_device(common.device)
+    t = p.train
+    data = prepare.load(paths)
+    train_set = torch.as_tensor(data["train"])
+    dev_set = torch.as_tensor(data["dev"])
+    model = build_model(p.model, len(data["palette"])).to(device)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=t.lr, weight_decay=t.weight_decay)
+    steps_per_epoch = math.ceil(len(train_set) / t.batch_size)
+    scheduler = get_cosine_schedule_with_warmup(optimizer, t.warmup_steps, t.epochs * steps_per_epoch)
+    judge = classifier.load(paths.classifier, device) if t.select_by == "classifier" else None
+    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda")
+
+    run_key = {"params": dataclasses.asdict(p), "device": str(device), "deps": stage_dep_hashes(STAGE, paths.root)}
+    scratch = checkpoint.scratch_dir(paths.checkpoints, run_key)
+    history: list[dict] = []
+    best = {"score": math.inf, "epoch": 0, "state": None}
+    first_epoch = 1
+    if (saved := checkpoint.latest(scratch)) is not None:
+        model.load_state_dict(saved["model"])
+        optimizer.load_state_dict(saved["optimizer"])
+        scheduler.load_state_dict(saved["scheduler"])
+        torch.set_rng_state(saved["rng"])
+        history, best, first_epoch = saved["history"], saved["best"], saved["epoch"] + 1
+
+    n_params = sum(x.numel() for x in model.parameters())
+    print(f"pokemon-train: {p.model.arch}, {n_params:,} parameters, {t.epochs} epochs on {device}")
+    start = time.time()
+    with tracked_run(config.TASK, STAGE, {"seed": p.seed, "model": vars(p.model), "train": vars(t)}, common.mlflow) as tracker:
+        for epoch in range(first_epoch, t.epochs + 1):
+            model.train()
+            order = torch.randperm(len(train_set), generator=torch.Generator().manual_seed(p.seed + epoch))
+            losses = []
+            for batch in order.split(t.batch_size):
+                with autocast:
+                    loss = next_token_loss(model, train_set[batch].to(device))
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                if t.grad_clip > 0:
+                    torch.nn.utils.clip_grad_norm_(model.parameters(), t.grad_clip)
+                optimizer.step()
+                scheduler.step()
+                losses.append(loss.item())
+            row = {"epoch": epoch, "train_loss": float(np.mean(losses)), **evaluate_dev(model, dev_set, device)}
+            row["lr"] = scheduler.get_last_lr()[0]
+            if judge is not None:
+                completions = complete(model, data["dev"][:, :PREFIX_LEN], config.PredictParams(strategy="greedy"), device)
+                row["dev_pdr"] = classifier.detection_rate(*judge, completions, data["palette"])
+            score = {"train_loss": row["train_loss"], "dev_loss": row["dev_loss"]}.get(t.select_by)
+            if score is None:  # classifier: highest PDR, ties broken by dev loss
+                score = -row["dev_pdr"] + 1e-6 * row["dev_loss"]
+            if score < best["score"]:
+                best = {"score": score, "epoch": epoch, "state": copy.deepcopy(model.state_dict())}
+            history.append(row)
+            tracker.log_metrics({k: v for k, v in row.items() if k != "epoch"}, step=epoch)
+            print(" ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in row.items()))
+            checkpoint.save(scratch, epoch, {
+                "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                "scheduler": scheduler.state_dict(), "rng": torch.get_rng_state(),
+                "history": history, "best": best, "epoch": epoch,
+            })  # fmt: skip
+
+        model.load_state_dict(best["state"])
+        with atomic_path(paths.model) as tmp:
+            model.save_pretrained(tmp)
+        summary = {
+            "best_epoch": best["epoch"],
+            "select_by": t.select_by,
+            "parameters": n_params,
+            "train_seconds": round(time.time() - start, 1),
+            **{f"best_{k}": v for k, v in history[best["epoch"] - 1].items() if k != "epoch"},
+        }
+        write_csv(paths.plots / "train_history.csv", history)
+        line_plot(paths.plots / "loss.png", history, "epoch", ["train_loss", "dev_loss"], "pokemon: next-token loss", "cross-entropy")
+        write_json(paths.metrics / "pokemon_train.json", summary)
+        tracker.log_metrics({k: v for k, v in summary.items() if isinstance(v, (int, float))})
+        tracker.log_artifact(paths.plots / "loss.png")
+    checkpoint.clear(scratch)
+    return summary
+
+
+@torch.inference_mode()
+def evaluate_dev(model: torch.nn.Module, dev: torch.Tensor, device: torch.device, batch_size: int = 40) -> dict:
+    """Dev next-token loss over whole images, and teacher-forced accuracy on the completed part."""
+    model.eval()
+    losses, accuracies = [], []
+    for batch in dev.split(batch_size):
+        batch = batch.to(device)
+        logits = model(input_ids=batch[:, :-1]).logits  # (B, 399, V)
+        targets = batch[:, 1:]
+        loss = torch.nn.functional.cross_entropy(logits.transpose(1, 2), targets)
+        tail = slice(PREFIX_LEN - 1, None)  # targets at positions 240..399
+        completion_accuracy = (logits[:, tail].argmax(-1) == targets[:, tail]).float().mean()
+        losses.append(loss.item() * len(batch))
+        accuracies.append(completion_accuracy.item() * len(batch))
+    return {"dev_loss": sum(losses) / len(dev), "dev_tail_accuracy": sum(accuracies) / len(dev)}
+
+
+if __name__ == "__main__":
+    main(lambda: run(*config.load(), config.Paths()))
