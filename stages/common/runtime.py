@@ -24,7 +24,7 @@ def seed_everything(seed: int, deterministic: bool = True) -> None:
         torch.backends.cudnn.benchmark = False
 
 
-def resolve_device(name: str = "auto") -> "torch.device":  # noqa: F821
+def resolve_device(name: str = "auto") -> torch.device:  # noqa: F821
     """`auto` picks cuda, then mps, then cpu; anything else is passed to torch.device and checked."""
     import torch
 

@@ -75,9 +75,10 @@ def download(url: str, dest: str | Path, sha256: str, chunk: int = 1 << 20) -> P
                 offset = 0
             total = response.headers.get("Content-Length")
             total = int(total) + offset if total else None
-            with part.open("ab" if offset else "wb") as f, tqdm(
-                total=total, initial=offset, unit="B", unit_scale=True, desc=dest.name
-            ) as bar:
+            with (
+                part.open("ab" if offset else "wb") as f,
+                tqdm(total=total, initial=offset, unit="B", unit_scale=True, desc=dest.name) as bar,
+            ):
                 for block in iter(lambda: response.read(chunk), b""):
                     f.write(block)
                     bar.update(len(block))

@@ -82,8 +82,9 @@ def _start(task: str, stage: str, root: Path) -> Any:
     try:
         import mlflow
 
-        if not os.environ.get("MLFLOW_TRACKING_URI"):
-            mlflow.set_tracking_uri(f"sqlite:///{(root / 'mlflow.db').resolve()}")
+        uri = os.environ.get("MLFLOW_TRACKING_URI")
+        mlflow.set_tracking_uri(uri or f"sqlite:///{(root / 'mlflow.db').resolve()}")
+        if not uri:
             if mlflow.get_experiment_by_name(task) is None:
                 mlflow.create_experiment(task, artifact_location=(root / "mlartifacts" / task).resolve().as_uri())
         mlflow.set_experiment(task)

@@ -43,9 +43,13 @@ class SpriteClassifier(nn.Module):
 
         self.width = width
         self.features = nn.Sequential(
-            block(3, width), block(width, width), nn.MaxPool2d(2),  # 10×10
-            block(width, 2 * width), nn.MaxPool2d(2),  # 5×5
-            block(2 * width, 2 * width), nn.AdaptiveAvgPool2d(1),
+            block(3, width),
+            block(width, width),
+            nn.MaxPool2d(2),  # 10×10
+            block(width, 2 * width),
+            nn.MaxPool2d(2),  # 5×5
+            block(2 * width, 2 * width),
+            nn.AdaptiveAvgPool2d(1),
         )
         self.head = nn.Linear(2 * width, 1)
 
@@ -97,7 +101,9 @@ def run(p: config.PokemonParams, common: config.CommonParams, paths: config.Path
     optimizer = torch.optim.AdamW(model.parameters(), lr=c.lr, weight_decay=1e-4)
     rng = np.random.default_rng(p.seed)
     start = time.time()
-    with tracked_run(config.TASK, "pokemon-classifier", {"seed": p.seed, "classifier": vars(c)}, common.mlflow) as tracker:
+    with tracked_run(
+        config.TASK, "pokemon-classifier", {"seed": p.seed, "classifier": vars(c)}, common.mlflow
+    ) as tracker:
         for epoch in range(1, c.epochs + 1):
             model.train()
             positives = data["train"]

@@ -33,8 +33,10 @@ def run(p: config.PokemonParams, paths: config.Paths) -> Path:
             write_pixels(out / FILES[0], pixels)
             write_colormap(out / FILES[1], palette)
         else:
-            folder = require_dir(source.value) if source.kind == "dir" else fetch_url(
-                source.value, p.data.sha256, paths.downloads
+            folder = (
+                require_dir(source.value)
+                if source.kind == "dir"
+                else fetch_url(source.value, p.data.sha256, paths.downloads)
             )
             for name in FILES:
                 shutil.copyfile(find_file(folder, name), out / name)

@@ -36,9 +36,13 @@ def run(p: config.PokemonParams, common: config.CommonParams, paths: config.Path
     real_features, info = fid_reference.load(paths)
     extractor = fid.load_extractor(device, p.evaluate.fid_extractor)
     if extractor[1] != info["extractor"]:
-        raise DataError(f"{paths.fid_reference}: made with {info['extractor']}, but {extractor[1]} is in use; re-run pokemon-fid-reference")
+        raise DataError(
+            f"{paths.fid_reference}: made with {info['extractor']}, but {extractor[1]} is in use; re-run pokemon-fid-reference"
+        )
     fake_features = fid.inception_features(render(test, palette), extractor, device=device)
-    result = fid.FidResult(fid.frechet_distance(real_features, fake_features), extractor[1], len(real_features), len(test))
+    result = fid.FidResult(
+        fid.frechet_distance(real_features, fake_features), extractor[1], len(real_features), len(test)
+    )
 
     judge = classifier.load(paths.classifier, device)
     metrics = {
@@ -54,7 +58,10 @@ def run(p: config.PokemonParams, common: config.CommonParams, paths: config.Path
     with tracked_run(config.TASK, "pokemon-evaluate", {"evaluate": vars(p.evaluate)}, common.mlflow) as tracker:
         tracker.log_metrics(metrics)
         tracker.set_tags({"fid_extractor": extractor[1]})
-    print("pokemon-evaluate: " + ", ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in metrics.items()))
+    print(
+        "pokemon-evaluate: "
+        + ", ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in metrics.items())
+    )
     return metrics
 
 

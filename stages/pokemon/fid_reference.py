@@ -17,6 +17,7 @@ from stages.common.runtime import resolve_device, set_threads
 from stages.pokemon import config, prepare
 from stages.pokemon.data import render
 
+
 def run(p: config.PokemonParams, common: config.CommonParams, paths: config.Paths) -> Path:
     set_threads(common.threads)
     device = str(resolve_device(common.device))
@@ -33,7 +34,9 @@ def run(p: config.PokemonParams, common: config.CommonParams, paths: config.Path
 
 
 def load(paths: config.Paths) -> tuple[np.ndarray, dict]:
-    return np.load(paths.fid_reference / "features.npy").astype(np.float64), read_json(paths.fid_reference / "info.json")
+    return np.load(paths.fid_reference / "features.npy").astype(np.float64), read_json(
+        paths.fid_reference / "info.json"
+    )
 
 
 if __name__ == "__main__":

@@ -22,7 +22,9 @@ def run(p: config.PokemonParams, common: config.CommonParams, paths: config.Path
         out.mkdir()
         write_pixels(out / "test.txt", complete(model, data["test_prefix"], p.predict, device))
         write_pixels(out / "dev.txt", complete(model, data["dev"][:, :PREFIX_LEN], p.predict, device))
-    print(f"pokemon-predict: {len(data['test_prefix'])} test and {len(data['dev'])} dev completions -> {paths.predictions}")
+    print(
+        f"pokemon-predict: {len(data['test_prefix'])} test and {len(data['dev'])} dev completions -> {paths.predictions}"
+    )
     return paths.predictions
 
 

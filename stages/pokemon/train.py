@@ -61,7 +61,9 @@ def run(p: config.PokemonParams, common: config.CommonParams, paths: config.Path
     n_params = sum(x.numel() for x in model.parameters())
     print(f"pokemon-train: {p.model.arch}, {n_params:,} parameters, {t.epochs} epochs on {device}")
     start = time.time()
-    with tracked_run(config.TASK, STAGE, {"seed": p.seed, "model": vars(p.model), "train": vars(t)}, common.mlflow) as tracker:
+    with tracked_run(
+        config.TASK, STAGE, {"seed": p.seed, "model": vars(p.model), "train": vars(t)}, common.mlflow
+    ) as tracker:
         for epoch in range(first_epoch, t.epochs + 1):
             model.train()
             order = torch.randperm(len(train_set), generator=torch.Generator().manual_seed(p.seed + epoch))
@@ -79,7 +81,9 @@ def run(p: config.PokemonParams, common: config.CommonParams, paths: config.Path
             row = {"epoch": epoch, "train_loss": float(np.mean(losses)), **evaluate_dev(model, dev_set, device)}
             row["lr"] = scheduler.get_last_lr()[0]
             if judge is not None:
-                completions = complete(model, data["dev"][:, :PREFIX_LEN], config.PredictParams(strategy="greedy"), device)
+                completions = complete(
+                    model, data["dev"][:, :PREFIX_LEN], config.PredictParams(strategy="greedy"), device
+                )
                 row["dev_pdr"] = classifier.detection_rate(*judge, completions, data["palette"])
             score = {"train_loss": row["train_loss"], "dev_loss": row["dev_loss"]}.get(t.select_by)
             if score is None:  # classifier: highest PDR, ties broken by dev loss
@@ -106,7 +110,14 @@ def run(p: config.PokemonParams, common: config.CommonParams, paths: config.Path
             **{f"best_{k}": v for k, v in history[best["epoch"] - 1].items() if k != "epoch"},
         }
         write_csv(paths.plots / "train_history.csv", history)
-        line_plot(paths.plots / "loss.png", history, "epoch", ["train_loss", "dev_loss"], "pokemon: next-token loss", "cross-entropy")
+        line_plot(
+            paths.plots / "loss.png",
+            history,
+            "epoch",
+            ["train_loss", "dev_loss"],
+            "pokemon: next-token loss",
+            "cross-entropy",
+        )
         write_json(paths.metrics / "pokemon_train.json", summary)
         tracker.log_metrics({k: v for k, v in summary.items() if isinstance(v, (int, float))})
         tracker.log_artifact(paths.plots / "loss.png")

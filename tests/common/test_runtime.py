@@ -1,0 +1,26 @@
+import pytest
+import torch
+
+from stages.common.params import ParamsError
+from stages.common.runtime import resolve_device, seed_everything
+
+
+def test_auto_device_falls_back_to_cpu_without_accelerator():
+    expected = "cuda" if torch.cuda.is_available() else "cpu"
+    assert resolve_device("auto").type in (expected, "mps")
+    assert resolve_device("cpu") == torch.device("cpu")
+
+
+def test_bad_device_is_a_params_error():
+    with pytest.raises(ParamsError, match="unknown device 'gpu0'"):
+        resolve_device("gpu0")
+    if not torch.cuda.is_available():
+        with pytest.raises(ParamsError, match="CUDA is not available"):
+            resolve_device("cuda")
+
+
+def test_seeding_makes_torch_reproducible():
+    seed_everything(7)
+    a = torch.randn(5)
+    seed_everything(7)
+    assert torch.equal(a, torch.randn(5))

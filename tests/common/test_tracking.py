@@ -1,0 +1,69 @@
+import socket
+import time
+import warnings
+
+import pytest
+
+from stages.common.tracking import dir_md5, stage_dep_hashes, tracked_run
+
+
+def test_run_logs_params_metrics_and_tags(tmp_path, monkeypatch):
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    (tmp_path / "dvc.yaml").write_text("stages:\n  t-train:\n    deps:\n      - in.txt\n      - folder\n")
+    (tmp_path / "in.txt").write_text("data")
+    (tmp_path / "folder").mkdir()
+    (tmp_path / "folder" / "a.txt").write_text("a")
+    with tracked_run("t", "t-train", {"train": {"lr": 0.1}}, root=tmp_path) as tracker:
+        assert tracker.active
+        for epoch in range(3):
+            tracker.log_metrics({"loss": 1.0 / (epoch + 1)}, step=epoch)
+
+    import mlflow
+
+    client = mlflow.MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    (run,) = client.search_runs([client.get_experiment_by_name("t").experiment_id])
+    assert run.data.params == {"train.lr": "0.1"}
+    assert [m.value for m in client.get_metric_history(run.info.run_id, "loss")] == [1.0, 0.5, 1 / 3]
+    assert run.data.tags["stage"] == "t-train"
+    assert run.data.tags["dep.in.txt"] == "8d777f385d3dfec8815d20f7496026dc"
+    assert run.data.tags["dep.folder"].endswith(".dir")
+    assert run.info.status == "FINISHED"
+
+
+def test_unreachable_server_warns_and_never_fails(tmp_path, monkeypatch):
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"http://127.0.0.1:{port}")
+    start = time.time()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with tracked_run("t", "t-train", {"a": 1}, root=tmp_path) as tracker:
+            tracker.log_metrics({"loss": 1.0}, step=0)
+            assert not tracker.active
+    assert any("MLflow" in str(w.message) for w in caught)
+    assert time.time() - start < 60
+
+
+def test_disabled_tracking_is_a_no_op(tmp_path):
+    with tracked_run("t", "s", {"a": 1}, enabled=False, root=tmp_path) as tracker:
+        tracker.log_metrics({"loss": 1.0})
+        assert not tracker.active
+    assert not (tmp_path / "mlflow.db").exists()
+
+
+def test_failed_stage_marks_the_run_failed(tmp_path, monkeypatch):
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    with pytest.raises(ValueError), tracked_run("t", "s", {}, root=tmp_path):
+        raise ValueError("boom")
+    import mlflow
+
+    client = mlflow.MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    (run,) = client.search_runs([client.get_experiment_by_name("t").experiment_id])
+    assert run.info.status == "FAILED"
+
+
+def test_dep_hashes_of_unknown_stage_are_empty(tmp_path):
+    assert stage_dep_hashes("nope", tmp_path) == {}
+    (tmp_path / "d").mkdir()
+    assert dir_md5(tmp_path / "d") == "d751713988987e9331980363e24189ce.dir"  # DVC's hash of an empty folder

