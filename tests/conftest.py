@@ -26,3 +26,10 @@ def tiny_pokemon(tmp_path):
     p.evaluate = dataclasses.replace(p.evaluate, fid_reference_images=4, fid_extractor="fid-helper")
     common = config.CommonParams(device="cpu", mlflow=False)
     return p, common, config.Paths(tmp_path)
+
+
+def shrink_prepared(paths, n_train: int = 64, n_dev: int = 16) -> None:
+    """Cut the prepared train/dev splits so tiny training runs take a second, not a minute."""
+    for name, n in (("train.txt", n_train), ("dev.txt", n_dev)):
+        path = paths.prepared / name
+        path.write_text("\n".join(path.read_text().splitlines()[:n]) + "\n")

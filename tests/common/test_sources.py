@@ -27,7 +27,12 @@ def test_parse_source(spec, expected):
 
 @pytest.mark.parametrize(
     ("spec", "message"),
-    [("dir:", "needs a value"), ("ftp:x", "supported sources"), ("sample:x", "takes no value"), ("kaggle:c", "supported")],
+    [
+        ("dir:", "needs a value"),
+        ("ftp:x", "supported sources"),
+        ("sample:x", "takes no value"),
+        ("kaggle:c", "supported"),
+    ],
 )
 def test_parse_source_rejects(spec, message):
     with pytest.raises(ParamsError, match=message):

@@ -24,7 +24,8 @@ from stages.pokemon import (
     sprites,
     train,
 )
-from stages.pokemon.data import read_pixels
+from stages.pokemon.data import SPLITS, read_pixels
+from tests.conftest import shrink_prepared
 
 
 @pytest.fixture(scope="module")
@@ -35,6 +36,7 @@ def done(tmp_path_factory):
     p, common, paths = tiny_pokemon.__wrapped__(tmp_path_factory.mktemp("pokemon"))
     download.run(p, paths)
     prepare.run(paths)
+    shrink_prepared(paths)
     classifier_metrics = classifier.run(p, common, paths)
     train_summary = train.run(p, common, paths)
     predict.run(p, common, paths)
@@ -46,9 +48,11 @@ def done(tmp_path_factory):
 
 def test_download_and_prepare_follow_the_course_split(done):
     _, _, paths, _ = done
-    assert len(read_pixels(paths.raw / "pixel_color.txt")) == 792
+    raw = read_pixels(paths.raw / "pixel_color.txt")
+    assert len(raw) == 792 and SPLITS == {"train": (0, 632), "dev": (632, 712), "test": (712, 792)}
+    assert np.array_equal(prepare.load(paths)["test_prefix"], raw[712:, :240])
     data = prepare.load(paths)
-    assert data["train"].shape == (632, 400) and data["dev"].shape == (80, 400)
+    assert data["train"].shape == (64, 400) and data["dev"].shape == (16, 400)  # shrunk for speed
     assert data["test_prefix"].shape == (80, 240)
 
 
@@ -107,6 +111,7 @@ def test_training_is_deterministic_and_resumes(tiny_pokemon, monkeypatch):
     p, common, paths = tiny_pokemon
     download.run(p, paths)
     prepare.run(paths)
+    shrink_prepared(paths)
     p.train = dataclasses.replace(p.train, epochs=2)
     train.run(p, common, paths)
     first = (paths.model / "model.safetensors").read_bytes()
@@ -134,6 +139,7 @@ def test_other_architectures_train(tiny_pokemon, arch):
     p, common, paths = tiny_pokemon
     download.run(p, paths)
     prepare.run(paths)
+    shrink_prepared(paths)
     p.model = dataclasses.replace(p.model, arch=arch)
     p.train = dataclasses.replace(p.train, epochs=1)
     train.run(p, common, paths)
@@ -144,6 +150,7 @@ def test_select_by_classifier(tiny_pokemon):
     p, common, paths = tiny_pokemon
     download.run(p, paths)
     prepare.run(paths)
+    shrink_prepared(paths)
     classifier.run(p, common, paths)
     p.train = dataclasses.replace(p.train, epochs=2, select_by="classifier")
     summary = train.run(p, common, paths)
