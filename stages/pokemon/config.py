@@ -38,6 +38,7 @@ class TrainParams:
     warmup_steps: int = 0
     grad_clip: float = 1.0
     select_by: Literal["train_loss", "dev_loss", "classifier"] = "dev_loss"
+    max_minutes: float = 0.0  # time budget: stop before an epoch that would not fit; 0 = run every epoch
 
 
 @dataclasses.dataclass

@@ -60,11 +60,15 @@ def run(p: config.PokemonParams, common: config.CommonParams, paths: config.Path
 
     n_params = sum(x.numel() for x in model.parameters())
     print(f"pokemon-train: {p.model.arch}, {n_params:,} parameters, {t.epochs} epochs on {device}")
-    start = time.time()
+    start, epoch_seconds = time.time(), 0.0
     with tracked_run(
         config.TASK, STAGE, {"seed": p.seed, "model": vars(p.model), "train": vars(t)}, common.mlflow
     ) as tracker:
         for epoch in range(first_epoch, t.epochs + 1):
+            if t.max_minutes and history and time.time() - start + epoch_seconds > 60 * t.max_minutes:
+                print(f"time budget of {t.max_minutes} min reached after epoch {epoch - 1}")
+                break
+            epoch_start = time.time()
             model.train()
             order = torch.randperm(len(train_set), generator=torch.Generator().manual_seed(p.seed + epoch))
             losses = []
@@ -90,6 +94,7 @@ def run(p: config.PokemonParams, common: config.CommonParams, paths: config.Path
                 score = -row["dev_pdr"] + 1e-6 * row["dev_loss"]
             if score < best["score"]:
                 best = {"score": score, "epoch": epoch, "state": copy.deepcopy(model.state_dict())}
+            epoch_seconds = time.time() - epoch_start
             history.append(row)
             tracker.log_metrics({k: v for k, v in row.items() if k != "epoch"}, step=epoch)
             print(" ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in row.items()))
@@ -107,6 +112,7 @@ def run(p: config.PokemonParams, common: config.CommonParams, paths: config.Path
             "select_by": t.select_by,
             "parameters": n_params,
             "train_seconds": round(time.time() - start, 1),
+            "epochs_run": len(history),
             **{f"best_{k}": v for k, v in history[best["epoch"] - 1].items() if k != "epoch"},
         }
         write_csv(paths.plots / "train_history.csv", history)
