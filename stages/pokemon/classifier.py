@@ -102,7 +102,7 @@ def run(p: config.PokemonParams, common: config.CommonParams, paths: config.Path
     rng = np.random.default_rng(p.seed)
     start = time.time()
     with tracked_run(
-        config.TASK, "pokemon-classifier", {"seed": p.seed, "classifier": vars(c)}, common.mlflow
+        config.TASK, "pokemon-classifier", {"seed": p.seed, "classifier": vars(c)}, common.mlflow, paths.root
     ) as tracker:
         for epoch in range(1, c.epochs + 1):
             model.train()

@@ -55,7 +55,9 @@ def run(p: config.PokemonParams, common: config.CommonParams, paths: config.Path
     for name, (max_fid, min_pdr) in BASELINES.items():
         metrics[f"passes_{name}"] = bool(metrics["fid"] <= max_fid and metrics["pdr"] >= min_pdr)
     write_json(paths.metrics / "pokemon.json", metrics)
-    with tracked_run(config.TASK, "pokemon-evaluate", {"evaluate": vars(p.evaluate)}, common.mlflow) as tracker:
+    with tracked_run(
+        config.TASK, "pokemon-evaluate", {"evaluate": vars(p.evaluate)}, common.mlflow, paths.root
+    ) as tracker:
         tracker.log_metrics(metrics)
         tracker.set_tags({"fid_extractor": extractor[1]})
     print(

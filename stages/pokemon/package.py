@@ -9,6 +9,7 @@ import numpy as np
 from stages.common.cli import main
 from stages.common.io import DataError, read_json, write_text
 from stages.common.plots import image_grid
+from stages.common.tracking import tracked_run
 from stages.pokemon import config, prepare
 from stages.pokemon.data import N_COLORS, PREFIX_LEN, SEQ_LEN, read_pixels, render
 from stages.pokemon.evaluate import BASELINES
@@ -34,7 +35,7 @@ def check_submission(text: str, n_images: int = N_TEST, n_colors: int = N_COLORS
             raise DataError(f"submission line {lineno}: palette index out of range [0, {n_colors - 1}]")
 
 
-def run(p: config.PokemonParams, paths: config.Paths) -> str:
+def run(p: config.PokemonParams, common: config.CommonParams, paths: config.Paths) -> str:
     data = prepare.load(paths)
     palette = data["palette"]
     test = read_pixels(paths.predictions / "test.txt", len(palette), None)
@@ -52,6 +53,11 @@ def run(p: config.PokemonParams, paths: config.Paths) -> str:
         suptitle="pokemon: 240-token prompts completed to 400",
     )  # fmt: skip
     write_text(paths.root / "reports" / "pokemon.md", report(p, paths))
+    with tracked_run(
+        config.TASK, "pokemon-package", {"predict": vars(p.predict)}, common.mlflow, paths.root
+    ) as tracker:
+        for artifact in (paths.submission, paths.plots / "completions.png", paths.root / "reports" / "pokemon.md"):
+            tracker.log_artifact(artifact)
     print(f"pokemon-package: {len(test)} lines -> {paths.submission}")
     return text
 
@@ -103,4 +109,4 @@ The PDR classifier (`pokemon-classifier`, see `stages/pokemon/classifier.py` for
 
 
 if __name__ == "__main__":
-    main(lambda: run(config.load()[0], config.Paths()))
+    main(lambda: run(*config.load(), config.Paths()))

@@ -62,7 +62,7 @@ def run(p: config.PokemonParams, common: config.CommonParams, paths: config.Path
     print(f"pokemon-train: {p.model.arch}, {n_params:,} parameters, {t.epochs} epochs on {device}")
     start, epoch_seconds = time.time(), 0.0
     with tracked_run(
-        config.TASK, STAGE, {"seed": p.seed, "model": vars(p.model), "train": vars(t)}, common.mlflow
+        config.TASK, STAGE, {"seed": p.seed, "model": vars(p.model), "train": vars(t)}, common.mlflow, paths.root
     ) as tracker:
         for epoch in range(first_epoch, t.epochs + 1):
             if t.max_minutes and history and time.time() - start + epoch_seconds > 60 * t.max_minutes:

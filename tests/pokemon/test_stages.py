@@ -42,7 +42,7 @@ def done(tmp_path_factory):
     predict.run(p, common, paths)
     fid_reference.run(p, common, paths)
     metrics = evaluate.run(p, common, paths)
-    package.run(p, paths)
+    package.run(p, common, paths)
     return p, common, paths, {"classifier": classifier_metrics, "train": train_summary, "evaluate": metrics}
 
 
