@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import os
 import random
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from stages.common.params import ParamsError
+
+if TYPE_CHECKING:
+    import torch
 
 
 def seed_everything(seed: int, deterministic: bool = True) -> None:
@@ -48,3 +52,10 @@ def set_threads(threads: int) -> None:
         import torch
 
         torch.set_num_threads(threads)
+
+
+def setup(seed: int, device: str = "auto", threads: int = 0) -> torch.device:
+    """The start of every training or inference stage: seeds, thread count, device."""
+    seed_everything(seed)
+    set_threads(threads)
+    return resolve_device(device)

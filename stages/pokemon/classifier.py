@@ -24,7 +24,7 @@ from torch import nn
 
 from stages.common.cli import main
 from stages.common.io import atomic_path, write_json
-from stages.common.runtime import resolve_device, seed_everything, set_threads
+from stages.common.runtime import setup
 from stages.common.tracking import tracked_run
 from stages.pokemon import config, prepare
 from stages.pokemon.data import PREFIX_LEN, SIDE, render
@@ -87,9 +87,7 @@ def make_negatives(images: np.ndarray, rng: np.random.Generator, n_colors: int) 
 
 
 def run(p: config.PokemonParams, common: config.CommonParams, paths: config.Paths) -> dict:
-    seed_everything(p.seed)
-    set_threads(common.threads)
-    device = resolve_device(common.device)
+    device = setup(p.seed, common.device, common.threads)
     c = p.classifier
     data = prepare.load(paths)
     palette, n_colors = data["palette"], len(data["palette"])

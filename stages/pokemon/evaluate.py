@@ -14,7 +14,7 @@ import numpy as np
 from stages.common import fid
 from stages.common.cli import main
 from stages.common.io import DataError, write_json
-from stages.common.runtime import resolve_device, set_threads
+from stages.common.runtime import setup
 from stages.common.tracking import tracked_run
 from stages.pokemon import classifier, config, fid_reference, prepare
 from stages.pokemon.data import PREFIX_LEN, read_pixels, render
@@ -24,8 +24,7 @@ BASELINES = {"simple": (84.5, 0.1), "medium": (81.0, 0.5), "strong": (73.0, 0.85
 
 
 def run(p: config.PokemonParams, common: config.CommonParams, paths: config.Paths) -> dict:
-    set_threads(common.threads)
-    device = str(resolve_device(common.device))
+    device = str(setup(p.seed, common.device, common.threads))
     data = prepare.load(paths)
     palette = data["palette"]
     test = read_pixels(paths.predictions / "test.txt", len(palette), len(data["test_prefix"]))

@@ -13,14 +13,13 @@ import numpy as np
 from stages.common import fid
 from stages.common.cli import main
 from stages.common.io import atomic_path, read_json, write_json
-from stages.common.runtime import resolve_device, set_threads
+from stages.common.runtime import setup
 from stages.pokemon import config, prepare
 from stages.pokemon.data import render
 
 
 def run(p: config.PokemonParams, common: config.CommonParams, paths: config.Paths) -> Path:
-    set_threads(common.threads)
-    device = str(resolve_device(common.device))
+    device = str(setup(p.seed, common.device, common.threads))
     data = prepare.load(paths)
     real = data["train"][: p.evaluate.fid_reference_images or None]
     extractor = fid.load_extractor(device, p.evaluate.fid_extractor)

@@ -20,7 +20,7 @@ from stages.common import checkpoint
 from stages.common.cli import main
 from stages.common.io import atomic_path, write_csv, write_json
 from stages.common.plots import line_plot
-from stages.common.runtime import resolve_device, seed_everything, set_threads
+from stages.common.runtime import setup
 from stages.common.tracking import stage_dep_hashes, tracked_run
 from stages.pokemon import classifier, config, prepare
 from stages.pokemon.data import PREFIX_LEN
@@ -32,9 +32,7 @@ STAGE = "pokemon-train"
 def run(p: config.PokemonParams, common: config.CommonParams, paths: config.Paths) -> dict:
     from transformers import get_cosine_schedule_with_warmup
 
-    seed_everything(p.seed)
-    set_threads(common.threads)
-    device = resolve_device(common.device)
+    device = setup(p.seed, common.device, common.threads)
     t = p.train
     data = prepare.load(paths)
     train_set = torch.as_tensor(data["train"])
