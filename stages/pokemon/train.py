@@ -30,8 +30,6 @@ STAGE = "pokemon-train"
 
 
 def run(p: config.PokemonParams, common: config.CommonParams, paths: config.Paths) -> dict:
-    from transformers import get_cosine_schedule_with_warmup
-
     device = setup(p.seed, common.device, common.threads)
     t = p.train
     data = prepare.load(paths)
@@ -40,7 +38,8 @@ def run(p: config.PokemonParams, common: config.CommonParams, paths: config.Path
     model = build_model(p.model, len(data["palette"])).to(device)
     optimizer = torch.optim.AdamW(model.parameters(), lr=t.lr, weight_decay=t.weight_decay)
     steps_per_epoch = math.ceil(len(train_set) / t.batch_size)
-    scheduler = get_cosine_schedule_with_warmup(optimizer, t.warmup_steps, t.epochs * steps_per_epoch)
+    start, epoch_seconds = time.time(), 0.0
+    scheduler = warmup_cosine(optimizer, t.warmup_steps, t.epochs * steps_per_epoch, 60 * t.max_minutes, start)
     judge = classifier.load(paths.classifier, device) if t.select_by == "classifier" else None
     autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda")
 
@@ -58,7 +57,6 @@ def run(p: config.PokemonParams, common: config.CommonParams, paths: config.Path
 
     n_params = sum(x.numel() for x in model.parameters())
     print(f"pokemon-train: {p.model.arch}, {n_params:,} parameters, {t.epochs} epochs on {device}")
-    start, epoch_seconds = time.time(), 0.0
     with tracked_run(
         config.TASK, STAGE, {"seed": p.seed, "model": vars(p.model), "train": vars(t)}, common.mlflow, paths.root
     ) as tracker:
@@ -127,6 +125,26 @@ def run(p: config.PokemonParams, common: config.CommonParams, paths: config.Path
         tracker.log_artifact(paths.plots / "loss.png")
     checkpoint.clear(scratch)
     return summary
+
+
+def warmup_cosine(
+    optimizer: torch.optim.Optimizer, warmup_steps: int, total_steps: int, budget_seconds: float, start: float
+) -> torch.optim.lr_scheduler.LambdaLR:
+    """Linear warmup, then cosine decay to 0 at the last step — or, with a time budget, when the budget runs out.
+
+    With a budget, progress is the larger of steps done and time spent, so the
+    learning rate anneals fully within the budget whatever the machine's speed.
+    """
+
+    def factor(step: int) -> float:
+        if step < warmup_steps:
+            return (step + 1) / (warmup_steps + 1)
+        progress = (step - warmup_steps) / max(1, total_steps - warmup_steps)
+        if budget_seconds > 0:
+            progress = max(progress, (time.time() - start) / budget_seconds)
+        return 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
+
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
 
 
 @torch.inference_mode()

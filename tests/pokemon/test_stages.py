@@ -288,3 +288,26 @@ def test_bad_source_kind_is_an_error(tiny_pokemon):
     with pytest.raises(ParamsError, match="supported sources: sample, dir, url, hf"):
         download.run(p, paths)
     assert not paths.raw.exists()
+
+
+def test_warmup_cosine_schedule_and_time_budget():
+    import time
+
+    import torch
+
+    def lrs(budget_seconds, start):
+        optimizer = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=1.0)
+        scheduler = train.warmup_cosine(optimizer, 2, 10, budget_seconds, start)
+        values = []
+        for _ in range(10):
+            values.append(scheduler.get_last_lr()[0])
+            optimizer.step()
+            scheduler.step()
+        return values
+
+    plain = lrs(0, time.time())
+    assert plain[0] == pytest.approx(1 / 3) and plain[2] == pytest.approx(1.0)
+    assert plain[2:] == sorted(plain[2:], reverse=True) and plain[-1] < 0.05
+    # a budget already spent anneals the learning rate to zero right after warmup
+    spent = lrs(1.0, time.time() - 10)
+    assert spent[2:] == [0.0] * 8
