@@ -109,7 +109,7 @@ def run(p: config.PokemonParams, common: config.CommonParams, paths: config.Path
             "parameters": n_params,
             "train_seconds": round(time.time() - start, 1),
             "epochs_run": len(history),
-            **{f"best_{k}": v for k, v in history[best["epoch"] - 1].items() if k != "epoch"},
+            **{f"best_{k}": v for k, v in history[best["epoch"] - 1].items() if k not in ("epoch", "lr")},
         }
         write_csv(paths.plots / "train_history.csv", history)
         line_plot(
