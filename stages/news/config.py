@@ -21,6 +21,7 @@ class DataParams:
     label_field: str = "label"
     id_field: str = "id"  # test rows without it are numbered in file order (or take submission.csv's ids)
     classes: list[str] = dataclasses.field(default_factory=list)  # allowed labels; [] = those seen in train
+    drop_train_overlap: bool = True  # drop train rows whose text is also in a labelled dev/test split
     sample_train: int = 3000
     sample_test: int = 400
     sample_label_noise: float = 0.05

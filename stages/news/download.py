@@ -14,7 +14,7 @@ from stages.common.cli import main
 from stages.common.io import atomic_path
 from stages.common.sources import fetch_url, parse_source, require_dir
 from stages.news import config, corpus
-from stages.news.data import Dataset, load_folder, settle_classes, write_raw
+from stages.news.data import Dataset, drop_train_overlap, load_folder, settle_classes, write_raw
 
 
 def run(p: config.NewsParams, paths: config.Paths) -> Path:
@@ -30,10 +30,12 @@ def run(p: config.NewsParams, paths: config.Paths) -> Path:
         data = load_folder(find_data_folder(folder), d.text_fields, d.label_field, d.id_field)
         where = str(folder)
     data = settle_classes(data, d.classes, where)
+    dropped = drop_train_overlap(data) if d.drop_train_overlap else 0
     with atomic_path(paths.raw) as out:
         out.mkdir()
-        write_raw(out, data, p.data.source)
-    print(f"news-download: {describe(data)} ({data.format}) -> {paths.raw}")
+        write_raw(out, data, p.data.source, dropped)
+    note = f"; dropped {dropped} train rows that are also in dev/test" if dropped else ""
+    print(f"news-download: {describe(data)} ({data.format}){note} -> {paths.raw}")
     return paths.raw
 
 
