@@ -49,10 +49,53 @@ def run(p: config.NewsParams, common: config.CommonParams, paths: config.Paths) 
     return paths.predictions
 
 
+def predict_file(src: Path, out: Path, p: config.NewsParams, common: config.CommonParams, paths: config.Paths) -> dict:
+    """Label any file of texts with the trained model: AG News CSV (either form) or a course-style JSON test file.
+
+    Writes `out` (id, label, class name, confidence); when the file has labels, returns and prints the accuracy.
+    """
+    from stages.news.data import read_ag_csv, read_records, rows_from_records
+
+    set_threads(p.threads or common.threads)
+    device = resolve_device(common.device)
+    _, meta = prepare.load(paths)
+    tokenizer = Tokenizer.load(paths.prepared / "tokenizer.json")
+    model = load_model(paths.model, device)
+    if src.suffix == ".csv":
+        rows = read_ag_csv(src)[0]
+    else:
+        d = p.data
+        rows = rows_from_records(read_records(src), src, d.text_fields, d.label_field, d.id_field, labelled=False)
+    ids, lengths = tokenizer.encode_batch([r.text for r in rows])
+    pred = predict_logits(model, ids, lengths, device, p.predict.batch_size).argmax(1)
+    classes, names = meta["classes"], meta["class_names"]
+    write_csv(out, [{"id": r.id, "label": classes[k], "class_name": names[k]} for r, k in zip(rows, pred)])
+    result = {"rows": len(rows)}
+    labelled = [(r.label, classes[k]) for r, k in zip(rows, pred) if r.label is not None]
+    if labelled:
+        result["accuracy"] = float(np.mean([t == q for t, q in labelled]))
+    print(f"news-predict: {src} -> {out}: {result}")
+    return result
+
+
 def softmax(logits: np.ndarray) -> np.ndarray:
     z = np.exp(logits - logits.max(1, keepdims=True))
     return z / z.sum(1, keepdims=True)
 
 
+def cli() -> None:
+    """No arguments: the DVC stage. `--input FILE --output CSV`: label another file with the trained model."""
+    import argparse
+
+    parser = argparse.ArgumentParser(description=cli.__doc__)
+    parser.add_argument("--input", type=Path)
+    parser.add_argument("--output", type=Path)
+    args = parser.parse_args()
+    if args.input is None:
+        run(*config.load(), config.Paths())
+    else:
+        predict_file(args.input, args.output or Path("predictions.csv"), *config.load(), config.Paths())
+
+
 if __name__ == "__main__":
-    main(lambda: run(*config.load(), config.Paths()))
+    main(cli)

@@ -84,3 +84,17 @@ def test_sample_corpus_is_hard_for_bag_of_words(paths) -> None:
     splits, meta = prepare.load(paths)
     bow = evaluate.bag_of_words_accuracy(splits, meta["vocab_size"], 0)
     assert 0.45 < bow < 0.85
+
+
+def test_predict_file_scores_a_labelled_csv(common, paths, tmp_path) -> None:
+    p = tiny_params()
+    p.train.epochs = 1
+    download.run(p, paths)
+    prepare.run(p, paths)
+    train.run(p, common, paths)
+    src = tmp_path / "more.json"  # course-style JSON with labels (AG News CSV works the same way)
+    src.write_text(json.dumps([{"id": "a", "text": "The striker won the final.", "label": "sports"},
+                               {"id": "b", "text": "The central bank cut interest rates.", "label": "business"}]))
+    result = predict.predict_file(src, tmp_path / "out.csv", p, common, paths)
+    assert result["rows"] == 2 and 0.0 <= result["accuracy"] <= 1.0
+    assert (tmp_path / "out.csv").read_text().startswith("id,label,class_name")
