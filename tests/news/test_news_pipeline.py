@@ -98,3 +98,26 @@ def test_predict_file_scores_a_labelled_csv(common, paths, tmp_path) -> None:
     result = predict.predict_file(src, tmp_path / "out.csv", p, common, paths)
     assert result["rows"] == 2 and 0.0 <= result["accuracy"] <= 1.0
     assert (tmp_path / "out.csv").read_text().startswith("id,label,class_name")
+
+
+def test_interrupted_training_resumes_from_its_checkpoint(common, paths, monkeypatch, capsys) -> None:
+    p = tiny_params()
+    download.run(p, paths)
+    prepare.run(p, paths)
+    reference = train.run(p, common, paths)
+    real_evaluate, calls = train.evaluate, []
+
+    def crash_in_epoch_2(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real_evaluate(*args, **kwargs)
+
+    monkeypatch.setattr(train, "evaluate", crash_in_epoch_2)
+    with pytest.raises(KeyboardInterrupt):
+        train.run(p, common, paths)
+    monkeypatch.setattr(train, "evaluate", real_evaluate)
+    resumed = train.run(p, common, paths)
+    assert "resuming from" in capsys.readouterr().out
+    assert resumed["best_val_loss"] == reference["best_val_loss"]
+    assert not list(paths.checkpoints.rglob("*.pt"))  # cleared after success
