@@ -80,7 +80,7 @@ def main() -> None:
     parser.add_argument("--vocab", type=int, default=10000)
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--warmup", type=int, default=3)
-    parser.add_argument("--repeats", type=int, default=2, help="best of N measurements per model")
+    parser.add_argument("--repeats", type=int, default=3, help="best of N measurements per model")
     parser.add_argument("--threads", type=int, default=0, help="torch threads; 0 = torch's default")
     a = parser.parse_args()
     if a.threads:
@@ -88,13 +88,18 @@ def main() -> None:
     kinds = ["ours (explicit attention)", "ours (SDPA)", "torch.nn.TransformerEncoder"]
     print(f"d_model {a.d_model}, nhead {a.nhead}, d_hid {a.d_hid}, nlayers {a.nlayers}, seq {a.seq}, batch {a.batch}, "
           f"{torch.get_num_threads()} threads, torch {torch.__version__}")  # fmt: skip
-    results = {}
+    models = {}
     for kind in kinds:
         torch.manual_seed(0)
-        model = build(kind, a)
-        results[kind] = max(throughput(model, a) for _ in range(a.repeats))
-        n_params = sum(p.numel() for p in model.parameters())
-        print(f"{kind:30s} {results[kind]:9.1f} samples/s  ({n_params:,} parameters)", flush=True)
+        models[kind] = build(kind, a)
+    # Round-robin, best of `repeats`: on a shared CPU the load drifts, and this spreads it over all three.
+    results = {kind: 0.0 for kind in kinds}
+    for _ in range(a.repeats):
+        for kind in kinds:
+            results[kind] = max(results[kind], throughput(models[kind], a))
+    for kind in kinds:
+        n_params = sum(p.numel() for p in models[kind].parameters())
+        print(f"{kind:30s} {results[kind]:9.1f} samples/s  ({n_params:,} parameters)")
     base = results["torch.nn.TransformerEncoder"]
     for kind in kinds[:2]:
         print(f"{kind} / torch: {results[kind] / base:.2f}x")
