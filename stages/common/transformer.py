@@ -53,7 +53,7 @@ class MultiHeadAttention(nn.Module):
         q = self.q_proj(x).view(B, T, self.n_head, self.head_size).transpose(1, 2)  # (B, nh, T, hs)
         k = self.k_proj(context).view(B, S, self.n_head, self.head_size).transpose(1, 2)  # (B, nh, S, hs)
         v = self.v_proj(context).view(B, S, self.n_head, self.head_size).transpose(1, 2)  # (B, nh, S, hs)
-        bias = additive_mask(T, S, key_padding_mask, attn_mask, is_causal, x.dtype, x.device)  # (B|1, 1, T, S)
+        bias = additive_mask(T, S, key_padding_mask, attn_mask, is_causal, q.dtype, x.device)  # (B|1, 1, T, S)
         p = self.dropout if self.training else 0.0
         if self.use_sdpa:
             y = F.scaled_dot_product_attention(q, k, v, attn_mask=bias, dropout_p=p)  # (B, nh, T, hs)

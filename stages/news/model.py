@@ -80,9 +80,11 @@ def predict_logits(
 ) -> np.ndarray:
     """Logits (N, n_classes); each batch is cut to its longest sequence."""
     model.eval()
+    device = torch.device(device)
     out = []
     for start in range(0, len(ids), batch_size):
         width = int(lengths[start : start + batch_size].max())
         batch = torch.as_tensor(ids[start : start + batch_size, :width], dtype=torch.long, device=device)
-        out.append(model(batch).float().cpu().numpy())
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
+            out.append(model(batch).float().cpu().numpy())
     return np.concatenate(out) if out else np.zeros((0, model.head.out_features), dtype=np.float32)

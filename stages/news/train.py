@@ -71,6 +71,7 @@ def run(p: config.NewsParams, common: config.CommonParams, paths: config.Paths) 
     total = t.epochs * steps_per_epoch
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, warmup_cosine(int(t.warmup_fraction * total), total))
     loss_fn = torch.nn.CrossEntropyLoss(label_smoothing=t.label_smoothing)
+    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda")
 
     run_key = {"params": dataclasses.asdict(p), "device": str(device), "deps": stage_dep_hashes(STAGE, paths.root)}
     scratch = checkpoint.scratch_dir(paths.checkpoints, run_key)
@@ -100,8 +101,9 @@ def run(p: config.NewsParams, common: config.CommonParams, paths: config.Paths) 
             for batch in order.split(t.batch_size):
                 width = int(train_len[batch].max())
                 x, y = train_ids[batch, :width].to(device), train_y[batch].to(device)
-                logits = model(x)
-                loss = loss_fn(logits, y)
+                with autocast:
+                    logits = model(x)
+                    loss = loss_fn(logits.float(), y)
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 if t.grad_clip > 0:

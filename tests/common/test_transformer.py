@@ -116,3 +116,14 @@ def test_mask_combination() -> None:
     assert additive_mask(2, 2, None, None, False, torch.float32, torch.device("cpu")) is None
     with pytest.raises(ValueError):
         MultiHeadAttention(10, 3)
+
+
+def test_both_paths_run_under_bf16_autocast() -> None:
+    """The additive mask follows the projections' dtype, as SDPA requires under autocast (GPU training)."""
+    own, fast = _pair()
+    x = torch.randn(2, 5, 32)
+    pad = torch.tensor([[False] * 5, [False] * 3 + [True] * 2])
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        a, b = own(x, key_padding_mask=pad, is_causal=True), fast(x, key_padding_mask=pad, is_causal=True)
+    assert a.dtype == b.dtype == torch.bfloat16
+    torch.testing.assert_close(a.float(), b.float(), rtol=0.05, atol=0.05)
