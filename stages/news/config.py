@@ -1,0 +1,146 @@
+"""Parameters (the `news:` section of params.yaml) and file locations of the news task."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Literal
+
+from stages.common.params import CommonParams, load_params
+
+TASK = "news"
+
+
+@dataclasses.dataclass
+class DataParams:
+    # sample | dir:<folder> with the course's News_train.json/News_test.json[/submission.csv],
+    # or AG News CSV (original `"1","title","description"` or Hugging Face `"text",0`) | url:<archive>
+    source: str = "sample"
+    sha256: str = ""  # required with url:
+    text_fields: list[str] = dataclasses.field(default_factory=lambda: ["text"])  # joined with a space
+    label_field: str = "label"
+    id_field: str = "id"  # test rows without it are numbered in file order (or take submission.csv's ids)
+    classes: list[str] = dataclasses.field(default_factory=list)  # allowed labels; [] = those seen in train
+    drop_train_overlap: bool = True  # drop train rows whose text is also in a labelled dev/test split
+    sample_train: int = 3000
+    sample_test: int = 400
+    sample_label_noise: float = 0.05
+    sample_seed: int = 0
+
+
+@dataclasses.dataclass
+class PrepareParams:
+    tokenizer: Literal["wordpunct", "treebank", "bpe"] = "wordpunct"
+    lowercase: bool = True
+    mask_numbers: bool = True  # every run of digits -> "0"
+    min_freq: int = 2
+    max_vocab: int = 20000  # including the special tokens
+    bpe_merges: int = 2000  # with tokenizer: bpe
+    max_len: int = 64  # tokens per text including [CLS]; longer texts are truncated
+    val_fraction: float = 0.15  # stratified hold-out of train, when the source has no dev split
+    seed: int = 0
+
+
+@dataclasses.dataclass
+class ModelParams:
+    d_model: int = 64
+    nhead: int = 4
+    d_hid: int = 128
+    nlayers: int = 2
+    dropout: float = 0.1
+    max_len: int = 64  # positions the model supports (≥ news.prepare.max_len)
+    pos_encoding: Literal["sinusoidal", "learned"] = "sinusoidal"
+    norm_first: bool = True  # pre-LN; false = post-LN as in the 2017 paper
+    pooling: Literal["cls", "mean", "max"] = "mean"
+    attention: Literal["own", "sdpa"] = "own"  # sdpa = torch.nn.functional.scaled_dot_product_attention
+    embedding_init: Literal["random", "word2vec", "fasttext"] = "random"  # gensim, trained on the train texts
+
+
+@dataclasses.dataclass
+class TrainParams:
+    epochs: int = 12
+    batch_size: int = 64
+    lr: float = 2e-3
+    weight_decay: float = 0.01
+    warmup_fraction: float = 0.1  # of all steps; then cosine decay to 0
+    label_smoothing: float = 0.1
+    grad_clip: float = 1.0
+    patience: int = 4  # stop after this many epochs without a better validation accuracy; 0 = never
+    embedding_epochs: int = 5  # Word2Vec/FastText epochs with embedding_init != random
+
+
+@dataclasses.dataclass
+class PredictParams:
+    batch_size: int = 256
+
+
+@dataclasses.dataclass
+class SubmissionParams:
+    id_column: str = ""  # "" = the header of the course's submission.csv when given, else "id"
+    label_column: str = ""  # "" = as above, else "label"
+
+
+@dataclasses.dataclass
+class NewsParams:
+    seed: int = 0
+    threads: int = 1  # torch CPU threads for the news stages; 0 = common.threads. 1 is fastest for the small sample model
+    data: DataParams = dataclasses.field(default_factory=DataParams)
+    prepare: PrepareParams = dataclasses.field(default_factory=PrepareParams)
+    model: ModelParams = dataclasses.field(default_factory=ModelParams)
+    train: TrainParams = dataclasses.field(default_factory=TrainParams)
+    predict: PredictParams = dataclasses.field(default_factory=PredictParams)
+    submission: SubmissionParams = dataclasses.field(default_factory=SubmissionParams)
+
+
+@dataclasses.dataclass(frozen=True)
+class Paths:
+    """Every file the news stages read or write, relative to `root` (the repo, or a test's tmp dir)."""
+
+    root: Path = Path(".")
+
+    def _p(self, *parts: str) -> Path:
+        return self.root.joinpath(*parts)
+
+    @property
+    def raw(self) -> Path:
+        return self._p("data", TASK, "raw")
+
+    @property
+    def prepared(self) -> Path:
+        return self._p("data", TASK, "prepared")
+
+    @property
+    def predictions(self) -> Path:
+        return self._p("data", TASK, "predictions")
+
+    @property
+    def model(self) -> Path:
+        return self._p("models", TASK, "model.pt")
+
+    @property
+    def plots(self) -> Path:
+        return self._p("plots", TASK)
+
+    @property
+    def metrics(self) -> Path:
+        return self._p("metrics")
+
+    @property
+    def submission(self) -> Path:
+        return self._p("submissions", TASK, "submission.csv")
+
+    @property
+    def report(self) -> Path:
+        return self._p("reports", f"{TASK}.md")
+
+    @property
+    def downloads(self) -> Path:
+        return self._p(".cache", "downloads", TASK)
+
+    @property
+    def checkpoints(self) -> Path:
+        return self._p(".cache", "checkpoints", TASK)
+
+
+def load(path: str | Path = "params.yaml") -> tuple[NewsParams, CommonParams]:
+    return load_params(TASK, NewsParams, path), load_params("common", CommonParams, path)

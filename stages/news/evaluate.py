@@ -1,0 +1,98 @@
+"""news-evaluate: validation accuracy, macro-F1, per-class table, confusion matrix; test accuracy when the source labels its test rows.
+
+Also a bag-of-words baseline (logistic regression on token counts, same tokenizer
+and split): how much of the score word order and context add.
+"""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import numpy as np
+
+from stages.common.cli import main
+from stages.common.io import DataError, write_csv, write_json
+from stages.common.plots import confusion_matrix_plot
+from stages.common.runtime import set_threads
+from stages.common.tracking import tracked_run
+from stages.news import config, prepare
+
+
+def scores(true: np.ndarray, pred: np.ndarray, n_classes: int) -> tuple[dict, np.ndarray, list[dict]]:
+    matrix = np.zeros((n_classes, n_classes), dtype=np.int64)
+    np.add.at(matrix, (true, pred), 1)
+    rows = []
+    for k in range(n_classes):
+        tp, predicted, actual = matrix[k, k], matrix[:, k].sum(), matrix[k].sum()
+        precision = tp / predicted if predicted else 0.0
+        recall = tp / actual if actual else 0.0
+        f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+        rows.append({"precision": float(precision), "recall": float(recall), "f1": float(f1), "support": int(actual)})
+    summary = {
+        "accuracy": float(np.trace(matrix) / max(1, matrix.sum())),
+        "macro_f1": float(np.mean([r["f1"] for r in rows])),
+    }
+    return summary, matrix, rows
+
+
+def bag_of_words_accuracy(splits: dict, vocab_size: int, seed: int) -> float:
+    from scipy.sparse import csr_matrix
+    from sklearn.linear_model import LogisticRegression
+
+    def counts(split: dict):
+        ids, lengths = split["ids"], split["lengths"]
+        rows = np.repeat(np.arange(len(ids)), lengths - 1)
+        cols = np.concatenate([seq[1:n] for seq, n in zip(ids, lengths)]) if len(ids) else np.zeros(0, int)
+        return csr_matrix((np.ones(len(cols)), (rows, cols)), shape=(len(ids), vocab_size))
+
+    clf = LogisticRegression(max_iter=1000, C=1.0, random_state=seed)
+    clf.fit(counts(splits["train"]), splits["train"]["labels"])
+    return float((clf.predict(counts(splits["val"])) == splits["val"]["labels"]).mean())
+
+
+def read_predictions(path: Path, columns: tuple[str, ...]) -> list[dict]:
+    if not path.is_file():
+        raise DataError(f"{path}: file not found (run news-predict)")
+    with path.open(newline="", encoding="utf-8") as f:
+        rows = list(csv.DictReader(f))
+    if rows and not set(columns) <= set(rows[0]):
+        raise DataError(f"{path}: expected columns {', '.join(columns)}")
+    return rows
+
+
+def run(p: config.NewsParams, common: config.CommonParams, paths: config.Paths) -> dict:
+    set_threads(p.threads or common.threads)
+    splits, meta = prepare.load(paths)
+    names, n = meta["class_names"], len(meta["classes"])
+    val = read_predictions(paths.predictions / "val.csv", ("true", "pred"))
+    if len(val) != len(splits["val"]["labels"]):
+        raise DataError(f"{paths.predictions / 'val.csv'}: {len(val)} rows, but the validation split has {len(splits['val']['labels'])}")
+    true = np.array([int(r["true"]) for r in val], dtype=np.int64)
+    pred = np.array([int(r["pred"]) for r in val], dtype=np.int64)
+    summary, matrix, per_class = scores(true, pred, n)
+    metrics = {
+        "val_accuracy": summary["accuracy"],
+        "val_macro_f1": summary["macro_f1"],
+        "val_rows": len(true),
+        "majority_class_accuracy": float(np.bincount(true, minlength=n).max() / max(1, len(true))),
+        "bag_of_words_val_accuracy": bag_of_words_accuracy(splits, meta["vocab_size"], p.seed),
+    }
+    test = read_predictions(paths.predictions / "test.csv", ("id", "label", "true_label"))
+    labelled = [r for r in test if r["true_label"] != ""]
+    if labelled:
+        metrics["test_accuracy"] = float(np.mean([r["label"] == r["true_label"] for r in labelled]))
+        metrics["test_rows_labelled"] = len(labelled)
+    table = [{"class": names[k], **row} for k, row in enumerate(per_class)]
+    write_csv(paths.plots / "per_class.csv", table)
+    confusion_matrix_plot(paths.plots / "confusion_matrix.png", matrix, names, "news: validation confusion matrix")
+    write_json(paths.metrics / "news.json", {k: round(v, 6) if isinstance(v, float) else v for k, v in metrics.items()})
+    with tracked_run(config.TASK, "news-evaluate", {"classes": names}, common.mlflow) as tracker:
+        tracker.log_metrics(metrics)
+        tracker.log_artifact(paths.plots / "confusion_matrix.png")
+    print("news-evaluate: " + ", ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in metrics.items()))
+    return metrics
+
+
+if __name__ == "__main__":
+    main(lambda: run(*config.load(), config.Paths()))

@@ -1,0 +1,101 @@
+"""news-predict: labels for the test texts (encoded here from the raw text with the saved tokenizer) and the validation split.
+
+Writes data/news/predictions/test.csv (id, label, class name, confidence) and val.csv
+(true and predicted class index, for news-evaluate).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from stages.common.cli import main
+from stages.common.io import DataError, atomic_path, write_csv
+from stages.common.runtime import resolve_device, seed_everything, set_threads
+from stages.news import config, prepare
+from stages.news.data import read_jsonl
+from stages.news.model import load_model, predict_logits
+from stages.news.text import Tokenizer
+
+
+def run(p: config.NewsParams, common: config.CommonParams, paths: config.Paths) -> Path:
+    seed_everything(p.seed)
+    set_threads(p.threads or common.threads)
+    device = resolve_device(common.device)
+    splits, meta = prepare.load(paths)
+    tokenizer = Tokenizer.load(paths.prepared / "tokenizer.json")
+    test_rows = read_jsonl(paths.raw / "test.jsonl")
+    if not test_rows:
+        raise DataError(f"{paths.raw / 'test.jsonl'}: no test rows")
+    model = load_model(paths.model, device)
+    if model.head.out_features != len(meta["classes"]) or model.embed.num_embeddings != len(tokenizer.vocab):
+        raise DataError(f"{paths.model}: made for another vocabulary or class list; re-run news-train")
+
+    ids, lengths = tokenizer.encode_batch([r.text for r in test_rows])
+    probs = softmax(predict_logits(model, ids, lengths, device, p.predict.batch_size))
+    pred = probs.argmax(1)
+    classes, names = meta["classes"], meta["class_names"]
+    test = [{"id": r.id, "label": classes[k], "class_name": names[k], "confidence": round(float(probs[i, k]), 5),
+             "true_label": "" if r.label is None else r.label}
+            for i, (r, k) in enumerate(zip(test_rows, pred))]  # fmt: skip
+    val = splits["val"]
+    val_pred = predict_logits(model, val["ids"], val["lengths"], device, p.predict.batch_size).argmax(1)
+    with atomic_path(paths.predictions) as out:
+        out.mkdir()
+        write_csv(out / "test.csv", test, ["id", "label", "class_name", "confidence", "true_label"])
+        write_csv(out / "val.csv", [{"true": int(t), "pred": int(q)} for t, q in zip(val["labels"], val_pred)])
+    print(f"news-predict: {len(test)} test and {len(val_pred)} validation predictions -> {paths.predictions}")
+    return paths.predictions
+
+
+def predict_file(src: Path, out: Path, p: config.NewsParams, common: config.CommonParams, paths: config.Paths) -> dict:
+    """Label any file of texts with the trained model: AG News CSV (either form) or a course-style JSON test file.
+
+    Writes `out` (id, label, class name, confidence); when the file has labels, returns and prints the accuracy.
+    """
+    from stages.news.data import read_ag_csv, read_records, rows_from_records
+
+    set_threads(p.threads or common.threads)
+    device = resolve_device(common.device)
+    _, meta = prepare.load(paths)
+    tokenizer = Tokenizer.load(paths.prepared / "tokenizer.json")
+    model = load_model(paths.model, device)
+    if src.suffix == ".csv":
+        rows = read_ag_csv(src)[0]
+    else:
+        d = p.data
+        rows = rows_from_records(read_records(src), src, d.text_fields, d.label_field, d.id_field, labelled=False)
+    ids, lengths = tokenizer.encode_batch([r.text for r in rows])
+    pred = predict_logits(model, ids, lengths, device, p.predict.batch_size).argmax(1)
+    classes, names = meta["classes"], meta["class_names"]
+    write_csv(out, [{"id": r.id, "label": classes[k], "class_name": names[k]} for r, k in zip(rows, pred)])
+    result = {"rows": len(rows)}
+    labelled = [(r.label, classes[k]) for r, k in zip(rows, pred) if r.label is not None]
+    if labelled:
+        result["accuracy"] = float(np.mean([t == q for t, q in labelled]))
+    print(f"news-predict: {src} -> {out}: {result}")
+    return result
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    z = np.exp(logits - logits.max(1, keepdims=True))
+    return z / z.sum(1, keepdims=True)
+
+
+def cli() -> None:
+    """No arguments: the DVC stage. `--input FILE --output CSV`: label another file with the trained model."""
+    import argparse
+
+    parser = argparse.ArgumentParser(description=cli.__doc__)
+    parser.add_argument("--input", type=Path)
+    parser.add_argument("--output", type=Path)
+    args = parser.parse_args()
+    if args.input is None:
+        run(*config.load(), config.Paths())
+    else:
+        predict_file(args.input, args.output or Path("predictions.csv"), *config.load(), config.Paths())
+
+
+if __name__ == "__main__":
+    main(cli)
