@@ -44,7 +44,9 @@ def build(kind: str, a: argparse.Namespace) -> Classifier:
                                            batch_first=True, norm_first=True)  # fmt: skip
         encoder = nn.TransformerEncoder(layer, a.nlayers, norm=nn.LayerNorm(a.d_model), enable_nested_tensor=False)
         return Classifier(encoder, True, a.vocab, a.d_model, a.seq)
-    encoder = Encoder(a.nlayers, a.d_model, a.nhead, a.d_hid, a.dropout, norm_first=True, use_sdpa=kind.endswith("SDPA"))
+    encoder = Encoder(
+        a.nlayers, a.d_model, a.nhead, a.d_hid, a.dropout, norm_first=True, use_sdpa=kind.endswith("SDPA")
+    )
     return Classifier(encoder, False, a.vocab, a.d_model, a.seq)
 
 

@@ -93,7 +93,9 @@ def additive_mask(
     if bias is not None:
         bias = bias.view(-1, 1, T, S) if bias.dim() == 3 else bias.view(1, 1, T, S)  # (B|1, 1, T, S)
     if key_padding_mask is not None:
-        pad = torch.zeros(key_padding_mask.shape, dtype=dtype, device=device).masked_fill(key_padding_mask, float("-inf"))
+        pad = torch.zeros(key_padding_mask.shape, dtype=dtype, device=device).masked_fill(
+            key_padding_mask, float("-inf")
+        )
         add(pad[:, None, None, :])  # (B, 1, 1, S)
     return bias
 

@@ -83,7 +83,9 @@ class SubmissionParams:
 @dataclasses.dataclass
 class NewsParams:
     seed: int = 0
-    threads: int = 1  # torch CPU threads for the news stages; 0 = common.threads. 1 is fastest for the small sample model
+    threads: int = (
+        1  # torch CPU threads for the news stages; 0 = common.threads. 1 is fastest for the small sample model
+    )
     data: DataParams = dataclasses.field(default_factory=DataParams)
     prepare: PrepareParams = dataclasses.field(default_factory=PrepareParams)
     model: ModelParams = dataclasses.field(default_factory=ModelParams)

@@ -75,7 +75,7 @@ def read_records(path: Path) -> list[dict[str, Any]]:
             lengths = {len(v) for v in columns.values()}
             if len(lengths) != 1:
                 raise DataError(f"{path}: columns have different lengths {sorted(lengths)}")
-            data = [dict(zip(columns, values)) for values in zip(*columns.values())]
+            data = [dict(zip(columns, values, strict=False)) for values in zip(*columns.values(), strict=False)]
         else:
             data = [data]
     if not isinstance(data, list) or not all(isinstance(r, dict) for r in data):
@@ -143,7 +143,7 @@ def load_course(folder: Path, text_fields: list[str], label_field: str, id_field
         header, ids = read_submission_format(sample)
         data.id_column, data.label_column = header[0], header[1]
         if id_field not in test_records[0] and len(ids) == len(test):  # take the competition's ids, in order
-            for row, rid in zip(test, ids):
+            for row, rid in zip(test, ids, strict=False):
                 row.id = rid
             check_unique_ids(test, sample)
     return data

@@ -26,7 +26,9 @@ def run(p: config.NewsParams, paths: config.Paths) -> Path:
             data = load_folder(Path(tmp), ["text"], "label", "id")
         where = "sample"
     else:
-        folder = require_dir(source.value) if source.kind == "dir" else fetch_url(source.value, d.sha256, paths.downloads)
+        folder = (
+            require_dir(source.value) if source.kind == "dir" else fetch_url(source.value, d.sha256, paths.downloads)
+        )
         data = load_folder(find_data_folder(folder), d.text_fields, d.label_field, d.id_field)
         where = str(folder)
     data = settle_classes(data, d.classes, where)

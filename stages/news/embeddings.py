@@ -15,10 +15,19 @@ def train_vectors(
     """(vocab_size, dim) vectors and a bool mask of the rows that got one; one worker, so deterministic."""
     from gensim.models import FastText, Word2Vec
 
-    sentences = [[vocab[i] for i in seq[1:n]] for seq, n in zip(sequences, lengths)]  # drop [CLS]
+    sentences = [[vocab[i] for i in seq[1:n]] for seq, n in zip(sequences, lengths, strict=False)]  # drop [CLS]
     model_class = Word2Vec if kind == "word2vec" else FastText
-    model = model_class(sentences, vector_size=dim, window=5, min_count=1, workers=1, seed=seed, epochs=epochs, sg=1,
-                        hashfxn=_stable_hash)  # Python's hash() is salted per process
+    model = model_class(
+        sentences,
+        vector_size=dim,
+        window=5,
+        min_count=1,
+        workers=1,
+        seed=seed,
+        epochs=epochs,
+        sg=1,
+        hashfxn=_stable_hash,
+    )  # Python's hash() is salted per process
     vectors = np.zeros((len(vocab), dim), dtype=np.float32)
     found = np.zeros(len(vocab), dtype=bool)
     for i, token in enumerate(vocab):

@@ -43,7 +43,9 @@ def bag_of_words_accuracy(splits: dict, vocab_size: int, seed: int) -> float:
     def counts(split: dict):
         ids, lengths = split["ids"], split["lengths"]
         rows = np.repeat(np.arange(len(ids)), lengths - 1)
-        cols = np.concatenate([seq[1:n] for seq, n in zip(ids, lengths)]) if len(ids) else np.zeros(0, int)
+        cols = (
+            np.concatenate([seq[1:n] for seq, n in zip(ids, lengths, strict=False)]) if len(ids) else np.zeros(0, int)
+        )
         return csr_matrix((np.ones(len(cols)), (rows, cols)), shape=(len(ids), vocab_size))
 
     clf = LogisticRegression(max_iter=1000, C=1.0, random_state=seed)
@@ -67,7 +69,9 @@ def run(p: config.NewsParams, common: config.CommonParams, paths: config.Paths) 
     names, n = meta["class_names"], len(meta["classes"])
     val = read_predictions(paths.predictions / "val.csv", ("true", "pred"))
     if len(val) != len(splits["val"]["labels"]):
-        raise DataError(f"{paths.predictions / 'val.csv'}: {len(val)} rows, but the validation split has {len(splits['val']['labels'])}")
+        raise DataError(
+            f"{paths.predictions / 'val.csv'}: {len(val)} rows, but the validation split has {len(splits['val']['labels'])}"
+        )
     true = np.array([int(r["true"]) for r in val], dtype=np.int64)
     pred = np.array([int(r["pred"]) for r in val], dtype=np.int64)
     summary, matrix, per_class = scores(true, pred, n)
@@ -90,7 +94,10 @@ def run(p: config.NewsParams, common: config.CommonParams, paths: config.Paths) 
     with tracked_run(config.TASK, "news-evaluate", {"classes": names}, common.mlflow) as tracker:
         tracker.log_metrics(metrics)
         tracker.log_artifact(paths.plots / "confusion_matrix.png")
-    print("news-evaluate: " + ", ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in metrics.items()))
+    print(
+        "news-evaluate: "
+        + ", ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in metrics.items())
+    )
     return metrics
 
 

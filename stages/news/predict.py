@@ -38,13 +38,15 @@ def run(p: config.NewsParams, common: config.CommonParams, paths: config.Paths) 
     classes, names = meta["classes"], meta["class_names"]
     test = [{"id": r.id, "label": classes[k], "class_name": names[k], "confidence": round(float(probs[i, k]), 5),
              "true_label": "" if r.label is None else r.label}
-            for i, (r, k) in enumerate(zip(test_rows, pred))]  # fmt: skip
+            for i, (r, k) in enumerate(zip(test_rows, pred, strict=False))]  # fmt: skip
     val = splits["val"]
     val_pred = predict_logits(model, val["ids"], val["lengths"], device, p.predict.batch_size).argmax(1)
     with atomic_path(paths.predictions) as out:
         out.mkdir()
         write_csv(out / "test.csv", test, ["id", "label", "class_name", "confidence", "true_label"])
-        write_csv(out / "val.csv", [{"true": int(t), "pred": int(q)} for t, q in zip(val["labels"], val_pred)])
+        write_csv(
+            out / "val.csv", [{"true": int(t), "pred": int(q)} for t, q in zip(val["labels"], val_pred, strict=False)]
+        )
     print(f"news-predict: {len(test)} test and {len(val_pred)} validation predictions -> {paths.predictions}")
     return paths.predictions
 
@@ -69,9 +71,11 @@ def predict_file(src: Path, out: Path, p: config.NewsParams, common: config.Comm
     ids, lengths = tokenizer.encode_batch([r.text for r in rows])
     pred = predict_logits(model, ids, lengths, device, p.predict.batch_size).argmax(1)
     classes, names = meta["classes"], meta["class_names"]
-    write_csv(out, [{"id": r.id, "label": classes[k], "class_name": names[k]} for r, k in zip(rows, pred)])
+    write_csv(
+        out, [{"id": r.id, "label": classes[k], "class_name": names[k]} for r, k in zip(rows, pred, strict=False)]
+    )
     result = {"rows": len(rows)}
-    labelled = [(r.label, classes[k]) for r, k in zip(rows, pred) if r.label is not None]
+    labelled = [(r.label, classes[k]) for r, k in zip(rows, pred, strict=False) if r.label is not None]
     if labelled:
         result["accuracy"] = float(np.mean([t == q for t, q in labelled]))
     print(f"news-predict: {src} -> {out}: {result}")

@@ -47,7 +47,9 @@ def run(p: config.NewsParams, common: config.CommonParams, paths: config.Paths) 
     device = resolve_device(common.device)
     splits, meta = prepare.load(paths)
     if splits["train"]["ids"].shape[1] > m.max_len:
-        raise ParamsError(f"prepared sequences are {splits['train']['ids'].shape[1]} long; news.model.max_len is {m.max_len}")
+        raise ParamsError(
+            f"prepared sequences are {splits['train']['ids'].shape[1]} long; news.model.max_len is {m.max_len}"
+        )
     vocab = Tokenizer.load(paths.prepared / "tokenizer.json").vocab
     n_classes = len(meta["classes"])
     model = NewsClassifier(m, len(vocab), n_classes)
@@ -55,7 +57,9 @@ def run(p: config.NewsParams, common: config.CommonParams, paths: config.Paths) 
         from stages.news.embeddings import train_vectors
 
         tr = splits["train"]
-        vectors, found = train_vectors(m.embedding_init, tr["ids"], tr["lengths"], vocab, m.d_model, t.embedding_epochs, p.seed)
+        vectors, found = train_vectors(
+            m.embedding_init, tr["ids"], tr["lengths"], vocab, m.d_model, t.embedding_epochs, p.seed
+        )
         init_embeddings(model, vectors, found)
         print(f"news-train: {m.embedding_init} vectors for {found.sum()} of {len(vocab)} tokens")
     model.to(device)
@@ -146,7 +150,9 @@ def run(p: config.NewsParams, common: config.CommonParams, paths: config.Paths) 
         history_rows = [{k: (round(v, 6) if isinstance(v, float) else v) for k, v in r.items() if k != "samples_per_s"}
                         for r in history]  # fmt: skip
         write_csv(paths.plots / "train_history.csv", history_rows)
-        line_plot(paths.plots / "loss.png", history_rows, "epoch", ["train_loss", "val_loss"], "news: loss", "cross-entropy")
+        line_plot(
+            paths.plots / "loss.png", history_rows, "epoch", ["train_loss", "val_loss"], "news: loss", "cross-entropy"
+        )
         line_plot(paths.plots / "accuracy.png", history_rows, "epoch", ["train_accuracy", "val_accuracy"],
                   "news: accuracy", "accuracy")  # fmt: skip
         write_json(paths.metrics / "news_train.json", summary)

@@ -28,7 +28,9 @@ def write_course(folder: Path, train, test, submission: str | None = "id,categor
     return folder
 
 
-TRAIN = [{"id": i, "text": f"story number {i} about {'rates' if i % 2 else 'goals'}", "label": i % 2} for i in range(20)]
+TRAIN = [
+    {"id": i, "text": f"story number {i} about {'rates' if i % 2 else 'goals'}", "label": i % 2} for i in range(20)
+]
 TEST = [{"id": 100 + i, "text": f"another story {i}"} for i in range(5)]
 
 
@@ -64,7 +66,9 @@ def test_ag_news_hugging_face_form(paths) -> None:
     assert json.loads((paths.prepared / "meta.json").read_text())["validation"] == "dev split of the source"
 
 
-@pytest.mark.skipif(not (AG_ORIGINAL / "classes.txt").is_file(), reason=f"AG News classes.txt not found at {AG_ORIGINAL}")
+@pytest.mark.skipif(
+    not (AG_ORIGINAL / "classes.txt").is_file(), reason=f"AG News classes.txt not found at {AG_ORIGINAL}"
+)
 def test_ag_news_original_form(tmp_path, paths) -> None:
     folder = tmp_path / "ag"
     folder.mkdir()

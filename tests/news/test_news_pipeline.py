@@ -93,8 +93,14 @@ def test_predict_file_scores_a_labelled_csv(common, paths, tmp_path) -> None:
     prepare.run(p, paths)
     train.run(p, common, paths)
     src = tmp_path / "more.json"  # course-style JSON with labels (AG News CSV works the same way)
-    src.write_text(json.dumps([{"id": "a", "text": "The striker won the final.", "label": "sports"},
-                               {"id": "b", "text": "The central bank cut interest rates.", "label": "business"}]))
+    src.write_text(
+        json.dumps(
+            [
+                {"id": "a", "text": "The striker won the final.", "label": "sports"},
+                {"id": "b", "text": "The central bank cut interest rates.", "label": "business"},
+            ]
+        )
+    )
     result = predict.predict_file(src, tmp_path / "out.csv", p, common, paths)
     assert result["rows"] == 2 and 0.0 <= result["accuracy"] <= 1.0
     assert (tmp_path / "out.csv").read_text().startswith("id,label,class_name")
