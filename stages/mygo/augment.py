@@ -39,7 +39,7 @@ ALIASES: dict[str, tuple[str, dict]] = {
 NEEDS_SIZE = {"RandomCrop", "RandomResizedCrop", "CenterCrop", "Resize"}
 ON_FLOAT = {"RandomErasing"}
 TTA_VIEWS = ("identity", "hflip", "shift_left", "shift_right", "shift_up", "shift_down", "zoom")
-_SPEC = re.compile(r"^\s*(\w+)\s*(?:\((.*)\))?\s*$", re.S)
+_SPEC = re.compile(r"^\s*(\w+)\s*(?:\((.*)\))?\s*$", re.DOTALL)
 
 
 def parse(spec: str, size: int) -> tuple[str, v2.Transform]:
@@ -119,7 +119,7 @@ def view(images: torch.Tensor, name: str) -> torch.Tensor:
     if name.startswith("shift_"):
         dx, dy = {"left": (-s, 0), "right": (s, 0), "up": (0, -s), "down": (0, s)}[name[6:]]
         padded = torch.nn.functional.pad(images, (s, s, s, s), mode="replicate")
-        return padded[..., s + dy : s + dy + h, s + dx : s + dx + w]
+        return padded[..., s - dy : s - dy + h, s - dx : s - dx + w]  # content moves by (dx, dy)
     if name == "zoom":  # centre 7/8, back to full size
         ch, cw = max(1, h * 7 // 8), max(1, w * 7 // 8)
         top, left = (h - ch) // 2, (w - cw) // 2

@@ -131,7 +131,7 @@ def test_images(folder: Path, sub: str) -> list[Path]:
         raise DataError(f"{root}: test folder has no images")
     stems = [f.stem for f in images]
     if len(set(stems)) != len(stems):
-        dup = sorted({s for s in stems if stems.count(s) > 1})[0]
+        dup = min(s for s in stems if stems.count(s) > 1)
         raise DataError(f"{root}: two test images share the id '{dup}' (ids are file names without extension)")
     return images
 

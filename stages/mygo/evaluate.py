@@ -52,7 +52,7 @@ def run(p: config.MygoParams, common: config.CommonParams, paths: config.Paths) 
         "best_single_accuracy": max(m["single"] for m in models.values()),
         "best_tta_accuracy": models[best_name]["tta"],
         "per_class_accuracy": per_class,
-        "n_valid": int(len(labels)),
+        "n_valid": len(labels),
     }
     metrics["ensemble_gain"] = metrics["accuracy"] - max(metrics["best_tta_accuracy"], metrics["best_single_accuracy"])
     metrics["passes"] = {name: metrics["accuracy"] >= threshold for name, threshold in BASELINES.items()}

@@ -54,7 +54,7 @@ def draw_figure(ch: Character, rng: np.random.Generator) -> Image.Image:
     img = Image.new("RGBA", (CANVAS, CANVAS), (0, 0, 0, 0))
     d = ImageDraw.Draw(img)
     cx, cy, r = 64, 46, 24  # head centre and radius
-    jitter = lambda: int(rng.integers(-3, 4))  # noqa: E731 - small shape variation per image
+    jitter = lambda: int(rng.integers(-3, 4))
     # 1. hair behind the head
     if ch.style == "long":
         d.rounded_rectangle([cx - r - 6, cy - 6, cx + r + 6, 108 + jitter()], 10, fill=ch.hair)
