@@ -24,7 +24,7 @@ class DataParams:
     label_column: str = "label"
     classes: list[str] = dataclasses.field(default_factory=list)  # label names in order; [] = sorted folder names
     sample_seed: int = 0
-    sample_train_per_class: int = 60
+    sample_train_per_class: int = 30
     sample_valid_per_class: int = 20
     sample_test: int = 100
 
@@ -50,7 +50,7 @@ class ModelParams:
 
 @dataclasses.dataclass
 class TrainParams:
-    epochs: int = 15
+    epochs: int = 30
     batch_size: int = 32
     optimizer: Literal["adamw", "sgd"] = "adamw"
     lr: float = 0.003
@@ -59,7 +59,7 @@ class TrainParams:
     warmup_epochs: int = 1
     schedule: Literal["cosine", "constant"] = "cosine"
     label_smoothing: float = 0.1
-    augment: list[str] = dataclasses.field(default_factory=lambda: ["hflip", "resized_crop", "color_jitter"])
+    augment: list[str] = dataclasses.field(default_factory=lambda: ["hflip", "crop", "color_jitter"])
     mixup_alpha: float = 0.0  # 0 = off
     cutmix_alpha: float = 0.0  # 0 = off; with both on, each batch picks one
     patience: int = 0  # early stopping: epochs without a better validation accuracy; 0 = off

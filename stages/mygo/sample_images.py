@@ -6,6 +6,11 @@ outfits are each shared by two or three of them), so a model has to combine
 shape and colour. Every image varies the pose (mirror, tilt), scale, position,
 background (gradient plus clutter in the same palette), occlusion, lighting and
 image size, so augmentation and model choice both matter.
+
+As with photos collected by hand, the training split is biased: figures mostly
+face right, fill most of the frame and are seldom blurred, while validation and
+test images cover the full range of mirror poses, scales and positions. A model
+trained without flips and crops learns the bias; augmentation undoes it.
 """
 
 from __future__ import annotations
@@ -107,15 +112,20 @@ def background(w: int, h: int, rng: np.random.Generator) -> Image.Image:
     return img
 
 
-def render(ch: Character, rng: np.random.Generator, min_side: int = 40, max_side: int = 100) -> Image.Image:
-    """One photo-like RGB image of `ch`: random size, pose, scale, position, background, occlusion, lighting."""
+def render(
+    ch: Character, rng: np.random.Generator, biased: bool = False, min_side: int = 40, max_side: int = 100
+) -> Image.Image:
+    """One photo-like RGB image of `ch`: random size, pose, scale, position, background, occlusion, lighting.
+
+    biased: the training split's narrower range (mostly facing right, large, centred).
+    """
     w, h = (int(v) for v in rng.integers(min_side, max_side + 1, 2))
     img = background(w, h, rng)
     fig = draw_figure(ch, rng)
-    if rng.random() < 0.5:
+    if rng.random() < (0.1 if biased else 0.5):
         fig = fig.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
     fig = fig.rotate(float(rng.uniform(-30, 30)), resample=Image.Resampling.BILINEAR)
-    side = max(8, int(min(w, h) * rng.uniform(0.55, 1.1)))
+    side = max(8, int(min(w, h) * (rng.uniform(0.85, 1.1) if biased else rng.uniform(0.5, 1.1))))
     fig = fig.resize((side, side), Image.Resampling.LANCZOS)
     x = int(rng.integers(-side // 5, max(1, w - side + side // 5)))
     y = int(rng.integers(-side // 8, max(1, h - side + side // 4)))
@@ -141,7 +151,7 @@ def write_dataset(out: Path, seed: int, train_per_class: int, valid_per_class: i
             folder = out / split / f"{ci}_{ch.name}"
             folder.mkdir(parents=True)
             for i in range(per_class):
-                render(ch, rng).save(folder / f"{ch.name}_{i:04d}.jpg", quality=90)
+                render(ch, rng, biased=split == "train").save(folder / f"{ch.name}_{i:04d}.jpg", quality=90)
     (out / "test").mkdir(parents=True)
     for i in range(n_test):
         render(CHARACTERS[int(rng.integers(len(CHARACTERS)))], rng).save(out / "test" / f"{i:04d}.jpg", quality=90)
