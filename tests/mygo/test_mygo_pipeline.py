@@ -98,3 +98,13 @@ def test_predict_needs_trained_models(tmp_path, tiny, common):
     with pytest.raises(DataError, match="trained model not found"):
         predict.run(p, common, paths)
     assert not paths.predictions.exists()
+
+
+def test_early_stopping_on_validation_accuracy(tmp_path, tiny, common, monkeypatch):
+    p, paths = tiny(), config.Paths(tmp_path)
+    p.ensemble, p.train.epochs, p.train.patience = ["a"], 6, 2
+    download.run(p, paths)
+    prepare.run(p, paths)
+    monkeypatch.setattr(train, "evaluate", lambda *args, **kwargs: (1.0, 0.5))  # never improves after epoch 1
+    summary = train.run("a", p, common, paths)
+    assert summary["best_epoch"] == 1 and summary["epochs_run"] == 3
