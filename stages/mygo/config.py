@@ -43,7 +43,7 @@ class ModelParams:
     depth: int = 3  # cnn only
     convs_per_block: int = 1  # cnn only
     dropout: float = 0.0  # cnn only
-    small_input: bool = True  # torchvision ResNets: 3×3 stride-1 stem, no max-pool (for 32-pixel images)
+    small_input: bool = False  # torchvision ResNets: 3×3 stride-1 stem, no max-pool (32-pixel images; ~16× compute)
     weights: str = ""  # "" | local weights file | torchvision:<ENUM> (needs internet)
     seed: int = 0
 
