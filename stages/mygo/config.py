@@ -1,0 +1,163 @@
+"""Parameters (the `mygo:` section of params.yaml) and file locations of the mygo task."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Any, Literal
+
+from stages.common.params import CommonParams, ParamsError, load_params
+
+TASK = "mygo"
+
+
+@dataclasses.dataclass
+class DataParams:
+    source: str = "sample"  # sample | dir:<folder> | url:<zip> (+ sha256)
+    sha256: str = ""
+    train_dir: str = "train"  # <train_dir>/<class>/* inside the source (ignored when train_csv is set)
+    valid_dir: str = "valid"  # <valid_dir>/<class>/*
+    test_dir: str = "test"  # unlabelled images, flat; relative to the source or absolute
+    train_csv: str = ""  # optional `file,label` lists (paths relative to the CSV's folder)
+    valid_csv: str = ""
+    file_column: str = "file"
+    label_column: str = "label"
+    classes: list[str] = dataclasses.field(default_factory=list)  # label names in order; [] = sorted folder names
+    sample_seed: int = 0
+    sample_train_per_class: int = 30
+    sample_valid_per_class: int = 20
+    sample_test: int = 100
+
+
+@dataclasses.dataclass
+class PrepareParams:
+    image_size: int = 32  # every image is resized to image_size × image_size
+
+
+@dataclasses.dataclass
+class ModelParams:
+    """One member of the ensemble: `mygo.models.<name>`."""
+
+    arch: str = "cnn"  # cnn | any torchvision classification model (resnet18, efficientnet_b0, convnext_tiny …)
+    width: int = 32  # cnn only
+    depth: int = 3  # cnn only
+    convs_per_block: int = 1  # cnn only
+    dropout: float = 0.0  # cnn only
+    small_input: bool = False  # torchvision ResNets: 3×3 stride-1 stem, no max-pool (32-pixel images; ~16× compute)
+    weights: str = ""  # "" | local weights file | torchvision:<ENUM> (needs internet)
+    seed: int = 0
+
+
+@dataclasses.dataclass
+class TrainParams:
+    epochs: int = 30
+    batch_size: int = 32
+    optimizer: Literal["adamw", "sgd"] = "adamw"
+    lr: float = 0.003
+    weight_decay: float = 0.05
+    momentum: float = 0.9  # sgd only
+    warmup_epochs: int = 1
+    schedule: Literal["cosine", "constant"] = "cosine"
+    label_smoothing: float = 0.1
+    augment: list[str] = dataclasses.field(default_factory=lambda: ["hflip", "crop", "color_jitter"])
+    mixup_alpha: float = 0.0  # 0 = off
+    cutmix_alpha: float = 0.0  # 0 = off; with both on, each batch picks one
+    patience: int = 0  # early stopping: epochs without a better validation accuracy; 0 = off
+    channels_last: bool = True  # GPU only
+    bf16: bool = True  # autocast on GPU only
+
+
+@dataclasses.dataclass
+class PredictParams:
+    tta: list[str] = dataclasses.field(default_factory=lambda: ["identity", "hflip"])  # views averaged
+    ensemble: Literal["logit_sum", "majority_vote"] = "logit_sum"
+    batch_size: int = 256
+
+
+@dataclasses.dataclass
+class SubmissionParams:
+    id_column: str = "id"
+    label_column: str = "label"
+    label_format: Literal["name", "index"] = "index"
+
+
+@dataclasses.dataclass
+class MygoParams:
+    data: DataParams = dataclasses.field(default_factory=DataParams)
+    prepare: PrepareParams = dataclasses.field(default_factory=PrepareParams)
+    ensemble: list[str] = dataclasses.field(default_factory=lambda: ["cnn"])  # names in `models`; one train stage each
+    models: Any = dataclasses.field(default_factory=lambda: {"cnn": {}})
+    train: TrainParams = dataclasses.field(default_factory=TrainParams)
+    predict: PredictParams = dataclasses.field(default_factory=PredictParams)
+    submission: SubmissionParams = dataclasses.field(default_factory=SubmissionParams)
+
+    def model(self, name: str) -> ModelParams:
+        """The typed settings of ensemble member `name`."""
+        from stages.common.params import from_dict
+
+        if name not in self.models:
+            raise ParamsError(f"unknown model '{name}' (mygo.models has: {', '.join(self.models)})")
+        return from_dict(ModelParams, self.models[name] or {}, where=f"mygo.models.{name}")
+
+    def check(self) -> MygoParams:
+        if not isinstance(self.models, dict):
+            raise ParamsError("mygo.models must be a mapping of model name -> settings")
+        missing = [name for name in self.ensemble if name not in self.models]
+        if missing or not self.ensemble:
+            raise ParamsError(f"mygo.ensemble must name entries of mygo.models; not found: {missing or '(empty list)'}")
+        for name in self.models:
+            self.model(name)
+        return self
+
+
+@dataclasses.dataclass(frozen=True)
+class Paths:
+    """Every file the mygo stages read or write, relative to `root` (the repo, or a test's tmp dir)."""
+
+    root: Path = Path(".")
+
+    def _p(self, *parts: str) -> Path:
+        return self.root.joinpath(*parts)
+
+    @property
+    def raw(self) -> Path:
+        return self._p("data", TASK, "raw")
+
+    @property
+    def prepared(self) -> Path:
+        return self._p("data", TASK, "prepared")
+
+    @property
+    def predictions(self) -> Path:
+        return self._p("data", TASK, "predictions")
+
+    def model(self, name: str) -> Path:
+        return self._p("models", TASK, f"{name}.pt")
+
+    @property
+    def plots(self) -> Path:
+        return self._p("plots", TASK)
+
+    @property
+    def metrics(self) -> Path:
+        return self._p("metrics")
+
+    @property
+    def submission(self) -> Path:
+        return self._p("submissions", TASK, "submission.csv")
+
+    @property
+    def report(self) -> Path:
+        return self._p("reports", f"{TASK}.md")
+
+    @property
+    def downloads(self) -> Path:
+        return self._p(".cache", "downloads", TASK)
+
+    @property
+    def checkpoints(self) -> Path:
+        return self._p(".cache", "checkpoints", TASK)
+
+
+def load(path: str | Path = "params.yaml") -> tuple[MygoParams, CommonParams]:
+    return load_params(TASK, MygoParams, path).check(), load_params("common", CommonParams, path)

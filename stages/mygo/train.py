@@ -1,0 +1,195 @@
+"""mygo-train <name>: train ensemble member `mygo.models.<name>` (one DVC matrix stage per member).
+
+Augmentation from `mygo.train.augment` (torchvision.transforms.v2, per image),
+MixUp/CutMix per batch, label smoothing, AdamW or SGD, linear warmup then
+cosine decay per step, early stopping on validation accuracy (`patience`).
+The kept weights are the best epoch by validation accuracy (ties: lower
+validation loss). On GPU: channels_last and bf16 autocast.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import math
+import sys
+import time
+
+import numpy as np
+import torch
+from torch import nn
+
+from stages.common import checkpoint
+from stages.common.cli import main
+from stages.common.cnn import count_parameters
+from stages.common.io import write_csv, write_json
+from stages.common.params import ParamsError
+from stages.common.plots import line_plot
+from stages.common.runtime import resolve_device, seed_everything, set_threads
+from stages.common.tracking import stage_dep_hashes, tracked_run
+from stages.mygo import augment, config, prepare
+from stages.mygo.model import build, save
+
+STAGE = "mygo-train"
+
+
+def run(name: str, p: config.MygoParams, common: config.CommonParams, paths: config.Paths) -> dict:
+    m, t = p.model(name), p.train
+    if t.epochs < 1 or t.batch_size < 1:
+        raise ParamsError(f"mygo.train: epochs and batch_size must be ≥ 1 (got {t.epochs}, {t.batch_size})")
+    seed_everything(m.seed)
+    set_threads(common.threads)
+    device = resolve_device(common.device)
+    on_gpu = device.type == "cuda"
+    data = prepare.load(paths)
+    classes, size = data["classes"], data["index"]["image_size"]
+    train_x = torch.from_numpy(data["train_images"]).permute(0, 3, 1, 2).contiguous()  # uint8 (N, 3, S, S)
+    train_y = torch.from_numpy(data["train_labels"])
+    valid_y = torch.from_numpy(data["valid_labels"])
+    mean, std = channel_stats(data["train_images"])
+    transform = augment.train_transform(t.augment, size, mean, std)
+    valid_x = augment.eval_transform(size, mean, std)(torch.from_numpy(data["valid_images"]).permute(0, 3, 1, 2))
+    mix = augment.batch_mix(len(classes), t.mixup_alpha, t.cutmix_alpha)
+    memory_format = torch.channels_last if on_gpu and t.channels_last else torch.contiguous_format
+
+    model = build(m, len(classes)).to(device, memory_format=memory_format)
+    optimizer = make_optimizer(model, t)
+    steps_per_epoch = math.ceil(len(train_x) / t.batch_size)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda(t, steps_per_epoch))
+    loss_fn = nn.CrossEntropyLoss(label_smoothing=t.label_smoothing)
+    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=on_gpu and t.bf16)
+
+    stage = f"{STAGE}@{name}"
+    run_key = {"model": dataclasses.asdict(m), "train": dataclasses.asdict(t), "device": str(device),
+               "deps": stage_dep_hashes(STAGE, paths.root)}  # fmt: skip
+    scratch = checkpoint.scratch_dir(paths.checkpoints / name, run_key)
+    history: list[dict] = []
+    best = {"accuracy": -1.0, "loss": math.inf, "epoch": 0, "state": None}
+    first_epoch = 1
+    if (saved := checkpoint.latest(scratch)) is not None:
+        model.load_state_dict(saved["model"])
+        optimizer.load_state_dict(saved["optimizer"])
+        scheduler.load_state_dict(saved["scheduler"])
+        torch.set_rng_state(saved["rng"])
+        history, best, first_epoch = saved["history"], saved["best"], saved["epoch"] + 1
+
+    n_params = count_parameters(model)
+    print(
+        f"{stage}: {m.arch}, {n_params:,} parameters, {len(train_x)} train images {size}², up to {t.epochs} epochs on {device}"
+    )
+    start = time.time()
+    params = {"model": dataclasses.asdict(m), "train": dataclasses.asdict(t), "image_size": size}
+    with tracked_run(config.TASK, stage, params, common.mlflow) as tracker:
+        for epoch in range(first_epoch, t.epochs + 1):
+            model.train()
+            order = torch.randperm(len(train_x), generator=torch.Generator().manual_seed(m.seed * 10007 + epoch))
+            losses, correct = [], 0
+            for idx in order.split(t.batch_size):
+                x = torch.stack([transform(train_x[i]) for i in idx.tolist()])
+                y = train_y[idx]
+                target = y
+                if mix is not None and len(idx) > 1:
+                    x, target = mix(x, y)
+                x = x.to(device, memory_format=memory_format)
+                with autocast:
+                    logits = model(x)
+                loss = loss_fn(logits.float(), target.to(device))
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+                scheduler.step()
+                losses.append(loss.item() * len(idx))
+                correct += int((logits.argmax(1).cpu() == y).sum())
+            valid_loss, valid_accuracy = evaluate(model, valid_x, valid_y, device, memory_format, autocast)
+            row = {
+                "epoch": epoch,
+                "train_loss": sum(losses) / len(train_x),
+                "train_accuracy": correct / len(train_x),
+                "valid_loss": valid_loss,
+                "valid_accuracy": valid_accuracy,
+                "lr": scheduler.get_last_lr()[0],
+            }
+            if (valid_accuracy, -valid_loss) > (best["accuracy"], -best["loss"]):
+                best = {"accuracy": valid_accuracy, "loss": valid_loss, "epoch": epoch,
+                        "state": copy.deepcopy(model.state_dict())}  # fmt: skip
+            history.append(row)
+            tracker.log_metrics({k: v for k, v in row.items() if k != "epoch"}, step=epoch)
+            print(" ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in row.items()), flush=True)
+            checkpoint.save(scratch, epoch, {
+                "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                "scheduler": scheduler.state_dict(), "rng": torch.get_rng_state(),
+                "history": history, "best": best, "epoch": epoch,
+            })  # fmt: skip
+            if t.patience and epoch - best["epoch"] >= t.patience:
+                print(f"{stage}: early stop, no better validation accuracy for {t.patience} epochs")
+                break
+
+        model.load_state_dict(best["state"])
+        save(paths.model(name), model, m, classes, size, mean, std)
+        summary = {
+            "arch": m.arch,
+            "parameters": n_params,
+            "epochs_run": len(history),
+            "best_epoch": best["epoch"],
+            "best_valid_accuracy": best["accuracy"],
+            "best_valid_loss": best["loss"],
+            "final_train_accuracy": history[-1]["train_accuracy"],
+            "train_seconds": round(time.time() - start, 1),
+        }
+        write_csv(paths.plots / f"train_{name}.csv", history)
+        line_plot(paths.plots / f"train_{name}.png", history, "epoch", ["train_accuracy", "valid_accuracy"],
+                  f"mygo {name} ({m.arch}): accuracy", "accuracy")  # fmt: skip
+        write_json(paths.metrics / f"mygo_train_{name}.json", summary)
+        tracker.log_metrics({k: v for k, v in summary.items() if isinstance(v, (int, float))})
+        tracker.log_artifact(paths.plots / f"train_{name}.png")
+    checkpoint.clear(scratch)
+    print(f"{stage}: best validation accuracy {best['accuracy']:.4f} at epoch {best['epoch']}")
+    return summary
+
+
+def channel_stats(images: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-channel mean and std of uint8 (N, H, W, 3) images, in [0, 1]."""
+    x = images.reshape(-1, 3).astype(np.float64) / 255
+    return torch.tensor(x.mean(0), dtype=torch.float32), torch.tensor(x.std(0).clip(1e-3), dtype=torch.float32)
+
+
+def make_optimizer(model: nn.Module, t: config.TrainParams) -> torch.optim.Optimizer:
+    decay = [p for p in model.parameters() if p.ndim > 1]  # no weight decay on biases and norm scales
+    no_decay = [p for p in model.parameters() if p.ndim <= 1]
+    groups = [{"params": decay, "weight_decay": t.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    if t.optimizer == "sgd":
+        return torch.optim.SGD(groups, lr=t.lr, momentum=t.momentum, nesterov=t.momentum > 0)
+    return torch.optim.AdamW(groups, lr=t.lr)
+
+
+def lr_lambda(t: config.TrainParams, steps_per_epoch: int):
+    warmup = t.warmup_epochs * steps_per_epoch
+    total = max(1, t.epochs * steps_per_epoch)
+
+    def factor(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / warmup
+        if t.schedule == "constant":
+            return 1.0
+        progress = (step - warmup) / max(1, total - warmup)
+        return 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
+
+    return factor
+
+
+@torch.inference_mode()
+def evaluate(model, x, y, device, memory_format, autocast, batch_size: int = 256) -> tuple[float, float]:
+    model.eval()
+    loss, correct = 0.0, 0
+    for xb, yb in zip(x.split(batch_size), y.split(batch_size), strict=False):
+        with autocast:
+            logits = model(xb.to(device, memory_format=memory_format)).float()
+        loss += nn.functional.cross_entropy(logits, yb.to(device), reduction="sum").item()
+        correct += int((logits.argmax(1).cpu() == yb).sum())
+    return loss / len(y), correct / len(y)
+
+
+if __name__ == "__main__":
+    if len(sys.argv) != 2:
+        sys.exit("usage: python -m stages.mygo.train <model name from mygo.ensemble>")
+    main(lambda: run(sys.argv[1], *config.load(), config.Paths()))
