@@ -89,11 +89,15 @@ def load_layout(folder: str | Path) -> dict:
             raise DataError(f"{path}: '{split}_image_idxs' has shape {idxs.shape}; expected ({caps.shape[0]},)")
         if caps.min() < 0 or caps.max() >= len(idx_to_word):
             bad = int(caps.max() if caps.max() >= len(idx_to_word) else caps.min())
-            raise DataError(f"{path}: '{split}_captions' holds word id {bad}, outside the vocabulary of {len(idx_to_word)}")
+            raise DataError(
+                f"{path}: '{split}_captions' holds word id {bad}, outside the vocabulary of {len(idx_to_word)}"
+            )
         if feats.ndim != 2 or feats.shape[0] == 0:
             raise DataError(f"{fpath}: 'features' must be a non-empty images×D array, got {feats.shape}")
         if idxs.min() < 0 or idxs.max() >= feats.shape[0]:
-            raise DataError(f"{path}: '{split}_image_idxs' points at image {int(idxs.max())}; {fpath.name} has {feats.shape[0]}")
+            raise DataError(
+                f"{path}: '{split}_image_idxs' points at image {int(idxs.max())}; {fpath.name} has {feats.shape[0]}"
+            )
         if len(out[f"{split}_urls"]) != feats.shape[0]:
             raise DataError(f"{urls_path}: {len(out[f'{split}_urls'])} lines for {feats.shape[0]} images")
     if out["train_features"].shape[1] != out["val_features"].shape[1]:
@@ -142,14 +146,17 @@ def encode(words: list[str], word_to_idx: dict[str, int], length: int = CAPTION_
 
 
 def pca_features(pixels: np.ndarray, dim: int, fit_rows: np.ndarray) -> np.ndarray:
-    """Project-computed image features: PCA (fit on train images) of the flattened downscaled pixels, whitened,
-    zero-padded to `dim` when there are fewer images than dimensions."""
+    """Project-computed image features: PCA (fit on the train images) of the flattened downscaled pixels,
+    scaled by one number to unit standard deviation on train, zero-padded to `dim` when there are fewer
+    train images than dimensions. (No per-component whitening: it would blow up the noise directions of
+    unseen images.)"""
     from sklearn.decomposition import PCA
 
     x = pixels.reshape(len(pixels), -1).astype(np.float32) / 255.0
-    k = min(dim, int(fit_rows.sum()), x.shape[1])
-    pca = PCA(n_components=k, whiten=True, random_state=0).fit(x[fit_rows])
+    k = min(dim, int(fit_rows.sum()) - 1, x.shape[1])
+    pca = PCA(n_components=k, random_state=0).fit(x[fit_rows])
     z = pca.transform(x).astype(np.float32)
+    z /= max(float(z[fit_rows].std()), 1e-8)
     return np.pad(z, ((0, 0), (0, dim - k))) if k < dim else z
 
 
@@ -213,7 +220,9 @@ def make_sample(folder: Path, n_images: int, seed: int, feature_dim: int) -> dic
 
 def _assemble(folder, images, captions, split, feature_dim, min_count, save, names=None) -> dict:
     """Build the layout from images (N×H×W×3), their caption lists and a train/val split; save thumbnails."""
-    counts = Counter(w for caps, s in zip(captions, split, strict=True) if s == "train" for c in caps for w in c.split())
+    counts = Counter(
+        w for caps, s in zip(captions, split, strict=True) if s == "train" for c in caps for w in c.split()
+    )
     words = sorted(w for w, c in counts.items() if c >= min_count)
     idx_to_word = SPECIAL + words
     word_to_idx = {w: i for i, w in enumerate(idx_to_word)}

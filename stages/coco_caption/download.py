@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from stages.coco_caption import config, data
 from stages.common.cli import main
 from stages.common.io import atomic_path
 from stages.common.sources import parse_source, require_dir
-from stages.coco_caption import config, data
 
 
 def run(p: config.CocoCaptionParams, paths: config.Paths) -> Path:

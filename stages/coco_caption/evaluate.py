@@ -8,9 +8,9 @@ against all of that image's val captions as references, uniform n-gram weights, 
 
 from __future__ import annotations
 
+from stages.coco_caption import config, prepare
 from stages.common.cli import main
 from stages.common.io import DataError, read_json, write_json
-from stages.coco_caption import config, prepare
 
 WEIGHTS = {1: (1.0,), 2: (0.5, 0.5), 3: (1 / 3,) * 3, 4: (0.25,) * 4}
 

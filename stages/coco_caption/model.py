@@ -12,9 +12,9 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from stages.coco_caption.data import END, NULL, START
 from stages.common.io import atomic_path
 from stages.common.transformer import DecoderBlock, LearnedPositionalEncoding
-from stages.coco_caption.data import END, NULL, START
 
 
 class CaptioningTransformer(nn.Module):

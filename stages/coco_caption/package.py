@@ -3,9 +3,9 @@ expected ≤ 1, ≤ 0.3, ≤ 0.05; BLEU; sample captions)."""
 
 from __future__ import annotations
 
+from stages.coco_caption import config
 from stages.common.cli import main
 from stages.common.io import read_json, write_text
-from stages.coco_caption import config
 
 
 def run(p: config.CocoCaptionParams, paths: config.Paths) -> str:

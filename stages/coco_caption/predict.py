@@ -12,13 +12,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from stages.coco_caption import config, prepare
+from stages.coco_caption.data import decode
+from stages.coco_caption.model import load_model
 from stages.common.cli import main
 from stages.common.io import write_json
 from stages.common.params import ParamsError
 from stages.common.runtime import setup
-from stages.coco_caption import config, prepare
-from stages.coco_caption.data import decode
-from stages.coco_caption.model import load_model
 
 STAGE = "coco-caption-predict"
 

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import numpy as np
 
+from stages.coco_caption import config, data
 from stages.common.cli import main
 from stages.common.io import atomic_path
-from stages.coco_caption import config, data
 
 
 def run(p: config.CocoCaptionParams, paths: config.Paths) -> Path:

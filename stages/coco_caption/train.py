@@ -14,14 +14,14 @@ import time
 
 import torch
 
+from stages.coco_caption import config, prepare
+from stages.coco_caption.model import CaptioningTransformer, save_model, temporal_softmax_loss
 from stages.common.cli import main
 from stages.common.io import write_csv, write_json
 from stages.common.params import ParamsError
 from stages.common.plots import line_plot
 from stages.common.runtime import setup
 from stages.common.tracking import tracked_run
-from stages.coco_caption import config, prepare
-from stages.coco_caption.model import CaptioningTransformer, save_model, temporal_softmax_loss
 
 STAGE = "coco-caption-train"
 
@@ -29,7 +29,9 @@ STAGE = "coco-caption-train"
 def run(p: config.CocoCaptionParams, common: config.CommonParams, paths: config.Paths, name: str) -> dict:
     c, m = p.config(name), p.model
     if m.embed_dim % c.num_heads:
-        raise ParamsError(f"coco-caption.model.embed_dim ({m.embed_dim}) must be divisible by num_heads ({c.num_heads})")
+        raise ParamsError(
+            f"coco-caption.model.embed_dim ({m.embed_dim}) must be divisible by num_heads ({c.num_heads})"
+        )
     device = setup(p.seed, common.device, p.threads or common.threads)
     arrays, meta = prepare.load(paths)
     feats = torch.as_tensor(arrays["train_features"], dtype=torch.float32)
@@ -56,7 +58,11 @@ def run(p: config.CocoCaptionParams, common: config.CommonParams, paths: config.
                 loss.backward()
                 optimizer.step()
                 losses.append(loss.item())
-            row = {"epoch": epoch, "train_loss": round(sum(losses) / len(losses), 6), "last_batch_loss": round(losses[-1], 6)}
+            row = {
+                "epoch": epoch,
+                "train_loss": round(sum(losses) / len(losses), 6),
+                "last_batch_loss": round(losses[-1], 6),
+            }
             history.append(row)
             tracker.log_metrics({"train_loss": row["train_loss"]}, step=epoch)
             if epoch == 1 or epoch % 10 == 0 or epoch == p.train.epochs:
