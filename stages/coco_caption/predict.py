@@ -69,7 +69,7 @@ def draw_samples(path: Path, result: dict, raw: Path, n: int, name: str) -> None
 
     rows = [("train", r) for r in result["train"][:n]] + [("val", r) for r in result["val"][:n]]
     plt = _pyplot()
-    fig, axes = plt.subplots(2, n, figsize=(3 * n, 6.4), squeeze=False)
+    fig, axes = plt.subplots(2, n, figsize=(3.2 * n, 8.0), squeeze=False)
     for ax in axes.flat:
         ax.axis("off")
     for k, (split, r) in enumerate(rows):
