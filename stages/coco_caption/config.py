@@ -1,0 +1,140 @@
+"""Parameters (the `coco-caption:` section of params.yaml) and file locations of the coco-caption task."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Any, Literal
+
+from stages.common.params import CommonParams, ParamsError, load_params
+
+TASK = "coco-caption"
+
+
+@dataclasses.dataclass
+class DataParams:
+    # sample | dir:<the assignment's coco_captioning/ folder> | dir:<Flickr8k-style folder: images/ + *.token*.txt>
+    source: str = "sample"
+    sample_images: int = 240  # generated scenes (sample source); 1/5 of them go to val
+    sample_seed: int = 0
+    flickr_image_size: int = 32  # Flickr images are downscaled to this square before PCA
+    flickr_min_count: int = 2  # vocabulary: words seen at least this often in train captions
+    feature_dim: int = 512  # PCA dimension of the project-computed features (sample, Flickr)
+
+
+@dataclasses.dataclass
+class PrepareParams:
+    seed: int = 42  # the course's run.py
+    train_captions: int = 1024  # sampled with replacement, as the course's sample_coco_minibatch
+    val_captions: int = 1024
+
+
+@dataclasses.dataclass
+class ConfigParams:
+    num_heads: int = 2
+    num_layers: int = 2
+    lr: float = 1e-4
+
+
+@dataclasses.dataclass
+class ModelParams:
+    embed_dim: int = 256
+    ff_dim: int = 2048
+    dropout: float = 0.1
+    max_length: int = 30  # positions the model supports, and the greedy sampling length
+    activation: Literal["gelu", "relu"] = "gelu"
+
+
+@dataclasses.dataclass
+class TrainParams:
+    epochs: int = 100
+    batch_size: int = 64  # batches in order, no shuffling (the course's run.py)
+
+
+@dataclasses.dataclass
+class PredictParams:
+    strategy: Literal["greedy", "beam"] = "greedy"
+    beam_size: int = 3
+    samples: int = 4  # train and val images drawn with their captions
+
+
+def _default_configs() -> dict[str, ConfigParams]:
+    return {
+        "h2_l2_lr1e-4": ConfigParams(2, 2, 1e-4),
+        "h4_l6_lr1e-4": ConfigParams(4, 6, 1e-4),
+        "h4_l6_lr1e-3": ConfigParams(4, 6, 1e-3),
+    }
+
+
+@dataclasses.dataclass
+class CocoCaptionParams:
+    seed: int = 42
+    threads: int = 1  # torch CPU threads; 0 = common.threads (1 is fastest for the small models on a busy CPU)
+    data: DataParams = dataclasses.field(default_factory=DataParams)
+    prepare: PrepareParams = dataclasses.field(default_factory=PrepareParams)
+    model: ModelParams = dataclasses.field(default_factory=ModelParams)
+    train: TrainParams = dataclasses.field(default_factory=TrainParams)
+    predict: PredictParams = dataclasses.field(default_factory=PredictParams)
+    # the course's three configurations; the DVC matrix runs one stage per key
+    configs: Any = dataclasses.field(default_factory=_default_configs)
+
+    def config(self, name: str) -> ConfigParams:
+        if name not in self.configs:
+            raise ParamsError(f"unknown configuration '{name}' (coco-caption.configs: {', '.join(self.configs)})")
+        c = self.configs[name]
+        return c if isinstance(c, ConfigParams) else from_mapping(name, c)
+
+
+def from_mapping(name: str, value: object) -> ConfigParams:
+    from stages.common.params import from_dict
+
+    return from_dict(ConfigParams, value, where=f"coco-caption.configs.{name}")
+
+
+# The course's expected final train loss per configuration.
+TARGET_LOSS = {"h2_l2_lr1e-4": 1.0, "h4_l6_lr1e-4": 0.3, "h4_l6_lr1e-3": 0.05}
+
+
+@dataclasses.dataclass(frozen=True)
+class Paths:
+    root: Path = Path(".")
+
+    def _p(self, *parts: str) -> Path:
+        return self.root.joinpath(*parts)
+
+    @property
+    def raw(self) -> Path:
+        return self._p("data", TASK, "raw")
+
+    @property
+    def prepared(self) -> Path:
+        return self._p("data", TASK, "prepared")
+
+    def model(self, config: str) -> Path:
+        return self._p("models", TASK, f"{config}.pt")
+
+    def predictions(self, config: str) -> Path:
+        return self._p("data", TASK, "predictions", f"{config}.json")
+
+    def train_metrics(self, config: str) -> Path:
+        return self._p("metrics", f"{TASK}_train_{config}.json")
+
+    @property
+    def plots(self) -> Path:
+        return self._p("plots", TASK)
+
+    @property
+    def metrics(self) -> Path:
+        return self._p("metrics", f"{TASK}.json")
+
+    @property
+    def report(self) -> Path:
+        return self._p("reports", f"{TASK}.md")
+
+
+def load(path: str | Path = "params.yaml") -> tuple[CocoCaptionParams, CommonParams]:
+    p = load_params(TASK, CocoCaptionParams, path)
+    if not isinstance(p.configs, dict) or not p.configs:
+        raise ParamsError("'coco-caption.configs' must be a non-empty mapping of name -> {num_heads, num_layers, lr}")
+    p.configs = {name: from_mapping(name, value) for name, value in p.configs.items()}
+    return p, load_params("common", CommonParams, path)

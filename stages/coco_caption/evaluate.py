@@ -1,0 +1,56 @@
+"""coco-caption-evaluate: BLEU-1..4 on validation per configuration, with the final train losses,
+into metrics/coco-caption.json keyed by configuration.
+
+BLEU: nltk `corpus_bleu` over the sampled val images, one hypothesis (the generated caption) per image
+against all of that image's val captions as references, uniform n-gram weights, smoothing method1
+(Chen & Cherry 2014) so that a missing 4-gram gives a small score instead of 0.
+"""
+
+from __future__ import annotations
+
+from stages.coco_caption import config, prepare
+from stages.common.cli import main
+from stages.common.io import DataError, read_json, write_json
+
+WEIGHTS = {1: (1.0,), 2: (0.5, 0.5), 3: (1 / 3,) * 3, 4: (0.25,) * 4}
+
+
+def bleu(hypotheses: list[str], references: list[list[str]]) -> dict[str, float]:
+    from nltk.translate.bleu_score import SmoothingFunction, corpus_bleu
+
+    hyps = [h.split() for h in hypotheses]
+    refs = [[r.split() for r in rs] for rs in references]
+    smooth = SmoothingFunction().method1
+    return {f"bleu{n}": round(float(corpus_bleu(refs, hyps, weights=w, smoothing_function=smooth)), 4)
+            for n, w in WEIGHTS.items()}  # fmt: skip
+
+
+def run(p: config.CocoCaptionParams, paths: config.Paths) -> dict:
+    _, meta = prepare.load(paths)
+    refs = meta["val_references"]
+    out = {}
+    for name in p.configs:
+        pred = read_json(paths.predictions(name))
+        train = read_json(paths.train_metrics(name))
+        missing = [r["image"] for r in pred["val"] if str(r["image"]) not in refs]
+        if missing:
+            raise DataError(f"{paths.predictions(name)}: val image {missing[0]} has no reference captions")
+        scores = bleu([r["caption"] for r in pred["val"]], [refs[str(r["image"])] for r in pred["val"]])
+        out[name] = {
+            **scores,
+            "val_images": len(pred["val"]),
+            "final_train_loss": train["final_train_loss"],
+            "course_target_loss": train["course_target_loss"],
+            "meets_target": train["meets_target"],
+            "num_heads": train["num_heads"],
+            "num_layers": train["num_layers"],
+            "lr": train["lr"],
+        }
+        print(f"coco-caption-evaluate {name}: loss {train['final_train_loss']:.4f} " + " ".join(
+            f"{k} {v:.3f}" for k, v in scores.items()))  # fmt: skip
+    write_json(paths.metrics, out)
+    return out
+
+
+if __name__ == "__main__":
+    main(lambda: run(config.load()[0], config.Paths()))

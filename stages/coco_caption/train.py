@@ -1,0 +1,100 @@
+"""coco-caption-train@<config>: train one of the course's configurations (a DVC matrix stage).
+
+As the course's run.py: Adam at the configuration's lr, batches of 64 in order (no shuffling), 100 epochs,
+seed 42; the loss is logged per iteration and averaged per epoch. Writes models/coco-caption/<config>.pt,
+plots/coco-caption/<config>_loss.{png,csv} and metrics/coco-caption_train_<config>.json.
+
+    python -m stages.coco_caption.train h4_l6_lr1e-3
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+
+import torch
+
+from stages.coco_caption import config, prepare
+from stages.coco_caption.model import CaptioningTransformer, save_model, temporal_softmax_loss
+from stages.common.cli import main
+from stages.common.io import write_csv, write_json
+from stages.common.params import ParamsError
+from stages.common.plots import line_plot
+from stages.common.runtime import setup
+from stages.common.tracking import tracked_run
+
+STAGE = "coco-caption-train"
+
+
+def run(p: config.CocoCaptionParams, common: config.CommonParams, paths: config.Paths, name: str) -> dict:
+    c, m = p.config(name), p.model
+    if m.embed_dim % c.num_heads:
+        raise ParamsError(
+            f"coco-caption.model.embed_dim ({m.embed_dim}) must be divisible by num_heads ({c.num_heads})"
+        )
+    device = setup(p.seed, common.device, p.threads or common.threads)
+    arrays, meta = prepare.load(paths)
+    feats = torch.as_tensor(arrays["train_features"], dtype=torch.float32)
+    caps = torch.as_tensor(arrays["train_captions"], dtype=torch.long)
+    if caps.shape[1] - 1 > m.max_length:
+        raise ParamsError(f"captions are {caps.shape[1]} long; coco-caption.model.max_length is {m.max_length}")
+    model = CaptioningTransformer(
+        len(meta["idx_to_word"]), feats.shape[1], m.embed_dim, c.num_heads, c.num_layers,
+        m.ff_dim, m.dropout, m.max_length, m.activation,
+    ).to(device)  # fmt: skip
+    optimizer = torch.optim.Adam(model.parameters(), lr=c.lr)
+    history = []
+    start = time.time()
+    tracked = {"config": name, "seed": p.seed, "model": vars(m), "train": vars(p.train), **vars(c)}
+    with tracked_run(config.TASK, f"{STAGE}@{name}", tracked, common.mlflow, paths.root) as tracker:
+        for epoch in range(1, p.train.epochs + 1):
+            model.train()
+            losses = []
+            for i in range(0, len(caps), p.train.batch_size):
+                f = feats[i : i + p.train.batch_size].to(device)
+                x = caps[i : i + p.train.batch_size].to(device)
+                loss = temporal_softmax_loss(model(f, x[:, :-1]), x[:, 1:])
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+                losses.append(loss.item())
+            row = {
+                "epoch": epoch,
+                "train_loss": round(sum(losses) / len(losses), 6),
+                "last_batch_loss": round(losses[-1], 6),
+            }
+            history.append(row)
+            tracker.log_metrics({"train_loss": row["train_loss"]}, step=epoch)
+            if epoch == 1 or epoch % 10 == 0 or epoch == p.train.epochs:
+                print(f"{name} epoch {epoch} loss {row['train_loss']:.4f}")
+        save_model(model, paths.model(name))
+        target = config.TARGET_LOSS.get(name)
+        summary = {
+            "config": name,
+            **vars(c),
+            "epochs": p.train.epochs,
+            "final_train_loss": history[-1]["train_loss"],
+            "final_batch_loss": history[-1]["last_batch_loss"],
+            "course_target_loss": target,
+            "meets_target": None if target is None else bool(history[-1]["train_loss"] <= target),
+            "parameters": sum(q.numel() for q in model.parameters()),
+            "train_seconds": round(time.time() - start, 1),
+        }
+        write_csv(paths.plots / f"{name}_loss.csv", history)
+        line_plot(paths.plots / f"{name}_loss.png", history, "epoch", ["train_loss"], f"coco-caption {name}", "loss")
+        write_json(paths.train_metrics(name), summary)
+        tracker.log_metrics({k: v for k, v in summary.items() if k in ("final_train_loss", "train_seconds")})
+        tracker.log_artifact(paths.plots / f"{name}_loss.png")
+    print(f"coco-caption-train {name}: final loss {summary['final_train_loss']:.4f} in {summary['train_seconds']} s")
+    return summary
+
+
+def cli() -> None:
+    if len(sys.argv) != 2:
+        raise ParamsError("usage: python -m stages.coco_caption.train <config name from coco-caption.configs>")
+    p, common = config.load()
+    run(p, common, config.Paths(), sys.argv[1])
+
+
+if __name__ == "__main__":
+    main(cli)

@@ -1,0 +1,53 @@
+"""vit-evaluate: accuracy of the final model on the test set (overall, per class, confusion matrix) and on the
+un-augmented train set, against the course's targets; metrics/vit.json, plots/vit/confusion_matrix.png."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from stages.common.cli import main
+from stages.common.io import read_json, write_json
+from stages.common.plots import confusion_matrix_plot
+from stages.common.runtime import setup
+from stages.vit import config, prepare
+from stages.vit.model import load_model, predict
+
+
+def run(p: config.VitParams, common: config.CommonParams, paths: config.Paths) -> dict:
+    device = setup(p.seed, common.device, p.threads or common.threads)
+    splits, meta = prepare.load(paths)
+    model, saved = load_model(paths.model, device)
+    train_summary = read_json(paths.train_metrics)
+    acc = {}
+    for split in ("train", "test"):
+        x, y = splits[split]
+        pred = predict(model, torch.as_tensor(x), saved["mean"], saved["std"], device).argmax(-1).numpy()
+        acc[split] = (pred, y)
+    pred, y = acc["test"]
+    k = len(meta["classes"])
+    cm = np.zeros((k, k), dtype=int)
+    np.add.at(cm, (y, pred), 1)
+    metrics = {
+        "test_accuracy": round(float((pred == y).mean()), 4),
+        "train_accuracy": round(float((acc["train"][0] == acc["train"][1]).mean()), 4),
+        "final_train_loss": train_summary["final_train_loss"],
+        "epochs": train_summary["epochs"],
+        "parameters": train_summary["parameters"],
+        "train_seconds": train_summary["train_seconds"],
+        "test_images": int(len(y)),
+        "per_class_test_accuracy": {
+            c: round(float(cm[i, i] / max(cm[i].sum(), 1)), 4) for i, c in enumerate(meta["classes"])
+        },  # fmt: skip
+        "course_targets": config.TARGETS,
+    }
+    metrics["meets_course_test_target"] = metrics["test_accuracy"] >= config.TARGETS["test_accuracy_min"]
+    metrics["meets_course_loss_target"] = metrics["final_train_loss"] <= config.TARGETS["train_loss_max"]
+    confusion_matrix_plot(paths.plots / "confusion_matrix.png", cm, meta["classes"], "vit: test confusion matrix")
+    write_json(paths.metrics, metrics)
+    print(f"vit-evaluate: test accuracy {metrics['test_accuracy']:.4f}, train accuracy {metrics['train_accuracy']:.4f}")
+    return metrics
+
+
+if __name__ == "__main__":
+    main(lambda: run(*config.load(), config.Paths()))

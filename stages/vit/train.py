@@ -1,0 +1,169 @@
+"""vit-train: the ViT on CIFAR-10 (or the sample), AdamW with warmup + cosine decay and the chosen
+augmentations; per epoch the train loss/accuracy (on the augmented batches) and the test accuracy.
+
+Writes models/vit/model.pt, plots/vit/train_history.csv, plots/vit/acc_out.png (train and test accuracy
+per epoch) and plots/vit/loss_out.png (train loss), as the course names them; metrics/vit_train.json.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from stages.common.cli import main
+from stages.common.io import write_csv, write_json
+from stages.common.params import ParamsError
+from stages.common.plots import line_plot
+from stages.common.runtime import setup
+from stages.common.tracking import tracked_run
+from stages.vit import config, prepare
+from stages.vit.model import ViT, normalise, predict, save_model
+
+STAGE = "vit-train"
+
+
+def augment(x: torch.Tensor, a: config.AugmentParams, g: torch.Generator) -> torch.Tensor:
+    """uint8 (B, 32, 32, 3) -> uint8 (B, 3, 32, 32) with random crop / flip / RandAugment."""
+    x = x.permute(0, 3, 1, 2)
+    n, _, h, w = x.shape
+    if a.random_crop:
+        padded = F.pad(x, (4, 4, 4, 4))
+        dy, dx = torch.randint(0, 9, (n,), generator=g), torch.randint(0, 9, (n,), generator=g)
+        x = _crop(padded, dy, dx, h, w)
+    if a.flip:
+        flip = torch.rand(n, generator=g) < 0.5
+        x = torch.where(flip[:, None, None, None], x.flip(3), x)
+    if a.randaugment:
+        from torchvision.transforms import v2
+
+        x = v2.RandAugment(num_ops=2, magnitude=9)(x)
+    return x
+
+
+def _crop(padded: torch.Tensor, dy: torch.Tensor, dx: torch.Tensor, h: int, w: int) -> torch.Tensor:
+    pairs = enumerate(zip(dy.tolist(), dx.tolist(), strict=True))
+    return torch.stack([padded[i, :, y : y + h, x : x + w] for i, (y, x) in pairs])
+
+
+def mix(x: torch.Tensor, a: config.AugmentParams, rng: np.random.Generator) -> tuple[torch.Tensor, torch.Tensor, float]:
+    """MixUp or CutMix on a float batch; returns the batch, the permutation and lambda (1.0 = unmixed)."""
+    kinds = [k for k, alpha in (("mixup", a.mixup_alpha), ("cutmix", a.cutmix_alpha)) if alpha > 0]
+    perm = torch.arange(len(x))
+    if not kinds:
+        return x, perm, 1.0
+    kind = kinds[rng.integers(len(kinds))]
+    lam = float(rng.beta(a.mixup_alpha, a.mixup_alpha) if kind == "mixup" else rng.beta(a.cutmix_alpha, a.cutmix_alpha))
+    perm = torch.as_tensor(rng.permutation(len(x)))
+    if kind == "mixup":
+        return lam * x + (1 - lam) * x[perm], perm, lam
+    h, w = x.shape[2:]
+    ch, cw = int(h * math.sqrt(1 - lam)), int(w * math.sqrt(1 - lam))
+    cy, cx = int(rng.integers(h)), int(rng.integers(w))
+    y0, y1, x0, x1 = max(cy - ch // 2, 0), min(cy + ch // 2, h), max(cx - cw // 2, 0), min(cx + cw // 2, w)
+    x = x.clone()
+    x[:, :, y0:y1, x0:x1] = x[perm][:, :, y0:y1, x0:x1]
+    return x, perm, 1 - (y1 - y0) * (x1 - x0) / (h * w)
+
+
+def run(p: config.VitParams, common: config.CommonParams, paths: config.Paths) -> dict:
+    m, t, a = p.model, p.train, p.augment
+    if m.dim % m.heads:
+        raise ParamsError(f"vit.model.dim ({m.dim}) must be divisible by vit.model.heads ({m.heads})")
+    if 32 % m.patch_size:
+        raise ParamsError(f"vit.model.patch_size ({m.patch_size}) must divide 32")
+    device = setup(p.seed, common.device, p.threads or common.threads)
+    splits, meta = prepare.load(paths)
+    (xtr, ytr), (xte, yte) = splits["train"], splits["test"]
+    xtr_t, ytr_t, xte_t, yte_t = map(torch.as_tensor, (xtr, ytr, xte, yte))
+    model = ViT(len(meta["classes"]), 32, m.patch_size, m.dim, m.depth, m.heads, m.mlp_ratio, m.dropout,
+                m.attention == "sdpa").to(device)  # fmt: skip
+    decay = [q for q in model.parameters() if q.dim() >= 2]
+    no_decay = [q for q in model.parameters() if q.dim() < 2]
+    optimizer = torch.optim.AdamW(
+        [{"params": decay, "weight_decay": t.weight_decay}, {"params": no_decay, "weight_decay": 0.0}], lr=t.lr
+    )
+    steps = math.ceil(len(xtr) / t.batch_size)
+    total, warm = t.epochs * steps, t.warmup_epochs * steps
+
+    def factor(step: int) -> float:
+        if step < warm:
+            return (step + 1) / warm
+        return 0.5 * (1 + math.cos(math.pi * min(1.0, (step - warm) / max(1, total - warm))))
+
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+    g = torch.Generator().manual_seed(p.seed)
+    rng = np.random.default_rng(p.seed)
+    history = []
+    start = time.time()
+    n_params = sum(q.numel() for q in model.parameters())
+    print(
+        f"vit-train: {n_params:,} parameters, {len(xtr)} train / {len(xte)} test images, {t.epochs} epochs on {device}"
+    )
+    tracked = {"seed": p.seed, "model": vars(m), "train": vars(t), "augment": vars(a)}
+    with tracked_run(config.TASK, STAGE, tracked, common.mlflow, paths.root) as tracker:
+        for epoch in range(1, t.epochs + 1):
+            model.train()
+            order = torch.randperm(len(xtr), generator=g)
+            loss_sum = correct = 0.0
+            t0 = time.time()
+            for idx in order.split(t.batch_size):
+                xb = augment(xtr_t[idx], a, g).permute(0, 2, 3, 1)
+                xb = normalise(xb.to(device), meta["mean"], meta["std"])
+                yb = ytr_t[idx].to(device)
+                xb, perm, lam = mix(xb, a, rng)
+                logits = model(xb)
+                loss = lam * F.cross_entropy(logits, yb, label_smoothing=a.label_smoothing)
+                if lam < 1.0:
+                    loss = loss + (1 - lam) * F.cross_entropy(
+                        logits, yb[perm.to(device)], label_smoothing=a.label_smoothing
+                    )
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+                scheduler.step()
+                loss_sum += loss.item() * len(idx)
+                correct += (logits.argmax(-1) == (yb if lam >= 0.5 else yb[perm.to(device)])).sum().item()
+            test_logits = predict(model, xte_t, meta["mean"], meta["std"], device)
+            row = {
+                "epoch": epoch,
+                "train_loss": round(loss_sum / len(xtr), 6),
+                "train_accuracy": round(correct / len(xtr), 6),
+                "test_loss": round(F.cross_entropy(test_logits, yte_t).item(), 6),
+                "test_accuracy": round((test_logits.argmax(-1) == yte_t).float().mean().item(), 6),
+                "lr": scheduler.get_last_lr()[0],
+                "epoch_seconds": round(time.time() - t0, 2),
+            }
+            history.append(row)
+            tracker.log_metrics({k: v for k, v in row.items() if k != "epoch"}, step=epoch)
+            print(" ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in row.items()))
+        save_model(model, paths.model, meta["mean"], meta["std"], meta["classes"])
+        last = history[-1]
+        summary = {
+            "epochs": t.epochs,
+            "parameters": n_params,
+            "final_train_loss": last["train_loss"],
+            "final_train_accuracy": last["train_accuracy"],
+            "final_test_accuracy": last["test_accuracy"],
+            "best_test_accuracy": max(r["test_accuracy"] for r in history),
+            "train_seconds": round(time.time() - start, 1),
+        }
+        rows = [{k: v for k, v in r.items() if k != "epoch_seconds"} for r in history]
+        write_csv(paths.plots / "train_history.csv", rows)
+        line_plot(
+            paths.plots / "acc_out.png", rows, "epoch", ["train_accuracy", "test_accuracy"], "vit: accuracy", "accuracy"
+        )
+        line_plot(paths.plots / "loss_out.png", rows, "epoch", ["train_loss"], "vit: train loss", "cross-entropy")
+        write_json(paths.train_metrics, summary)
+        tracker.log_metrics({k: v for k, v in summary.items() if isinstance(v, (int, float))})
+        tracker.log_artifact(paths.plots / "acc_out.png")
+        tracker.log_artifact(paths.plots / "loss_out.png")
+    print(f"vit-train: test accuracy {summary['final_test_accuracy']:.4f} in {summary['train_seconds']} s")
+    return summary
+
+
+if __name__ == "__main__":
+    main(lambda: run(*config.load(), config.Paths()))

@@ -1,0 +1,181 @@
+"""Every coco-caption stage as a plain function with tiny params on a temporary folder; loaders; bad inputs."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from stages.coco_caption import config, data, download, evaluate, package, predict, prepare, train
+from stages.common.io import DataError
+from stages.common.params import CommonParams, ParamsError
+
+FLICKR = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "flickr8k_subset"
+
+
+def tiny() -> config.CocoCaptionParams:
+    p = config.CocoCaptionParams()
+    p.data.sample_images = 30
+    p.data.feature_dim = 16
+    p.prepare.train_captions, p.prepare.val_captions = 64, 32
+    p.model.embed_dim, p.model.ff_dim, p.model.max_length = 16, 32, 20
+    p.train.epochs, p.train.batch_size = 2, 32
+    p.predict.samples = 2
+    return p
+
+
+@pytest.fixture
+def common() -> CommonParams:
+    return CommonParams(device="cpu", threads=1, mlflow=False)
+
+
+def test_sample_pipeline_end_to_end(tmp_path, common) -> None:
+    paths, p = config.Paths(tmp_path), tiny()
+    download.run(p, paths)
+    prepare.run(p, paths)
+    for name in p.configs:
+        summary = train.run(p, common, paths, name)
+        assert summary["final_train_loss"] > 0 and summary["course_target_loss"] == config.TARGET_LOSS[name]
+        predict.run(p, common, paths, name)
+        assert (paths.plots / f"{name}_loss.png").is_file() and (paths.plots / f"{name}_samples.png").is_file()
+    metrics = evaluate.run(p, paths)
+    assert set(metrics) == set(p.configs)
+    for r in metrics.values():
+        assert all(0.0 <= r[f"bleu{n}"] <= 1.0 for n in range(1, 5))
+    saved = json.loads(paths.metrics.read_text())
+    assert saved.keys() == metrics.keys()
+    text = package.run(p, paths)
+    assert "≤ 0.05" in text and paths.report.is_file()
+    with pytest.raises(ParamsError, match="unknown configuration"):
+        train.run(p, common, paths, "nope")
+
+
+def test_prepare_samples_with_replacement_like_the_course(tmp_path) -> None:
+    paths, p = config.Paths(tmp_path), tiny()
+    download.run(p, paths)
+    prepare.run(p, paths)
+    arrays, meta = prepare.load(paths)
+    assert arrays["train_captions"].shape == (64, data.CAPTION_LEN)
+    assert arrays["train_features"].shape == (64, 16)
+    assert (arrays["train_captions"][:, 0] == data.START).all()
+    assert meta["idx_to_word"][:4] == data.SPECIAL
+
+
+def test_layout_roundtrip_and_decode(tmp_path) -> None:
+    out = tmp_path / "raw"
+    made = data.make_sample(out, 10, 0, 8)
+    loaded = data.load_layout(out)
+    np.testing.assert_array_equal(loaded["train_captions"], made["train_captions"])
+    words = loaded["idx_to_word"]
+    text = data.decode(loaded["train_captions"][0], words)
+    assert text and "<" not in text
+    np.testing.assert_array_equal(data.encode(text.split(), loaded["word_to_idx"]), loaded["train_captions"][0])
+
+
+def _course_folder(tmp_path: Path) -> Path:
+    folder = tmp_path / "coco_captioning"
+    data.make_sample(folder, 10, 0, 8)
+    shutil.rmtree(folder / "images")
+    return folder
+
+
+def test_dir_source_copies_the_course_layout(tmp_path) -> None:
+    folder = _course_folder(tmp_path)
+    p = tiny()
+    p.data.source = f"dir:{folder}"
+    paths = config.Paths(tmp_path / "repo")
+    download.run(p, paths)
+    assert (paths.raw / "coco2014_captions.h5").is_file()
+
+
+@pytest.mark.parametrize(
+    ("mutate", "message"),
+    [
+        (lambda f, h5py: _del_key(f, h5py, "val_image_idxs"), "missing key 'val_image_idxs'"),
+        (lambda f, h5py: _poke(f, h5py, "train_captions", 999), "word id 999, outside the vocabulary"),
+        (lambda f, h5py: _set_key(f, h5py, "train_image_idxs", np.zeros((2,))), "has shape"),
+        (lambda f, h5py: (f / "coco2014_vocab.json").write_text("{}"), "idx_to_word"),
+        (lambda f, h5py: (f / "val2014_urls.txt").unlink(), "file not found"),
+    ],
+)
+def test_bad_course_folders_raise_and_leave_nothing(tmp_path, mutate, message) -> None:
+    import h5py
+
+    folder = _course_folder(tmp_path)
+    mutate(folder, h5py)
+    p = tiny()
+    p.data.source = f"dir:{folder}"
+    paths = config.Paths(tmp_path / "repo")
+    with pytest.raises(DataError, match=message):
+        download.run(p, paths)
+    assert not paths.raw.exists()
+    assert not list(paths.raw.parent.glob("*"))  # no half-written temporary folder either
+
+
+def _del_key(folder: Path, h5py, key: str) -> None:
+    with h5py.File(folder / "coco2014_captions.h5", "a") as f:
+        del f[key]
+
+
+def _poke(folder: Path, h5py, key: str, value: int) -> None:
+    with h5py.File(folder / "coco2014_captions.h5", "a") as f:
+        f[key][0, 1] = value
+
+
+def _set_key(folder: Path, h5py, key: str, value) -> None:
+    with h5py.File(folder / "coco2014_captions.h5", "a") as f:
+        del f[key]
+        f.create_dataset(key, data=value)
+
+
+def _flickr_subset(tmp_path: Path, n: int = 24) -> Path:
+    if not (FLICKR / "images").is_dir():
+        pytest.skip(f"real Flickr8k subset not found at {FLICKR}")
+    names = sorted(p.name for p in (FLICKR / "images").iterdir())[:n]
+    out = tmp_path / "flickr"
+    (out / "images").mkdir(parents=True)
+    for name in names:
+        (out / "images" / name).symlink_to(FLICKR / "images" / name)
+    token = FLICKR / "Flickr8k_text" / "Flickr8k.token.subset1000.txt"
+    lines = [ln for ln in token.read_text().splitlines() if ln.split("#")[0] in set(names)]
+    (out / "Flickr8k.token.txt").write_text("\n".join(lines) + "\n")
+    return out
+
+
+def test_flickr_folder_is_converted_to_the_course_layout(tmp_path) -> None:
+    src = _flickr_subset(tmp_path)
+    p = tiny()
+    p.data.source, p.data.flickr_min_count = f"dir:{src}", 1
+    paths = config.Paths(tmp_path / "repo")
+    download.run(p, paths)
+    loaded = data.load_layout(paths.raw)
+    assert loaded["train_features"].shape[1] == 16
+    assert len(loaded["train_urls"]) + len(loaded["val_urls"]) == 24
+    assert len(loaded["train_captions"]) + len(loaded["val_captions"]) == 24 * 5
+    assert (paths.raw / loaded["val_urls"][0]).is_file()
+
+
+def test_flickr_unreadable_image_raises(tmp_path) -> None:
+    src = _flickr_subset(tmp_path, 6)
+    first = sorted((src / "images").iterdir())[0]
+    first.unlink()
+    first.write_bytes(b"not a jpeg")
+    p = tiny()
+    p.data.source = f"dir:{src}"
+    paths = config.Paths(tmp_path / "repo")
+    with pytest.raises(DataError, match="unreadable image"):
+        download.run(p, paths)
+    assert not paths.raw.exists()
+
+
+def test_unknown_folder_and_missing_folder(tmp_path) -> None:
+    p = tiny()
+    p.data.source = f"dir:{tmp_path}"
+    with pytest.raises(DataError, match="neither"):
+        download.run(p, config.Paths(tmp_path / "repo"))
+    p.data.source = f"dir:{tmp_path / 'absent'}"
+    with pytest.raises(DataError, match="not found"):
+        download.run(p, config.Paths(tmp_path / "repo"))
