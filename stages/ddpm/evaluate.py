@@ -1,0 +1,94 @@
+"""ddpm-evaluate: FID of the generated images against the training images, and DDPM vs DDIM.
+
+- FID: the N JPEGs of ddpm-sample (what is submitted) against the reference
+  features of ddpm-fid-reference; the extractor and both counts are recorded.
+  With a few dozen images FID is a small-sample estimate (biased upwards): compare
+  runs at equal counts only.
+- Samplers: each entry of `evaluate.compare` ("ddpm" = all T steps, "ddim:<k>")
+  generates `compare_images` images from one seed: seconds per image and FID.
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+from stages.common import fid
+from stages.common.cli import main
+from stages.common.diffusion import make_sampler
+from stages.common.io import DataError, write_csv, write_json
+from stages.common.params import ParamsError
+from stages.common.runtime import setup
+from stages.common.tracking import tracked_run
+from stages.ddpm import config, fid_reference, train
+from stages.ddpm.images import decode
+from stages.ddpm.sample import sample_images
+
+
+def read_samples(paths: config.Paths) -> np.ndarray:
+    files = sorted(paths.samples.glob("*.jpg"), key=lambda f: int(f.stem))
+    if not files:
+        raise DataError(f"{paths.samples}: no generated images; run ddpm-sample")
+    return np.stack([decode(f) for f in files])
+
+
+def parse_compare(entry: str) -> tuple[str, int]:
+    name, _, steps = entry.partition(":")
+    if name == "ddpm" and not steps:
+        return "ddpm", 0
+    if name == "ddim" and steps.isdigit() and int(steps) > 0:
+        return "ddim", int(steps)
+    raise ParamsError(f"ddpm.evaluate.compare entry {entry!r}: expected 'ddpm' or 'ddim:<steps>'")
+
+
+def run(p: config.DdpmParams, common: config.CommonParams, paths: config.Paths) -> dict:
+    device = setup(p.seed, common.device, common.threads)
+    e = p.evaluate
+    compare = [parse_compare(entry) for entry in e.compare]  # bad entries fail before any work
+    real_features, info = fid_reference.load(paths)
+    extractor = fid.load_extractor(str(device), e.fid_extractor)
+    if extractor[1] != info["extractor"]:
+        raise DataError(
+            f"{paths.fid_reference}: made with {info['extractor']}, but {extractor[1]} is in use; re-run ddpm-fid-reference"
+        )
+
+    def score(images: np.ndarray) -> fid.FidResult:
+        fake = fid.inception_features(images, extractor, device=str(device))
+        return fid.FidResult(fid.frechet_distance(real_features, fake), extractor[1], len(real_features), len(images))
+
+    result = score(read_samples(paths))
+    rows = []
+    if e.compare_images > 0:
+        model, schedule = train.load_model(paths, device)
+        for entry, (name, steps) in zip(e.compare, compare, strict=True):
+            sampler = make_sampler(name, schedule, steps)
+            start = time.perf_counter()
+            images, _ = sample_images(model, sampler, e.compare_images, e.compare_images, e.seed, device)
+            seconds = time.perf_counter() - start
+            rows.append({
+                "sampler": entry, "steps": len(sampler.timesteps), "images": e.compare_images,
+                "seconds_per_image": round(seconds / e.compare_images, 4), "fid": round(score(images).fid, 2),
+            })  # fmt: skip
+            print(
+                f"  {entry}: {rows[-1]['seconds_per_image']} s/image, FID {rows[-1]['fid']} ({e.compare_images} images)"
+            )
+    write_csv(paths.plots / "samplers.csv", rows, ["sampler", "steps", "images", "seconds_per_image", "fid"])
+
+    metrics = {**result.as_dict(), "fid_protocol": f"{info['images']} vs generated JPEGs at 64×64"}
+    for row in rows:
+        key = row["sampler"].replace(":", "")
+        metrics[f"{key}_seconds_per_image"] = row["seconds_per_image"]
+        metrics[f"{key}_fid"] = row["fid"]
+    if rows:
+        metrics["compare_images"] = e.compare_images
+    write_json(paths.metrics / "ddpm.json", metrics)
+    with tracked_run(config.TASK, "ddpm-evaluate", {"evaluate": vars(e)}, common.mlflow, paths.root) as tracker:
+        tracker.log_metrics(metrics)
+        tracker.set_tags({"fid_extractor": extractor[1]})
+    print(f"ddpm-evaluate: FID {result.fid:.2f} ({result.n_fake} generated vs {result.n_real} real, {extractor[1]})")
+    return metrics
+
+
+if __name__ == "__main__":
+    main(lambda: run(*config.load(), config.Paths()))

@@ -1,0 +1,142 @@
+"""ddpm-train: a DDPM noise predictor (U-Net) trained from scratch on the prepared images.
+
+The simple DDPM loss ‖ε − ε_θ(x_t, t)‖² (stages/common/diffusion.py), AdamW with
+linear warmup, gradient clipping, an EMA of the weights (the EMA weights are the
+output), optional horizontal flips, bf16 autocast on GPU. Checkpoints every
+`checkpoint_every` steps in a scratch folder keyed by the params and inputs; an
+interrupted run resumes from the newest one and ends with the same weights.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+
+import numpy as np
+import torch
+
+from stages.common import checkpoint
+from stages.common.cli import main
+from stages.common.diffusion import EMA, Schedule, UNet
+from stages.common.io import atomic_path, write_csv, write_json
+from stages.common.plots import line_plot
+from stages.common.runtime import setup
+from stages.common.tracking import stage_dep_hashes, tracked_run
+from stages.ddpm import config, prepare
+
+STAGE = "ddpm-train"
+
+
+def run(p: config.DdpmParams, common: config.CommonParams, paths: config.Paths) -> dict:
+    device = setup(p.seed, common.device, common.threads)
+    t = p.train
+    data = torch.from_numpy(prepare.load(paths))
+    cfg = config.unet_config(p)
+    if data.shape[-1] != cfg.image_size:
+        raise ValueError(f"prepared images are {data.shape[-1]} px, the model expects {cfg.image_size}")
+    model = UNet(cfg).to(device)
+    schedule = Schedule(p.diffusion.schedule, p.diffusion.timesteps)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=t.lr, weight_decay=t.weight_decay)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: min(1.0, (step + 1) / (t.warmup_steps + 1)))
+    ema = EMA(model, t.ema_decay)
+    generator = torch.Generator().manual_seed(p.seed)
+    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda")
+
+    run_key = {"params": dataclasses.asdict(p), "device": str(device), "deps": stage_dep_hashes(STAGE, paths.root)}
+    scratch = checkpoint.scratch_dir(paths.checkpoints, run_key)
+    history: list[dict] = []
+    first_step, elapsed = 1, 0.0
+    if (saved := checkpoint.latest(scratch)) is not None:
+        model.load_state_dict(saved["model"])
+        optimizer.load_state_dict(saved["optimizer"])
+        scheduler.load_state_dict(saved["scheduler"])
+        ema.shadow = saved["ema"]
+        generator.set_state(saved["generator"])
+        history, first_step, elapsed = saved["history"], saved["step"] + 1, saved["elapsed"]
+
+    n_params = sum(x.numel() for x in model.parameters())
+    print(f"{STAGE}: U-Net {n_params:,} parameters, {t.steps} steps of {t.batch_size} on {device}")
+    start, window = time.time() - elapsed, []
+    with tracked_run(
+        config.TASK, STAGE,
+        {"seed": p.seed, "diffusion": vars(p.diffusion), "model": vars(p.model), "train": vars(t), "image_size": cfg.image_size},
+        common.mlflow, paths.root,
+    ) as tracker:  # fmt: skip
+        model.train()
+        for step in range(first_step, t.steps + 1):
+            # A batch: random images, flipped left-right at random when `hflip`.
+            x0 = data[torch.randint(0, len(data), (t.batch_size,), generator=generator)]
+            if t.hflip:
+                flip = torch.rand(t.batch_size, generator=generator) < 0.5
+                x0 = torch.where(flip[:, None, None, None], x0.flip(-1), x0)
+            with autocast:
+                loss = schedule.loss(model, x0.to(device), generator)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            if t.grad_clip > 0:
+                torch.nn.utils.clip_grad_norm_(model.parameters(), t.grad_clip)
+            optimizer.step()
+            scheduler.step()
+            # EMA with a warm-up of its decay, so short runs are not dominated by the random init.
+            ema.update(model, min(t.ema_decay, (1 + step) / (10 + step)))
+            window.append(loss.item())
+            if step % t.log_every == 0 or step == t.steps:
+                row = {"step": step, "loss": float(np.mean(window)), "lr": scheduler.get_last_lr()[0]}
+                history.append(row)
+                window = []
+                tracker.log_metrics({"loss": row["loss"], "lr": row["lr"]}, step=step)
+                if step % (10 * t.log_every) == 0 or step == t.steps:
+                    print(f"step {step} loss {row['loss']:.4f} ({time.time() - start:.0f} s)")
+            if step % t.checkpoint_every == 0 and step < t.steps:
+                checkpoint.save(scratch, step, {
+                    "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                    "scheduler": scheduler.state_dict(), "ema": ema.shadow, "generator": generator.get_state(),
+                    "history": history, "step": step, "elapsed": time.time() - start,
+                })  # fmt: skip
+
+        seconds = time.time() - start
+        with atomic_path(paths.model) as tmp:
+            torch.save({"config": dataclasses.asdict(cfg), "diffusion": vars(p.diffusion), "ema": ema.shadow}, tmp)
+        tail = [r["loss"] for r in history[-max(1, len(history) // 10) :]]
+        summary = {
+            "parameters": n_params,
+            "steps": t.steps,
+            "image_size": cfg.image_size,
+            "final_loss": float(np.mean(tail)),
+            "train_seconds": round(seconds, 1),
+            "images_per_second": round(t.steps * t.batch_size / max(seconds, 1e-9), 1),
+        }
+        write_csv(paths.plots / "train_history.csv", history)
+        line_plot(paths.plots / "loss.png", history, "step", ["loss"], "ddpm: noise-prediction loss", "MSE")
+        write_json(paths.metrics / "ddpm_train.json", summary)
+        tracker.log_metrics({k: v for k, v in summary.items() if isinstance(v, (int, float))})
+        tracker.log_artifact(paths.plots / "loss.png")
+    checkpoint.clear(scratch)
+    print(f"{STAGE}: final loss {summary['final_loss']:.4f}, {summary['train_seconds']} s -> {paths.model}")
+    return summary
+
+
+def load_model(paths: config.Paths, device: torch.device | str = "cpu") -> tuple[UNet, Schedule]:
+    """The EMA weights and the schedule they were trained with."""
+    from stages.common.diffusion import UNetConfig
+    from stages.common.io import DataError
+
+    if not paths.model.is_file():
+        raise DataError(f"{paths.model}: not found; run ddpm-train")
+    saved = torch.load(paths.model, map_location="cpu", weights_only=True)
+    cfg = saved["config"]
+    model = UNet(
+        UNetConfig(
+            **{
+                **cfg,
+                "channel_mults": tuple(cfg["channel_mults"]),
+                "attention_resolutions": tuple(cfg["attention_resolutions"]),
+            }
+        )
+    )
+    model.load_state_dict(saved["ema"])
+    return model.to(device).eval(), Schedule(saved["diffusion"]["schedule"], saved["diffusion"]["timesteps"])
+
+
+if __name__ == "__main__":
+    main(lambda: run(*config.load(), config.Paths()))
