@@ -5,6 +5,7 @@ dvc exp run $(python -m stages.common.preset pokemon strong)
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 
@@ -20,7 +21,12 @@ def preset_args(task: str, name: str, root: str | Path = ".") -> list[str]:
     presets = yaml.safe_load(path.read_text()) or {}
     if name not in presets:
         raise SystemExit(f"error: {path}: no preset '{name}' (have: {', '.join(presets)})")
-    return [f"-S {task}.{key}={value}" for key, value in flatten(presets[name]).items()]
+    return [f"-S {task}.{key}={_compact(value)}" for key, value in flatten(presets[name]).items()]
+
+
+def _compact(value: object) -> str:
+    """Lists without spaces, so `$(...)` in a shell keeps each `-S` argument whole."""
+    return json.dumps(value, separators=(",", ":")) if isinstance(value, list) else str(value)
 
 
 if __name__ == "__main__":

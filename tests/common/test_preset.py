@@ -9,8 +9,14 @@ from tests.conftest import ROOT
 
 def test_preset_prints_dvc_set_param_arguments(tmp_path):
     (tmp_path / "presets").mkdir()
-    (tmp_path / "presets" / "t.yaml").write_text("big:\n  model: {width: 8}\n  data: {source: 'dir:x'}\n")
-    assert preset_args("t", "big", tmp_path) == ["-S t.model.width=8", "-S t.data.source=dir:x"]
+    (tmp_path / "presets" / "t.yaml").write_text(
+        "big:\n  model: {width: 8, sizes: [1, 2]}\n  data: {source: 'dir:x'}\n"
+    )
+    assert preset_args("t", "big", tmp_path) == [
+        "-S t.model.width=8",
+        "-S t.model.sizes=[1,2]",
+        "-S t.data.source=dir:x",
+    ]
     with pytest.raises(SystemExit, match="no preset 'small'"):
         preset_args("t", "small", tmp_path)
     with pytest.raises(SystemExit, match="no presets for task 'u'"):
