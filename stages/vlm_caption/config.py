@@ -1,0 +1,139 @@
+"""Parameters (the `vlm-caption:` section of params.yaml) and file locations of the vlm-caption task."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Literal
+
+from stages.common.params import CommonParams, load_params
+
+TASK = "vlm-caption"
+TINY = "tiny"  # model.name that builds the randomly initialised stand-in (stages/vlm_caption/tiny_model.py)
+
+
+@dataclasses.dataclass
+class DataParams:
+    # sample | dir:<folder with the course's 4 files> | dir:<Flickr8k-style folder> | hf:<dataset>
+    source: str = "sample"
+    sample_train: int = 480  # generated scenes per split (sample source)
+    sample_valid: int = 64
+    sample_test: int = 64
+    sample_seed: int = 0
+
+
+@dataclasses.dataclass
+class PrepareParams:
+    # the user turn of every example; the course gives no wording, this is ours
+    instruction: str = "Describe this image in one sentence."
+    max_train_rows: int = 0  # 0 = all; else the first N train rows (a quick run on a big set)
+
+
+@dataclasses.dataclass
+class ModelParams:
+    # tiny (built from code) | a Hub id (meta-llama/Llama-3.2-11B-Vision-Instruct, unsloth/...) | a local folder
+    name: str = TINY
+    backend: Literal["auto", "unsloth", "transformers"] = "auto"  # auto: unsloth when CUDA and unsloth import
+    load_in_4bit: bool = True  # unsloth path only (bitsandbytes)
+    gradient_checkpointing: bool = True  # unsloth path ("unsloth" checkpointing); ignored for the tiny model
+    # the tiny model's sizes (model.name: tiny)
+    tiny_vocab: int = 384
+    tiny_image_size: int = 32
+    tiny_text_hidden: int = 64
+    tiny_text_layers: int = 4
+    tiny_vision_hidden: int = 32
+    tiny_vision_layers: int = 2
+
+
+@dataclasses.dataclass
+class LoraParams:
+    r: int = 16
+    alpha: int = 16
+    dropout: float = 0.0
+    finetune_vision_layers: bool = False  # unsloth's switches; the course's captions need language layers only
+    finetune_language_layers: bool = True
+    finetune_attention_modules: bool = True
+    finetune_mlp_modules: bool = True
+    # fully trained extra modules; the tiny model's random lm_head gives near-flat logits otherwise
+    modules_to_save: list[str] = dataclasses.field(default_factory=list)
+
+
+@dataclasses.dataclass
+class TrainParams:
+    max_steps: int = 120
+    batch_size: int = 16
+    grad_accum: int = 1
+    lr: float = 3e-3
+    warmup_steps: int = 5
+    weight_decay: float = 0.01
+    scheduler: str = "linear"
+    optim: str = "adamw_torch"  # the unsloth notebooks use adamw_8bit (bitsandbytes, GPU)
+    logging_steps: int = 10
+
+
+@dataclasses.dataclass
+class PredictParams:
+    batch_size: int = 32
+    max_new_tokens: int = 24
+    num_beams: int = 1  # 1 = greedy
+    examples: int = 6  # validation images shown in the report
+
+
+@dataclasses.dataclass
+class VlmCaptionParams:
+    seed: int = 3407  # unsloth's notebooks
+    threads: int = 0  # torch CPU threads; 0 = common.threads
+    data: DataParams = dataclasses.field(default_factory=DataParams)
+    prepare: PrepareParams = dataclasses.field(default_factory=PrepareParams)
+    model: ModelParams = dataclasses.field(default_factory=ModelParams)
+    lora: LoraParams = dataclasses.field(default_factory=LoraParams)
+    train: TrainParams = dataclasses.field(default_factory=TrainParams)
+    predict: PredictParams = dataclasses.field(default_factory=PredictParams)
+
+
+@dataclasses.dataclass(frozen=True)
+class Paths:
+    root: Path = Path(".")
+
+    def _p(self, *parts: str) -> Path:
+        return self.root.joinpath(*parts)
+
+    @property
+    def raw(self) -> Path:
+        return self._p("data", TASK, "raw")
+
+    @property
+    def prepared(self) -> Path:
+        return self._p("data", TASK, "prepared")
+
+    @property
+    def model(self) -> Path:
+        return self._p("models", TASK)
+
+    @property
+    def predictions(self) -> Path:
+        return self._p("data", TASK, "predictions.json")
+
+    @property
+    def train_metrics(self) -> Path:
+        return self._p("metrics", f"{TASK}_train.json")
+
+    @property
+    def plots(self) -> Path:
+        return self._p("plots", TASK)
+
+    @property
+    def metrics(self) -> Path:
+        return self._p("metrics", f"{TASK}.json")
+
+    @property
+    def submission(self) -> Path:
+        return self._p("submissions", TASK, "submission.json")
+
+    @property
+    def report(self) -> Path:
+        return self._p("reports", f"{TASK}.md")
+
+
+def load(path: str | Path = "params.yaml") -> tuple[VlmCaptionParams, CommonParams]:
+    return load_params(TASK, VlmCaptionParams, path), load_params("common", CommonParams, path)

@@ -1,0 +1,139 @@
+"""vlm-caption-train: LoRA supervised fine-tuning with trl's SFTTrainer on the prepared chat examples.
+
+The backend is chosen first (model.choose_backend): unsloth's FastVisionModel (4-bit, gradient checkpointing)
+when CUDA is present and unsloth imports, else transformers + peft; the logged reason says why. With
+`model.name: tiny` the randomly initialised stand-in is built from code and saved as the base model.
+Writes models/vlm-caption/{adapter,processor,base (tiny only),info.json}, metrics/vlm-caption_train.json and
+plots/vlm-caption/loss.{csv,png}.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from stages.common.cli import main
+from stages.common.io import DataError, write_csv, write_json
+from stages.common.plots import line_plot
+from stages.common.runtime import setup
+from stages.common.tracking import tracked_run
+from stages.vlm_caption import config, model, prepare
+
+STAGE = "vlm-caption-train"
+
+
+def sft_config(p: config.VlmCaptionParams, output_dir: str, device: Any) -> Any:
+    from trl import SFTConfig
+
+    t = p.train
+    cuda = device.type == "cuda"
+    return SFTConfig(
+        output_dir=output_dir,
+        max_steps=t.max_steps,
+        per_device_train_batch_size=t.batch_size,
+        gradient_accumulation_steps=t.grad_accum,
+        learning_rate=t.lr,
+        warmup_steps=t.warmup_steps,
+        weight_decay=t.weight_decay,
+        lr_scheduler_type=t.scheduler,
+        optim=t.optim,
+        logging_steps=t.logging_steps,
+        seed=p.seed,
+        data_seed=p.seed,
+        bf16=cuda,
+        use_cpu=not cuda,
+        save_strategy="no",
+        report_to="none",
+        disable_tqdm=False,
+        dataloader_num_workers=0,
+        # the collator builds every model input from `image`, `text` and `prompt`: trl must leave them alone
+        remove_unused_columns=False,
+        dataset_kwargs={"skip_prepare_dataset": True},
+        max_length=None,
+    )
+
+
+def run(p: config.VlmCaptionParams, common: config.CommonParams, paths: config.Paths) -> dict:
+    device = setup(p.seed, common.device, p.threads or common.threads)
+    backend, reason = model.choose_backend(p.model.backend, device.type == "cuda")  # before transformers loads
+    print(f"vlm-caption-train: backend {backend} ({reason})")
+    logging.getLogger("transformers").setLevel(logging.ERROR)
+    import datasets
+    from transformers import AutoProcessor
+    from trl import SFTTrainer
+
+    rows = prepare.load_split(paths, "train")
+    if not rows:
+        raise DataError(f"{paths.prepared / 'train.parquet'}: no training examples")
+    train_set = datasets.Dataset.from_list([{k: r[k] for k in ("image", "text", "prompt")} for r in rows])
+    tracked = {"seed": p.seed, "backend": backend, **{k: vars(v) for k, v in vars(p).items() if hasattr(v, "__dict__")}}
+    start = time.time()
+    with (
+        tracked_run(config.TASK, STAGE, tracked, common.mlflow, paths.root) as tracker,
+        tempfile.TemporaryDirectory(prefix="vlm-caption-train-") as scratch,
+    ):
+        tracker.set_tags({"backend_reason": reason})
+        from stages.common.io import atomic_path
+
+        with atomic_path(paths.model) as out:
+            out.mkdir()
+            base: str | Path = p.model.name
+            if p.model.name == config.TINY:
+                from stages.vlm_caption import tiny_model
+
+                tiny = tiny_model.build_model(
+                    AutoProcessor.from_pretrained(paths.prepared / "processor"), prepare.tiny_config(p.model), p.seed
+                )
+                tiny.save_pretrained(out / "base")
+                base = out / "base"
+            peft_model, processor = model.load_for_training(p, backend, base, paths.prepared / "processor", device)
+            trainable = sum(q.numel() for q in peft_model.parameters() if q.requires_grad)
+            total = sum(q.numel() for q in peft_model.parameters())
+            trainer = SFTTrainer(
+                model=peft_model,
+                args=sft_config(p, scratch, device),
+                train_dataset=train_set,
+                data_collator=model.CaptionCollator(processor),
+                processing_class=processor,
+            )
+            result = trainer.train()
+            peft_model.save_pretrained(out / "adapter")
+            processor.save_pretrained(out / "processor")
+            info = {"backend": backend, "backend_reason": reason, "base": str(p.model.name), "tiny": base != p.model.name}
+            write_json(out / "info.json", info)
+        history = [
+            {"step": h["step"], "train_loss": round(float(h["loss"]), 6)} for h in trainer.state.log_history if "loss" in h
+        ]
+        for h in history:
+            tracker.log_metrics({"train_loss": h["train_loss"]}, step=h["step"])
+        summary = {
+            "backend": backend,
+            "backend_reason": reason,
+            "model": p.model.name,
+            "steps": int(result.global_step),
+            "examples": len(rows),
+            "final_train_loss": history[-1]["train_loss"] if history else None,
+            "mean_train_loss": round(float(result.training_loss), 6),
+            "trainable_parameters": trainable,
+            "parameters": total,
+            "lora": dataclasses.asdict(p.lora),
+            "train_seconds": round(time.time() - start, 1),
+        }
+        write_csv(paths.plots / "loss.csv", history, ["step", "train_loss"])
+        line_plot(paths.plots / "loss.png", history, "step", ["train_loss"], "vlm-caption LoRA SFT", "loss")
+        write_json(paths.train_metrics, summary)
+        tracker.log_metrics({k: summary[k] for k in ("mean_train_loss", "train_seconds")})
+        tracker.log_artifact(paths.plots / "loss.png")
+    print(
+        f"vlm-caption-train: {summary['steps']} steps, loss {summary['final_train_loss']}, "
+        f"{trainable:,} of {total:,} parameters trained, {summary['train_seconds']} s -> {paths.model}"
+    )
+    return summary
+
+
+if __name__ == "__main__":
+    main(lambda: run(*config.load(), config.Paths()))
