@@ -16,7 +16,7 @@ TINY = "tiny"  # model.name that builds the randomly initialised stand-in (stage
 class DataParams:
     # sample | dir:<folder with the course's 4 files> | dir:<Flickr8k-style folder> | hf:<dataset>
     source: str = "sample"
-    sample_train: int = 480  # generated scenes per split (sample source)
+    sample_train: int = 1500  # generated scenes per split (sample source)
     sample_valid: int = 64
     sample_test: int = 64
     sample_seed: int = 0
@@ -60,7 +60,7 @@ class LoraParams:
 
 @dataclasses.dataclass
 class TrainParams:
-    max_steps: int = 120
+    max_steps: int = 600
     batch_size: int = 16
     grad_accum: int = 1
     lr: float = 3e-3

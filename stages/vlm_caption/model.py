@@ -100,20 +100,25 @@ def load_for_training(
     return get_peft_model(model, lora), processor
 
 
-def load_for_inference(model_dir: Path, base: str | Path, backend: str, device: Any) -> tuple[Any, Any]:
-    """The base model with the trained adapter, in eval mode, and the saved processor."""
-    from peft import PeftModel
-    from transformers import AutoModelForImageTextToText, AutoProcessor
-
+def load_for_inference(model_dir: Path, base: str | Path, backend: str, device: Any, load_in_4bit: bool = True) -> tuple[Any, Any]:
+    """The base model with the trained adapter (models/vlm-caption/adapter), in eval mode, and the saved processor."""
     if backend == "unsloth":
-        from unsloth import FastVisionModel
+        from unsloth import FastVisionModel  # before peft: unsloth patches it
 
-        model, processor = FastVisionModel.from_pretrained(str(model_dir / "adapter"), load_in_4bit=True)
-        FastVisionModel.for_inference(model)
-        return model, processor
-    model = AutoModelForImageTextToText.from_pretrained(str(base))
-    model = PeftModel.from_pretrained(model, model_dir / "adapter").to(device).eval()
-    return model, AutoProcessor.from_pretrained(model_dir / "processor")
+        from peft import PeftModel
+
+        net, _ = FastVisionModel.from_pretrained(str(base), load_in_4bit=load_in_4bit)
+        net = PeftModel.from_pretrained(net, model_dir / "adapter")
+        FastVisionModel.for_inference(net)
+    else:
+        from peft import PeftModel
+        from transformers import AutoModelForImageTextToText
+
+        net = AutoModelForImageTextToText.from_pretrained(str(base))
+        net = PeftModel.from_pretrained(net, model_dir / "adapter").to(device).eval()
+    from transformers import AutoProcessor
+
+    return net, AutoProcessor.from_pretrained(model_dir / "processor")
 
 
 def pil(image: bytes) -> Any:
