@@ -304,6 +304,8 @@ def from_hub(name: str) -> dict[str, list[dict]]:
             missing = [c for c in COLUMNS[split] if c not in r]
             if missing:
                 raise DataError(f"hf:{name} {split}: missing column '{missing[0]}'")
-            rows.append({**{c: r[c] for c in COLUMNS[split]}, "image": image_bytes(r["image"], f"hf:{name} {split} {i}")})
+            rows.append(
+                {**{c: r[c] for c in COLUMNS[split]}, "image": image_bytes(r["image"], f"hf:{name} {split} {i}")}
+            )
         out[split] = rows
     return out

@@ -100,11 +100,13 @@ def load_for_training(
     return get_peft_model(model, lora), processor
 
 
-def load_for_inference(model_dir: Path, base: str | Path, backend: str, device: Any, load_in_4bit: bool = True) -> tuple[Any, Any]:
+def load_for_inference(
+    model_dir: Path, base: str | Path, backend: str, device: Any, load_in_4bit: bool = True
+) -> tuple[Any, Any]:
     """The base model with the trained adapter (models/vlm-caption/adapter), in eval mode, and the saved processor."""
     if backend == "unsloth":
-        from unsloth import FastVisionModel  # before peft: unsloth patches it
-
+        # unsloth must be imported before peft (it patches it); importlib keeps the import sorter from moving it
+        FastVisionModel = importlib.import_module("unsloth").FastVisionModel  # noqa: N806
         from peft import PeftModel
 
         net, _ = FastVisionModel.from_pretrained(str(base), load_in_4bit=load_in_4bit)
@@ -150,4 +152,3 @@ class CaptionCollator:
             labels[i][attended[:n_prompt]] = -100
         batch["labels"] = labels
         return batch
-

@@ -36,7 +36,9 @@ def run(p: config.VlmCaptionParams, paths: config.Paths) -> str:
     targets = ", ".join(
         [s for s, on in (("language", lo.finetune_language_layers), ("vision", lo.finetune_vision_layers)) if on]
     )
-    kinds = ", ".join([s for s, on in (("attention", lo.finetune_attention_modules), ("MLP", lo.finetune_mlp_modules)) if on])
+    kinds = ", ".join(
+        [s for s, on in (("attention", lo.finetune_attention_modules), ("MLP", lo.finetune_mlp_modules)) if on]
+    )
     lines = [
         "# vlm-caption: LoRA fine-tuning of Llama-3.2-Vision for image captions",
         "",
@@ -56,7 +58,7 @@ def run(p: config.VlmCaptionParams, paths: config.Paths) -> str:
             else "."
         ),
         f"- Backend: **{train['backend']}** ({train['backend_reason']}).",
-        f"- Chat format: user turn = image + \"{p.prepare.instruction}\", assistant turn = the caption; loss on the"
+        f'- Chat format: user turn = image + "{p.prepare.instruction}", assistant turn = the caption; loss on the'
         " caption tokens only (prompt and padding masked).",
         f"- LoRA: r {lo.r}, alpha {lo.alpha}, dropout {lo.dropout}, on the {targets} layers' {kinds} projections"
         + (f"; fully trained: {', '.join(lo.modules_to_save)}" if lo.modules_to_save else "")
@@ -79,7 +81,7 @@ def run(p: config.VlmCaptionParams, paths: config.Paths) -> str:
         "|---|---|---|---|---|---|",
         f"| fine-tuned model | **{metrics['bleu']:.2f}** | {metrics['bleu1']:.2f} | {metrics['bleu2']:.2f} |"
         f" {metrics['bleu3']:.2f} | {metrics['exact_match']:.2%} |",
-        f"| baseline: \"{metrics['baseline']['caption']}\" for every image | {metrics['baseline_bleu']:.2f} |"
+        f'| baseline: "{metrics["baseline"]["caption"]}" for every image | {metrics["baseline_bleu"]:.2f} |'
         f" {metrics['baseline']['bleu1']:.2f} | {metrics['baseline']['bleu2']:.2f} | {metrics['baseline']['bleu3']:.2f} | |",
         "",
         f"The course's baseline is BLEU > 1%: {'passed' if metrics['bleu'] > 1 else 'not passed'} here"

@@ -68,7 +68,9 @@ def run(p: config.VlmCaptionParams, common: config.CommonParams, paths: config.P
     data.check_submission(submission, [r["idx"] for r in test], paths.submission)
     text = json.dumps(submission, indent=1, ensure_ascii=False) + "\n"
     json.loads(text)  # what we hand in must parse
-    write_json(paths.predictions, {"valid": [{"key": r["key"], "output": o} for r, o in zip(valid, valid_out, strict=True)]})
+    write_json(
+        paths.predictions, {"valid": [{"key": r["key"], "output": o} for r, o in zip(valid, valid_out, strict=True)]}
+    )
     write_text(paths.submission, text)
     print(f"vlm-caption-predict: {len(submission)} test captions -> {paths.submission}; e.g. {test_out[:2]}")
     return submission

@@ -103,10 +103,17 @@ def run(p: config.VlmCaptionParams, common: config.CommonParams, paths: config.P
             result = trainer.train()
             peft_model.save_pretrained(out / "adapter")
             processor.save_pretrained(out / "processor")
-            info = {"backend": backend, "backend_reason": reason, "base": str(p.model.name), "tiny": base != p.model.name}
+            info = {
+                "backend": backend,
+                "backend_reason": reason,
+                "base": str(p.model.name),
+                "tiny": base != p.model.name,
+            }
             write_json(out / "info.json", info)
         history = [
-            {"step": h["step"], "train_loss": round(float(h["loss"]), 6)} for h in trainer.state.log_history if "loss" in h
+            {"step": h["step"], "train_loss": round(float(h["loss"]), 6)}
+            for h in trainer.state.log_history
+            if "loss" in h
         ]
         for h in history:
             tracker.log_metrics({"train_loss": h["train_loss"]}, step=h["step"])
