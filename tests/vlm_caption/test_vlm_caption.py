@@ -1,0 +1,75 @@
+"""Every vlm-caption stage as a plain function on a tiny model and a tiny sample, on a temporary folder."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from stages.common.params import CommonParams
+from stages.vlm_caption import config, download, evaluate, package, predict, prepare, train
+
+
+def tiny() -> config.VlmCaptionParams:
+    p = config.VlmCaptionParams()
+    p.data.sample_train, p.data.sample_valid, p.data.sample_test = 24, 6, 5
+    p.model.tiny_vocab, p.model.tiny_text_hidden, p.model.tiny_vision_hidden = 300, 32, 16
+    p.lora.r, p.lora.alpha, p.lora.modules_to_save = 4, 8, ["lm_head"]
+    p.train.max_steps, p.train.batch_size, p.train.logging_steps = 4, 4, 2
+    p.predict.batch_size, p.predict.max_new_tokens, p.predict.examples = 4, 8, 3
+    return p
+
+
+@pytest.fixture
+def common() -> CommonParams:
+    return CommonParams(device="cpu", threads=1, mlflow=False)
+
+
+def test_sample_chain_end_to_end(tmp_path, common) -> None:
+    paths, p = config.Paths(tmp_path), tiny()
+    download.run(p, paths)
+    assert sorted(f.name for f in paths.raw.iterdir()) == sorted(
+        ["train_data.parquet", "valid_data.parquet", "test_data.parquet", "sample_submission.json"]
+    )
+    prepare.run(p, paths)
+    rows = prepare.load_split(paths, "train")
+    assert rows[0]["text"].startswith(rows[0]["prompt"]) and rows[0]["text"].endswith("<|eot_id|>")
+    assert "<|image|>" in rows[0]["prompt"] and p.prepare.instruction in rows[0]["prompt"]
+
+    summary = train.run(p, common, paths)
+    assert summary["backend"] == "transformers" and summary["steps"] == 4
+    assert 0 < summary["trainable_parameters"] < summary["parameters"]
+    assert (paths.model / "adapter" / "adapter_config.json").is_file() and (paths.model / "base").is_dir()
+    assert (paths.plots / "loss.png").is_file()
+
+    submission = predict.run(p, common, paths)
+    saved = json.loads(paths.submission.read_text())
+    assert saved == submission and [e["idx"] for e in saved] == list(range(5))
+    assert all(isinstance(e["output"], str) for e in saved)
+
+    metrics = evaluate.run(p, paths)
+    assert 0 <= metrics["bleu"] <= 100 and 0 <= metrics["baseline_bleu"] <= 100
+    assert metrics["valid_images"] == 6 and "tokenisation" in metrics
+
+    text = package.run(p, paths)
+    assert "BLEU" in text and "baseline" in text and (paths.plots / "examples.png").is_file()
+
+
+def test_bleu_is_a_percentage_and_perfect_for_a_reference() -> None:
+    refs = [["a red circle on the left", "a red ball on the left"], ["a blue square on the right"]]
+    assert evaluate.bleu(["a red circle on the left", "a blue square on the right"], refs)["bleu4"] == 100.0
+    assert evaluate.bleu(["nothing alike", "at all"], refs)["bleu4"] < 5
+    assert evaluate.tokenize("A dog, running.") == ["a", "dog", ",", "running", "."]
+
+
+@pytest.mark.slow
+def test_sample_scale_learns_beyond_the_baseline(tmp_path) -> None:
+    """The default sample-scale params (about a minute of training on 2 cores): BLEU well above the baseline."""
+    paths, p = config.Paths(tmp_path), config.load()[0]
+    common = CommonParams(device="cpu", threads=1, mlflow=False)
+    download.run(p, paths)
+    prepare.run(p, paths)
+    train.run(p, common, paths)
+    predict.run(p, common, paths)
+    metrics = evaluate.run(p, paths)
+    assert metrics["bleu"] > metrics["baseline_bleu"] + 20
