@@ -14,6 +14,7 @@ from collections import Counter
 
 from stages.common.cli import main
 from stages.common.io import DataError, read_json, write_json
+from stages.common.tracking import tracked_run
 from stages.vlm_caption import config, prepare
 
 TOKENISATION = "lowercase; regex \\w+|[^\\w\\s] (punctuation split off)"
@@ -47,7 +48,7 @@ def most_common_caption(rows: list[dict]) -> str:
     return Counter(r["caption"] for r in rows).most_common(1)[0][0]
 
 
-def run(p: config.VlmCaptionParams, paths: config.Paths) -> dict:
+def run(p: config.VlmCaptionParams, paths: config.Paths, mlflow: bool = True) -> dict:
     refs = references(prepare.load_split(paths, "valid"))
     pred = read_json(paths.predictions)["valid"]
     missing = [r["key"] for r in pred if r["key"] not in refs]
@@ -73,9 +74,11 @@ def run(p: config.VlmCaptionParams, paths: config.Paths) -> dict:
         "train_steps": train["steps"],
     }
     write_json(paths.metrics, out)
+    with tracked_run(config.TASK, "vlm-caption-evaluate", {"valid_images": len(pred)}, mlflow, paths.root) as tracker:
+        tracker.log_metrics({k: v for k, v in out.items() if isinstance(v, float)})
     print(f"vlm-caption-evaluate: BLEU {out['bleu']:.2f} (baseline {out['baseline_bleu']:.2f}: {baseline_caption!r})")
     return out
 
 
 if __name__ == "__main__":
-    main(lambda: run(config.load()[0], config.Paths()))
+    main(lambda: (lambda p, common: run(p, config.Paths(), common.mlflow))(*config.load()))

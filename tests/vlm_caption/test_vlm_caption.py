@@ -47,7 +47,7 @@ def test_sample_chain_end_to_end(tmp_path, common) -> None:
     assert saved == submission and [e["idx"] for e in saved] == list(range(5))
     assert all(isinstance(e["output"], str) for e in saved)
 
-    metrics = evaluate.run(p, paths)
+    metrics = evaluate.run(p, paths, mlflow=False)
     assert 0 <= metrics["bleu"] <= 100 and 0 <= metrics["baseline_bleu"] <= 100
     assert metrics["valid_images"] == 6 and "tokenisation" in metrics
 
@@ -71,5 +71,5 @@ def test_sample_scale_learns_beyond_the_baseline(tmp_path) -> None:
     prepare.run(p, paths)
     train.run(p, common, paths)
     predict.run(p, common, paths)
-    metrics = evaluate.run(p, paths)
+    metrics = evaluate.run(p, paths, mlflow=False)
     assert metrics["bleu"] > metrics["baseline_bleu"] + 20
