@@ -101,6 +101,10 @@ def run(p: config.VlmCaptionParams, common: config.CommonParams, paths: config.P
                 processing_class=processor,
             )
             result = trainer.train()
+            if base != p.model.name:
+                # the base was built in a temporary folder; record where it will be, so reruns are byte-identical
+                for lora_config in peft_model.peft_config.values():
+                    lora_config.base_model_name_or_path = str(paths.model / "base")
             peft_model.save_pretrained(out / "adapter")
             processor.save_pretrained(out / "processor")
             info = {
