@@ -106,6 +106,7 @@ def run(p: config.VlmCaptionParams, common: config.CommonParams, paths: config.P
                 for lora_config in peft_model.peft_config.values():
                     lora_config.base_model_name_or_path = str(paths.model / "base")
             peft_model.save_pretrained(out / "adapter")
+            (out / "adapter" / "README.md").unlink(missing_ok=True)  # peft's model card names the temporary path
             processor.save_pretrained(out / "processor")
             info = {
                 "backend": backend,
