@@ -102,13 +102,26 @@ def inception_features(
 
 
 def frechet_distance(real: np.ndarray, fake: np.ndarray) -> float:
-    """FID between two feature sets (pytorch-fid's formula, with its regularised sqrtm)."""
+    """FID between two feature sets: ‖μ₁ − μ₂‖² + tr(Σ₁ + Σ₂ − 2·(Σ₁Σ₂)^½).
+
+    With fewer images than feature dimensions (every sample-scale run: 2048-d Inception features),
+    the covariances have rank < n, and tr (Σ₁Σ₂)^½ is exactly the sum of the singular values of
+    A₁ᵀA₂ / √((n₁−1)(n₂−1)), A the centred features: an n₁×n₂ SVD instead of pytorch-fid's 2048×2048
+    sqrtm (≈ 16 s on 2 cores). Otherwise pytorch-fid's formula, with its regularised sqrtm.
+    """
     from pytorch_fid.fid_score import calculate_frechet_distance
 
     if len(real) < 2 or len(fake) < 2:
         raise ValueError("FID needs at least 2 images on each side")
-    mu1, sigma1 = real.mean(axis=0), np.cov(real, rowvar=False)
-    mu2, sigma2 = fake.mean(axis=0), np.cov(fake, rowvar=False)
+    real, fake = real.astype(np.float64), fake.astype(np.float64)
+    mu1, mu2 = real.mean(axis=0), fake.mean(axis=0)
+    if min(len(real), len(fake)) <= real.shape[1]:
+        a1, a2 = real - mu1, fake - mu2
+        c1, c2 = len(real) - 1, len(fake) - 1
+        trace_sqrt = np.linalg.svd(a1 @ a2.T, compute_uv=False).sum() / np.sqrt(c1 * c2)
+        traces = (a1 * a1).sum() / c1 + (a2 * a2).sum() / c2
+        return float(((mu1 - mu2) ** 2).sum() + traces - 2 * trace_sqrt)
+    sigma1, sigma2 = np.cov(real, rowvar=False), np.cov(fake, rowvar=False)
     return float(calculate_frechet_distance(mu1, sigma1, mu2, sigma2))
 
 

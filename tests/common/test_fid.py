@@ -15,6 +15,20 @@ def test_frechet_distance_of_gaussians():
         fid.frechet_distance(a[:1], b)
 
 
+@pytest.mark.parametrize("n_real, n_fake", [(40, 25), (25, 40), (60, 60)])
+def test_few_images_take_the_exact_low_rank_route(n_real, n_fake):
+    """Fewer images than dimensions: the SVD route equals pytorch-fid's sqrtm formula."""
+    from pytorch_fid.fid_score import calculate_frechet_distance
+
+    rng = np.random.default_rng(1)
+    real = rng.normal(size=(n_real, 128)) * rng.uniform(0.5, 2.0, 128)
+    fake = rng.normal(size=(n_fake, 128)) + 0.5
+    reference = calculate_frechet_distance(
+        real.mean(0), np.cov(real, rowvar=False), fake.mean(0), np.cov(fake, rowvar=False)
+    )
+    assert fid.frechet_distance(real, fake) == pytest.approx(reference, rel=1e-6)
+
+
 def test_fid_offline_extractor_records_counts():
     rng = np.random.default_rng(0)
     red = np.zeros((6, 20, 20, 3), dtype=np.uint8)
