@@ -5,6 +5,7 @@ import re
 import shutil
 import subprocess
 import sys
+import zipfile
 from pathlib import Path
 
 import yaml
@@ -112,3 +113,27 @@ def test_stage_errors_are_one_line_without_traceback(tmp_path):
     )
     assert result.returncode == 1 and "unknown parameter 'pokemon.modle'" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+TINY_DDPM = {
+    "data": {"sample_images": 40},
+    "prepare": {"image_size": 16},
+    "diffusion": {"timesteps": 20},
+    "model": {"base_channels": 8, "channel_mults": [1, 2], "attention_resolutions": [8]},
+    "train": {"steps": 4, "batch_size": 8, "warmup_steps": 1, "log_every": 2, "checkpoint_every": 2},
+    "sample": {"sampler": "ddim", "steps": 5, "n_images": 4, "batch_size": 4},
+    "evaluate": {"fid_real_images": 4, "fid_extractor": "fid-helper", "compare": ["ddim:5"], "compare_images": 2},
+}
+
+
+def test_ddpm_sampler_change_reruns_only_sampling_and_after(tmp_path):
+    """The issue's ablation: `-S ddpm.sample.sampler=ddim -S ddpm.sample.steps=…` must not retrain."""
+    repo = copy_repo(tmp_path / "repo")
+    set_params(repo, {"ddpm": TINY_DDPM, "common": {"mlflow": False}})
+    first = stages_run(dvc(repo, "repro", "ddpm-package"))
+    assert {"ddpm-train", "ddpm-sample", "ddpm-evaluate", "ddpm-package"} <= first
+    with zipfile.ZipFile(repo / "submissions/ddpm/submission.zip") as archive:
+        assert sorted(archive.namelist()) == ["1.jpg", "2.jpg", "3.jpg", "4.jpg"]
+
+    set_params(repo, {"ddpm": {"sample": {"sampler": "ddim", "steps": 10}}})
+    assert stages_run(dvc(repo, "repro", "ddpm-package")) == {"ddpm-sample", "ddpm-evaluate", "ddpm-package"}
