@@ -6,7 +6,7 @@ import dataclasses
 from pathlib import Path
 from typing import Literal
 
-from stages.common.params import CommonParams, load_params
+from stages.common.params import CommonParams, ParamsError, load_params
 
 TASK = "vlm-caption"
 TINY = "tiny"  # model.name that builds the randomly initialised stand-in (stages/vlm_caption/tiny_model.py)
@@ -76,6 +76,8 @@ class PredictParams:
     batch_size: int = 32
     max_new_tokens: int = 24
     num_beams: int = 1  # 1 = greedy
+    no_repeat_ngram_size: int = 0  # 0 = off; n > 0 forbids repeating any n-gram (stops "a black and a black and")
+    repetition_penalty: float = 1.0  # 1.0 = off; > 1 discourages tokens already generated
     examples: int = 6  # validation images shown in the report
 
 
@@ -136,4 +138,17 @@ class Paths:
 
 
 def load(path: str | Path = "params.yaml") -> tuple[VlmCaptionParams, CommonParams]:
-    return load_params(TASK, VlmCaptionParams, path), load_params("common", CommonParams, path)
+    p = load_params(TASK, VlmCaptionParams, path)
+    checks = {
+        "train.max_steps": p.train.max_steps >= 1,
+        "train.batch_size": p.train.batch_size >= 1,
+        "predict.batch_size": p.predict.batch_size >= 1,
+        "predict.max_new_tokens": p.predict.max_new_tokens >= 1,
+        "predict.num_beams": p.predict.num_beams >= 1,
+        "predict.no_repeat_ngram_size": p.predict.no_repeat_ngram_size >= 0,
+        "predict.repetition_penalty": p.predict.repetition_penalty > 0,
+    }
+    for key, ok in checks.items():
+        if not ok:
+            raise ParamsError(f"'{TASK}.{key}' is out of range")
+    return p, load_params("common", CommonParams, path)

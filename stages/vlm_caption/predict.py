@@ -37,7 +37,14 @@ def generate(net: Any, processor: Any, rows: list[dict], p: config.PredictParams
             return_tensors="pt",
         ).to(device)
         with torch.inference_mode():
-            ids = net.generate(**batch, max_new_tokens=p.max_new_tokens, num_beams=p.num_beams, do_sample=False)
+            ids = net.generate(
+                **batch,
+                max_new_tokens=p.max_new_tokens,
+                num_beams=p.num_beams,
+                no_repeat_ngram_size=p.no_repeat_ngram_size,
+                repetition_penalty=p.repetition_penalty,
+                do_sample=False,
+            )
         texts = processor.batch_decode(ids[:, batch["input_ids"].shape[1] :], skip_special_tokens=True)
         out += [" ".join(t.split()) for t in texts]
     return out

@@ -145,3 +145,19 @@ def test_stage_error_is_one_line_and_exit_1(tmp_path) -> None:
     assert result.returncode == 1 and "Traceback" not in result.stderr
     assert result.stderr.strip().splitlines()[-1].startswith("error: ") and "missing column 'caption'" in result.stderr
     assert not (tmp_path / "data" / "vlm-caption" / "raw").exists()
+
+
+@pytest.mark.parametrize(
+    ("section", "value", "key"),
+    [
+        ("predict", "{num_beams: 0}", "predict.num_beams"),
+        ("predict", "{no_repeat_ngram_size: -1}", "predict.no_repeat_ngram_size"),
+        ("train", "{max_steps: 0}", "train.max_steps"),
+    ],
+)
+def test_out_of_range_params_are_named(tmp_path, section, value, key) -> None:
+    from stages.common.params import ParamsError
+
+    (tmp_path / "params.yaml").write_text(f"common: {{}}\nvlm-caption:\n  {section}: {value}\n")
+    with pytest.raises(ParamsError, match=f"'vlm-caption.{key}' is out of range"):
+        config.load(tmp_path / "params.yaml")
