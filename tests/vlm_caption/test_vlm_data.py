@@ -161,3 +161,36 @@ def test_out_of_range_params_are_named(tmp_path, section, value, key) -> None:
     (tmp_path / "params.yaml").write_text(f"common: {{}}\nvlm-caption:\n  {section}: {value}\n")
     with pytest.raises(ParamsError, match=f"'vlm-caption.{key}' is out of range"):
         config.load(tmp_path / "params.yaml")
+
+
+def test_hf_source_reads_a_hub_dataset_with_a_validation_split(tmp_path, monkeypatch) -> None:
+    """`hf:` without the network: load_dataset returns what the Hub would, an Image feature and `validation`."""
+    import datasets
+
+    made = data.make_sample(5, 2, 3, seed=2)
+
+    def split(rows: list[dict], cols: tuple[str, ...]) -> datasets.Dataset:
+        table = {c: [{"bytes": r[c], "path": None} if c == "image" else r[c] for r in rows] for c in cols}
+        return datasets.Dataset.from_dict(table).cast_column("image", datasets.Image())
+
+    hub = datasets.DatasetDict(
+        train=split(made["train"], data.COLUMNS["train"]),
+        validation=split(made["valid"], data.COLUMNS["valid"]),
+        test=split(made["test"], data.COLUMNS["test"]),
+    )
+    asked = []
+    monkeypatch.setattr(datasets, "load_dataset", lambda name: asked.append(name) or hub)
+    paths = config.Paths(tmp_path)
+    download.run(params("hf:someone/captions"), paths)
+    loaded = data.load_layout(paths.raw)
+    assert asked == ["someone/captions"]
+    assert [len(loaded[s]) for s in ("train", "valid", "test")] == [5, 2, 3]
+    assert loaded["valid"][0]["image"] == made["valid"][0]["image"]
+
+    def offline(name: str) -> None:
+        raise ConnectionError("no network")
+
+    monkeypatch.setattr(datasets, "load_dataset", offline)
+    with pytest.raises(DataError, match="hf:someone/other: cannot load the dataset"):
+        download.run(params("hf:someone/other"), config.Paths(tmp_path / "other"))
+    assert not (tmp_path / "other" / "data").exists() or not any((tmp_path / "other" / "data").rglob("*.parquet"))
