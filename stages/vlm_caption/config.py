@@ -69,6 +69,7 @@ class TrainParams:
     scheduler: str = "linear"
     optim: str = "adamw_torch"  # the unsloth notebooks use adamw_8bit (bitsandbytes, GPU)
     logging_steps: int = 10
+    checkpoint_every: int = 200  # steps between resumable checkpoints (adapter, optimizer, RNG); 0 = none
 
 
 @dataclasses.dataclass
@@ -113,6 +114,10 @@ class Paths:
         return self._p("models", TASK)
 
     @property
+    def checkpoints(self) -> Path:
+        return self._p(".cache", "checkpoints", TASK)
+
+    @property
     def predictions(self) -> Path:
         return self._p("data", TASK, "predictions.json")
 
@@ -142,6 +147,7 @@ def load(path: str | Path = "params.yaml") -> tuple[VlmCaptionParams, CommonPara
     checks = {
         "train.max_steps": p.train.max_steps >= 1,
         "train.batch_size": p.train.batch_size >= 1,
+        "train.checkpoint_every": p.train.checkpoint_every >= 0,
         "predict.batch_size": p.predict.batch_size >= 1,
         "predict.max_new_tokens": p.predict.max_new_tokens >= 1,
         "predict.num_beams": p.predict.num_beams >= 1,

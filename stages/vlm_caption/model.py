@@ -10,6 +10,7 @@ import importlib
 import io
 import logging
 import sys
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,9 @@ from stages.common.params import ParamsError
 from stages.vlm_caption import config
 
 log = logging.getLogger("vlm-caption")
+
+# transformers' own Mllama vision layers call themselves with a deprecated keyword; nothing here to fix
+warnings.filterwarnings("ignore", message="`hidden_state` is deprecated", category=FutureWarning)
 
 ATTENTION = ("q_proj", "k_proj", "v_proj", "o_proj")
 MLP = ("gate_proj", "up_proj", "down_proj", "fc1", "fc2")

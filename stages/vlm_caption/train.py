@@ -4,23 +4,26 @@ The backend is chosen first (model.choose_backend): unsloth's FastVisionModel (4
 when CUDA is present and unsloth imports, else transformers + peft; the logged reason says why. With
 `model.name: tiny` the randomly initialised stand-in is built from code and saved as the base model.
 Writes models/vlm-caption/{adapter,processor,base (tiny only),info.json}, metrics/vlm-caption_train.json and
-plots/vlm-caption/loss.{csv,png}.
+plots/vlm-caption/loss.{csv,png}. Every `train.checkpoint_every` steps the Trainer saves a checkpoint (adapter,
+optimizer, scheduler, RNG) in a scratch folder keyed by the params and input hashes; an interrupted run resumes
+from the newest one and ends with the same adapter.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import logging
-import tempfile
 import time
+import warnings
 from pathlib import Path
 from typing import Any
 
+from stages.common import checkpoint
 from stages.common.cli import main
-from stages.common.io import DataError, write_csv, write_json
+from stages.common.io import DataError, atomic_path, write_csv, write_json
 from stages.common.plots import line_plot
 from stages.common.runtime import setup
-from stages.common.tracking import tracked_run
+from stages.common.tracking import stage_dep_hashes, tracked_run
 from stages.vlm_caption import config, model, prepare
 
 STAGE = "vlm-caption-train"
@@ -46,7 +49,9 @@ def sft_config(p: config.VlmCaptionParams, output_dir: str, device: Any) -> Any:
         data_seed=p.seed,
         bf16=cuda,
         use_cpu=not cuda,
-        save_strategy="no",
+        save_strategy="steps" if t.checkpoint_every else "no",
+        save_steps=t.checkpoint_every or 500,
+        save_total_limit=1,
         report_to="none",
         disable_tqdm=False,
         dataloader_num_workers=0,
@@ -71,14 +76,12 @@ def run(p: config.VlmCaptionParams, common: config.CommonParams, paths: config.P
         raise DataError(f"{paths.prepared / 'train.parquet'}: no training examples")
     train_set = datasets.Dataset.from_list([{k: r[k] for k in ("image", "text", "prompt")} for r in rows])
     tracked = {"seed": p.seed, "backend": backend, **{k: vars(v) for k, v in vars(p).items() if hasattr(v, "__dict__")}}
+    run_key = {"params": dataclasses.asdict(p), "device": str(device), "deps": stage_dep_hashes(STAGE, paths.root)}
+    scratch = checkpoint.scratch_dir(paths.checkpoints, run_key)
+    resume = any(scratch.glob("checkpoint-*"))
     start = time.time()
-    with (
-        tracked_run(config.TASK, STAGE, tracked, common.mlflow, paths.root) as tracker,
-        tempfile.TemporaryDirectory(prefix="vlm-caption-train-") as scratch,
-    ):
+    with tracked_run(config.TASK, STAGE, tracked, common.mlflow, paths.root) as tracker:
         tracker.set_tags({"backend_reason": reason})
-        from stages.common.io import atomic_path
-
         with atomic_path(paths.model) as out:
             out.mkdir()
             base: str | Path = p.model.name
@@ -95,17 +98,22 @@ def run(p: config.VlmCaptionParams, common: config.CommonParams, paths: config.P
             total = sum(q.numel() for q in peft_model.parameters())
             trainer = SFTTrainer(
                 model=peft_model,
-                args=sft_config(p, scratch, device),
+                args=sft_config(p, str(scratch), device),
                 train_dataset=train_set,
                 data_collator=model.CaptionCollator(processor),
                 processing_class=processor,
             )
-            result = trainer.train()
+            if resume:
+                print(f"resuming from {max(scratch.glob('checkpoint-*'), key=lambda c: int(c.name.split('-')[1]))}")
+            result = trainer.train(resume_from_checkpoint=resume or None)
             if base != p.model.name:
                 # the base was built in a temporary folder; record where it will be, so reruns are byte-identical
                 for lora_config in peft_model.peft_config.values():
                     lora_config.base_model_name_or_path = str(paths.model / "base")
-            peft_model.save_pretrained(out / "adapter")
+            with warnings.catch_warnings():
+                # peft looks for the base's config at the recorded path, which exists only once `out` is renamed
+                warnings.filterwarnings("ignore", message="Could not find a config file")
+                peft_model.save_pretrained(out / "adapter")
             (out / "adapter" / "README.md").unlink(missing_ok=True)  # peft's model card names the temporary path
             processor.save_pretrained(out / "processor")
             info = {
@@ -140,6 +148,7 @@ def run(p: config.VlmCaptionParams, common: config.CommonParams, paths: config.P
         write_json(paths.train_metrics, summary)
         tracker.log_metrics({k: summary[k] for k in ("mean_train_loss", "train_seconds")})
         tracker.log_artifact(paths.plots / "loss.png")
+    checkpoint.clear(scratch)
     print(
         f"vlm-caption-train: {summary['steps']} steps, loss {summary['final_train_loss']}, "
         f"{trainable:,} of {total:,} parameters trained, {summary['train_seconds']} s -> {paths.model}"

@@ -73,3 +73,39 @@ def test_sample_scale_learns_beyond_the_baseline(tmp_path) -> None:
     predict.run(p, common, paths)
     metrics = evaluate.run(p, paths, mlflow=False)
     assert metrics["bleu"] > metrics["baseline_bleu"] + 20
+
+
+def test_interrupted_training_resumes_to_the_same_adapter(tmp_path, common, monkeypatch) -> None:
+    """A run killed after its step-4 checkpoint resumes from it and ends with the uninterrupted run's adapter."""
+    import torch
+    import transformers
+    from safetensors.torch import load_file
+
+    p = tiny()
+    p.train.max_steps, p.train.checkpoint_every = 6, 2
+
+    def trained(root, interrupt: bool) -> dict:
+        paths = config.Paths(root)
+        download.run(p, paths)
+        prepare.run(p, paths)
+        if interrupt:
+            original = transformers.Trainer._save_checkpoint
+
+            def save_then_die(self, *args, **kwargs):
+                original(self, *args, **kwargs)
+                if self.state.global_step == 4:
+                    raise KeyboardInterrupt("killed after the step-4 checkpoint")
+
+            with monkeypatch.context() as patch:
+                patch.setattr(transformers.Trainer, "_save_checkpoint", save_then_die)
+                with pytest.raises(KeyboardInterrupt):
+                    train.run(p, common, paths)
+            assert not paths.model.exists()  # no half-written output
+            assert [c.name for c in paths.checkpoints.glob("*/checkpoint-*")] == ["checkpoint-4"]
+        summary = train.run(p, common, paths)
+        assert summary["steps"] == 6 and not any(paths.checkpoints.glob("*/checkpoint-*"))
+        return load_file(paths.model / "adapter" / "adapter_model.safetensors")
+
+    straight, resumed = trained(tmp_path / "straight", False), trained(tmp_path / "resumed", True)
+    assert straight.keys() == resumed.keys()
+    assert all(torch.equal(straight[k], resumed[k]) for k in straight)
