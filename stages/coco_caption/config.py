@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from stages.common.params import CommonParams, ParamsError, load_params
+from stages.common.paths import TaskPaths
 
 TASK = "coco-caption"
 
@@ -95,20 +96,10 @@ def from_mapping(name: str, value: object) -> ConfigParams:
 TARGET_LOSS = {"h2_l2_lr1e-4": 1.0, "h4_l6_lr1e-4": 0.3, "h4_l6_lr1e-3": 0.05}
 
 
-@dataclasses.dataclass(frozen=True)
-class Paths:
-    root: Path = Path(".")
+class Paths(TaskPaths):
+    """Every file the coco_caption stages read or write, beyond the shared ones in TaskPaths."""
 
-    def _p(self, *parts: str) -> Path:
-        return self.root.joinpath(*parts)
-
-    @property
-    def raw(self) -> Path:
-        return self._p("data", TASK, "raw")
-
-    @property
-    def prepared(self) -> Path:
-        return self._p("data", TASK, "prepared")
+    task = TASK
 
     def model(self, config: str) -> Path:
         return self._p("models", TASK, f"{config}.pt")
@@ -120,16 +111,8 @@ class Paths:
         return self._p("metrics", f"{TASK}_train_{config}.json")
 
     @property
-    def plots(self) -> Path:
-        return self._p("plots", TASK)
-
-    @property
     def metrics(self) -> Path:
         return self._p("metrics", f"{TASK}.json")
-
-    @property
-    def report(self) -> Path:
-        return self._p("reports", f"{TASK}.md")
 
 
 def load(path: str | Path = "params.yaml") -> tuple[CocoCaptionParams, CommonParams]:

@@ -42,5 +42,20 @@ def latest(folder: Path) -> dict[str, Any] | None:
     return torch.load(found[-1], map_location="cpu", weights_only=False)
 
 
+def resume(folder: Path, model: Any, optimizer: Any, scheduler: Any) -> dict[str, Any] | None:
+    """The newest checkpoint in `folder` with the model, optimizer, scheduler (and torch RNG, when saved as
+    `rng`) put back; the caller restores the rest of its own state from the returned dict. None: start afresh."""
+    import torch
+
+    saved = latest(folder)
+    if saved is not None:
+        model.load_state_dict(saved["model"])
+        optimizer.load_state_dict(saved["optimizer"])
+        scheduler.load_state_dict(saved["scheduler"])
+        if "rng" in saved:
+            torch.set_rng_state(saved["rng"])
+    return saved
+
+
 def clear(folder: Path) -> None:
     shutil.rmtree(folder, ignore_errors=True)

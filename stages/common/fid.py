@@ -18,6 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
+from stages.common.io import DataError, atomic_path, read_json, write_json
+
 PYTORCH_FID_FILE = "pt_inception-2015-12-05-6726825d.pth"
 # default_1.pt was exported from TF, whose input range is [-1, 1 - 1/128].
 HELPER_INPUT_RANGE = (-1.0, 0.9921875)
@@ -131,3 +133,22 @@ def fid(real: np.ndarray, fake: np.ndarray, device: str = "cpu", prefer: str = "
     real_feats = inception_features(real, extractor, device=device)
     fake_feats = inception_features(fake, extractor, device=device)
     return FidResult(frechet_distance(real_feats, fake_feats), extractor[1], len(real), len(fake))
+
+
+def save_reference(
+    folder: Path, images: np.ndarray, extractor: tuple[Callable, str], device: str, described: str
+) -> None:
+    """The real side of FID, computed once by a `<task>-fid-reference` stage: features.npy + info.json."""
+    features = inception_features(images, extractor, device=device)
+    with atomic_path(folder) as out:
+        out.mkdir()
+        np.save(out / "features.npy", features.astype(np.float32))
+        write_json(out / "info.json", {"extractor": extractor[1], "n_images": len(images), "images": described})
+
+
+def load_reference(folder: Path, extractor_name: str, stage: str) -> tuple[np.ndarray, dict]:
+    """Features and info saved by `save_reference`; an error when they came from another extractor."""
+    features, info = np.load(folder / "features.npy").astype(np.float64), read_json(folder / "info.json")
+    if extractor_name != info["extractor"]:
+        raise DataError(f"{folder}: made with {info['extractor']}, but {extractor_name} is in use; re-run {stage}")
+    return features, info

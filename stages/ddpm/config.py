@@ -8,6 +8,7 @@ from typing import Literal
 
 from stages.common.diffusion import UNetConfig
 from stages.common.params import CommonParams, load_params
+from stages.common.paths import TaskPaths
 
 TASK = "ddpm"
 SUBMISSION_SIZE = 64  # the course's images are 64×64
@@ -103,22 +104,10 @@ def unet_config(p: DdpmParams) -> UNetConfig:
     )
 
 
-@dataclasses.dataclass(frozen=True)
-class Paths:
+class Paths(TaskPaths):
     """Every file the ddpm stages read or write, relative to `root` (the repo, or a test's tmp dir)."""
 
-    root: Path = Path(".")
-
-    def _p(self, *parts: str) -> Path:
-        return self.root.joinpath(*parts)
-
-    @property
-    def raw(self) -> Path:
-        return self._p("data", TASK, "raw")
-
-    @property
-    def prepared(self) -> Path:
-        return self._p("data", TASK, "prepared")
+    task = TASK
 
     @property
     def samples(self) -> Path:
@@ -133,28 +122,12 @@ class Paths:
         return self._p("models", TASK, "model.pt")
 
     @property
-    def plots(self) -> Path:
-        return self._p("plots", TASK)
-
-    @property
     def metrics(self) -> Path:
         return self._p("metrics")
 
     @property
     def submission(self) -> Path:
         return self._p("submissions", TASK, "submission.zip")
-
-    @property
-    def report(self) -> Path:
-        return self._p("reports", f"{TASK}.md")
-
-    @property
-    def downloads(self) -> Path:
-        return self._p(".cache", "downloads", TASK)
-
-    @property
-    def checkpoints(self) -> Path:
-        return self._p(".cache", "checkpoints", TASK)
 
 
 def load(path: str | Path = "params.yaml") -> tuple[DdpmParams, CommonParams]:

@@ -21,7 +21,7 @@ from stages.common.io import DataError, write_csv, write_json
 from stages.common.params import ParamsError
 from stages.common.runtime import setup
 from stages.common.tracking import tracked_run
-from stages.ddpm import config, fid_reference, train
+from stages.ddpm import config, train
 from stages.ddpm.images import decode
 from stages.ddpm.sample import sample_images
 
@@ -46,12 +46,8 @@ def run(p: config.DdpmParams, common: config.CommonParams, paths: config.Paths) 
     device = setup(p.seed, common.device, common.threads)
     e = p.evaluate
     compare = [parse_compare(entry) for entry in e.compare]  # bad entries fail before any work
-    real_features, info = fid_reference.load(paths)
     extractor = fid.load_extractor(str(device), e.fid_extractor)
-    if extractor[1] != info["extractor"]:
-        raise DataError(
-            f"{paths.fid_reference}: made with {info['extractor']}, but {extractor[1]} is in use; re-run ddpm-fid-reference"
-        )
+    real_features, info = fid.load_reference(paths.fid_reference, extractor[1], "ddpm-fid-reference")
 
     def score(images: np.ndarray) -> fid.FidResult:
         fake = fid.inception_features(images, extractor, device=str(device))

@@ -9,11 +9,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
-
 from stages.common import fid
 from stages.common.cli import main
-from stages.common.io import atomic_path, read_json, write_json
 from stages.common.runtime import setup
 from stages.ddpm import config
 from stages.ddpm.prepare import read_folder
@@ -23,22 +20,9 @@ def run(p: config.DdpmParams, common: config.CommonParams, paths: config.Paths) 
     device = str(setup(p.seed, common.device, common.threads))
     real = read_folder(paths.raw, config.SUBMISSION_SIZE, True, p.evaluate.fid_real_images)
     extractor = fid.load_extractor(device, p.evaluate.fid_extractor)
-    features = fid.inception_features(real, extractor, device=device)
-    with atomic_path(paths.fid_reference) as out:
-        out.mkdir()
-        np.save(out / "features.npy", features.astype(np.float32))
-        write_json(
-            out / "info.json",
-            {"extractor": extractor[1], "n_images": len(real), "images": "data/ddpm/raw, first by name, 64×64"},
-        )
+    fid.save_reference(paths.fid_reference, real, extractor, device, "data/ddpm/raw, first by name, 64×64")
     print(f"ddpm-fid-reference: {len(real)} training images with {extractor[1]}")
     return paths.fid_reference
-
-
-def load(paths: config.Paths) -> tuple[np.ndarray, dict]:
-    return np.load(paths.fid_reference / "features.npy").astype(np.float64), read_json(
-        paths.fid_reference / "info.json"
-    )
 
 
 if __name__ == "__main__":

@@ -46,10 +46,7 @@ def run(p: config.DdpmParams, common: config.CommonParams, paths: config.Paths) 
     scratch = checkpoint.scratch_dir(paths.checkpoints, run_key)
     history: list[dict] = []
     first_step, elapsed = 1, 0.0
-    if (saved := checkpoint.latest(scratch)) is not None:
-        model.load_state_dict(saved["model"])
-        optimizer.load_state_dict(saved["optimizer"])
-        scheduler.load_state_dict(saved["scheduler"])
+    if (saved := checkpoint.resume(scratch, model, optimizer, scheduler)) is not None:
         ema.shadow = saved["ema"]
         generator.set_state(saved["generator"])
         history, first_step, elapsed = saved["history"], saved["step"] + 1, saved["elapsed"]

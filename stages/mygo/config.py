@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from stages.common.params import CommonParams, ParamsError, load_params
+from stages.common.paths import TaskPaths
 
 TASK = "mygo"
 
@@ -110,22 +111,10 @@ class MygoParams:
         return self
 
 
-@dataclasses.dataclass(frozen=True)
-class Paths:
+class Paths(TaskPaths):
     """Every file the mygo stages read or write, relative to `root` (the repo, or a test's tmp dir)."""
 
-    root: Path = Path(".")
-
-    def _p(self, *parts: str) -> Path:
-        return self.root.joinpath(*parts)
-
-    @property
-    def raw(self) -> Path:
-        return self._p("data", TASK, "raw")
-
-    @property
-    def prepared(self) -> Path:
-        return self._p("data", TASK, "prepared")
+    task = TASK
 
     @property
     def predictions(self) -> Path:
@@ -135,28 +124,12 @@ class Paths:
         return self._p("models", TASK, f"{name}.pt")
 
     @property
-    def plots(self) -> Path:
-        return self._p("plots", TASK)
-
-    @property
     def metrics(self) -> Path:
         return self._p("metrics")
 
     @property
     def submission(self) -> Path:
         return self._p("submissions", TASK, "submission.csv")
-
-    @property
-    def report(self) -> Path:
-        return self._p("reports", f"{TASK}.md")
-
-    @property
-    def downloads(self) -> Path:
-        return self._p(".cache", "downloads", TASK)
-
-    @property
-    def checkpoints(self) -> Path:
-        return self._p(".cache", "checkpoints", TASK)
 
 
 def load(path: str | Path = "params.yaml") -> tuple[MygoParams, CommonParams]:

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Literal
 
 from stages.common.params import CommonParams, load_params
+from stages.common.paths import TaskPaths
 
 TASK = "news"
 
@@ -94,22 +95,10 @@ class NewsParams:
     submission: SubmissionParams = dataclasses.field(default_factory=SubmissionParams)
 
 
-@dataclasses.dataclass(frozen=True)
-class Paths:
+class Paths(TaskPaths):
     """Every file the news stages read or write, relative to `root` (the repo, or a test's tmp dir)."""
 
-    root: Path = Path(".")
-
-    def _p(self, *parts: str) -> Path:
-        return self.root.joinpath(*parts)
-
-    @property
-    def raw(self) -> Path:
-        return self._p("data", TASK, "raw")
-
-    @property
-    def prepared(self) -> Path:
-        return self._p("data", TASK, "prepared")
+    task = TASK
 
     @property
     def predictions(self) -> Path:
@@ -120,28 +109,12 @@ class Paths:
         return self._p("models", TASK, "model.pt")
 
     @property
-    def plots(self) -> Path:
-        return self._p("plots", TASK)
-
-    @property
     def metrics(self) -> Path:
         return self._p("metrics")
 
     @property
     def submission(self) -> Path:
         return self._p("submissions", TASK, "submission.csv")
-
-    @property
-    def report(self) -> Path:
-        return self._p("reports", f"{TASK}.md")
-
-    @property
-    def downloads(self) -> Path:
-        return self._p(".cache", "downloads", TASK)
-
-    @property
-    def checkpoints(self) -> Path:
-        return self._p(".cache", "checkpoints", TASK)
 
 
 def load(path: str | Path = "params.yaml") -> tuple[NewsParams, CommonParams]:

@@ -82,11 +82,7 @@ def run(p: config.NewsParams, common: config.CommonParams, paths: config.Paths) 
     history: list[dict] = []
     best = {"val_accuracy": -1.0, "epoch": 0, "state": None}
     first_epoch = 1
-    if (saved := checkpoint.latest(scratch)) is not None:
-        model.load_state_dict(saved["model"])
-        optimizer.load_state_dict(saved["optimizer"])
-        scheduler.load_state_dict(saved["scheduler"])
-        torch.set_rng_state(saved["rng"])
+    if (saved := checkpoint.resume(scratch, model, optimizer, scheduler)) is not None:
         history, best, first_epoch = saved["history"], saved["best"], saved["epoch"] + 1
 
     n_params = sum(x.numel() for x in model.parameters())

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Literal
 
 from stages.common.params import CommonParams, load_params
+from stages.common.paths import TaskPaths
 
 TASK = "pokemon"
 
@@ -77,22 +78,10 @@ class PokemonParams:
     evaluate: EvaluateParams = dataclasses.field(default_factory=EvaluateParams)
 
 
-@dataclasses.dataclass(frozen=True)
-class Paths:
+class Paths(TaskPaths):
     """Every file the pokemon stages read or write, relative to `root` (the repo, or a test's tmp dir)."""
 
-    root: Path = Path(".")
-
-    def _p(self, *parts: str) -> Path:
-        return self.root.joinpath(*parts)
-
-    @property
-    def raw(self) -> Path:
-        return self._p("data", TASK, "raw")
-
-    @property
-    def prepared(self) -> Path:
-        return self._p("data", TASK, "prepared")
+    task = TASK
 
     @property
     def predictions(self) -> Path:
@@ -111,24 +100,12 @@ class Paths:
         return self._p("models", TASK, "classifier.pt")
 
     @property
-    def plots(self) -> Path:
-        return self._p("plots", TASK)
-
-    @property
     def metrics(self) -> Path:
         return self._p("metrics")
 
     @property
     def submission(self) -> Path:
         return self._p("submissions", TASK, "submission.txt")
-
-    @property
-    def downloads(self) -> Path:
-        return self._p(".cache", "downloads", TASK)
-
-    @property
-    def checkpoints(self) -> Path:
-        return self._p(".cache", "checkpoints", TASK)
 
 
 def load(path: str | Path = "params.yaml") -> tuple[PokemonParams, CommonParams]:

@@ -16,7 +16,7 @@ from stages.common.cli import main
 from stages.common.io import DataError, write_json
 from stages.common.runtime import setup
 from stages.common.tracking import tracked_run
-from stages.pokemon import classifier, config, fid_reference, prepare
+from stages.pokemon import classifier, config, prepare
 from stages.pokemon.data import PREFIX_LEN, read_pixels, render
 
 # The course's grading thresholds: (FID at most, PDR at least).
@@ -32,12 +32,8 @@ def run(p: config.PokemonParams, common: config.CommonParams, paths: config.Path
     if not np.array_equal(test[:, :PREFIX_LEN], data["test_prefix"]):
         raise DataError(f"{paths.predictions / 'test.txt'}: completions do not start with the test prefixes")
 
-    real_features, info = fid_reference.load(paths)
     extractor = fid.load_extractor(device, p.evaluate.fid_extractor)
-    if extractor[1] != info["extractor"]:
-        raise DataError(
-            f"{paths.fid_reference}: made with {info['extractor']}, but {extractor[1]} is in use; re-run pokemon-fid-reference"
-        )
+    real_features, _ = fid.load_reference(paths.fid_reference, extractor[1], "pokemon-fid-reference")
     fake_features = fid.inception_features(render(test, palette), extractor, device=device)
     result = fid.FidResult(
         fid.frechet_distance(real_features, fake_features), extractor[1], len(real_features), len(test)

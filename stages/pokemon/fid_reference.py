@@ -8,11 +8,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
-
 from stages.common import fid
 from stages.common.cli import main
-from stages.common.io import atomic_path, read_json, write_json
 from stages.common.runtime import setup
 from stages.pokemon import config, prepare
 from stages.pokemon.data import render
@@ -23,19 +20,9 @@ def run(p: config.PokemonParams, common: config.CommonParams, paths: config.Path
     data = prepare.load(paths)
     real = data["train"][: p.evaluate.fid_reference_images or None]
     extractor = fid.load_extractor(device, p.evaluate.fid_extractor)
-    features = fid.inception_features(render(real, data["palette"]), extractor, device=device)
-    with atomic_path(paths.fid_reference) as out:
-        out.mkdir()
-        np.save(out / "features.npy", features.astype(np.float32))
-        write_json(out / "info.json", {"extractor": extractor[1], "n_images": len(real), "images": "train split"})
+    fid.save_reference(paths.fid_reference, render(real, data["palette"]), extractor, device, "train split")
     print(f"pokemon-fid-reference: {len(real)} train images with {extractor[1]}")
     return paths.fid_reference
-
-
-def load(paths: config.Paths) -> tuple[np.ndarray, dict]:
-    return np.load(paths.fid_reference / "features.npy").astype(np.float64), read_json(
-        paths.fid_reference / "info.json"
-    )
 
 
 if __name__ == "__main__":

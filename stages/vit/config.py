@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Literal
 
 from stages.common.params import CommonParams, load_params
+from stages.common.paths import TaskPaths
 
 TASK = "vit"
 
@@ -67,28 +68,14 @@ class VitParams:
 TARGETS = {"test_accuracy_min": 0.65, "train_accuracy": 1.0, "train_loss_max": 0.3}
 
 
-@dataclasses.dataclass(frozen=True)
-class Paths:
-    root: Path = Path(".")
+class Paths(TaskPaths):
+    """Every file the vit stages read or write, beyond the shared ones in TaskPaths."""
 
-    def _p(self, *parts: str) -> Path:
-        return self.root.joinpath(*parts)
-
-    @property
-    def raw(self) -> Path:
-        return self._p("data", TASK, "raw")
-
-    @property
-    def prepared(self) -> Path:
-        return self._p("data", TASK, "prepared")
+    task = TASK
 
     @property
     def model(self) -> Path:
         return self._p("models", TASK, "model.pt")
-
-    @property
-    def plots(self) -> Path:
-        return self._p("plots", TASK)
 
     @property
     def train_metrics(self) -> Path:
@@ -97,14 +84,6 @@ class Paths:
     @property
     def metrics(self) -> Path:
         return self._p("metrics", f"{TASK}.json")
-
-    @property
-    def report(self) -> Path:
-        return self._p("reports", f"{TASK}.md")
-
-    @property
-    def downloads(self) -> Path:
-        return self._p(".cache", "downloads", TASK)
 
 
 def load(path: str | Path = "params.yaml") -> tuple[VitParams, CommonParams]:

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Literal
 
 from stages.common.params import CommonParams, ParamsError, load_params
+from stages.common.paths import TaskPaths
 
 TASK = "vlm-caption"
 TINY = "tiny"  # model.name that builds the randomly initialised stand-in (stages/vlm_caption/tiny_model.py)
@@ -94,28 +95,14 @@ class VlmCaptionParams:
     predict: PredictParams = dataclasses.field(default_factory=PredictParams)
 
 
-@dataclasses.dataclass(frozen=True)
-class Paths:
-    root: Path = Path(".")
+class Paths(TaskPaths):
+    """Every file the vlm_caption stages read or write, beyond the shared ones in TaskPaths."""
 
-    def _p(self, *parts: str) -> Path:
-        return self.root.joinpath(*parts)
-
-    @property
-    def raw(self) -> Path:
-        return self._p("data", TASK, "raw")
-
-    @property
-    def prepared(self) -> Path:
-        return self._p("data", TASK, "prepared")
+    task = TASK
 
     @property
     def model(self) -> Path:
         return self._p("models", TASK)
-
-    @property
-    def checkpoints(self) -> Path:
-        return self._p(".cache", "checkpoints", TASK)
 
     @property
     def predictions(self) -> Path:
@@ -126,20 +113,12 @@ class Paths:
         return self._p("metrics", f"{TASK}_train.json")
 
     @property
-    def plots(self) -> Path:
-        return self._p("plots", TASK)
-
-    @property
     def metrics(self) -> Path:
         return self._p("metrics", f"{TASK}.json")
 
     @property
     def submission(self) -> Path:
         return self._p("submissions", TASK, "submission.json")
-
-    @property
-    def report(self) -> Path:
-        return self._p("reports", f"{TASK}.md")
 
 
 def load(path: str | Path = "params.yaml") -> tuple[VlmCaptionParams, CommonParams]:
