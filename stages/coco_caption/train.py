@@ -14,7 +14,8 @@ import time
 
 import torch
 
-from stages.coco_caption import config, prepare
+from stages.coco_caption import config
+from stages.coco_caption.data import load_prepared
 from stages.coco_caption.model import CaptioningTransformer, save_model, temporal_softmax_loss
 from stages.common.cli import main
 from stages.common.io import write_csv, write_json
@@ -33,7 +34,7 @@ def run(p: config.CocoCaptionParams, common: config.CommonParams, paths: config.
             f"coco-caption.model.embed_dim ({m.embed_dim}) must be divisible by num_heads ({c.num_heads})"
         )
     device = setup(p.seed, common.device, p.threads or common.threads)
-    arrays, meta = prepare.load(paths)
+    arrays, meta = load_prepared(paths.prepared)
     feats = torch.as_tensor(arrays["train_features"], dtype=torch.float32)
     caps = torch.as_tensor(arrays["train_captions"], dtype=torch.long)
     if caps.shape[1] - 1 > m.max_length:

@@ -21,9 +21,9 @@ from stages.common.io import DataError, write_csv, write_json
 from stages.common.params import ParamsError
 from stages.common.runtime import setup
 from stages.common.tracking import tracked_run
-from stages.ddpm import config, train
+from stages.ddpm import config
 from stages.ddpm.images import decode
-from stages.ddpm.sample import sample_images
+from stages.ddpm.model import load_model, sample_images
 
 
 def read_samples(paths: config.Paths) -> np.ndarray:
@@ -56,7 +56,7 @@ def run(p: config.DdpmParams, common: config.CommonParams, paths: config.Paths) 
     result = score(read_samples(paths))
     rows = []
     if e.compare_images > 0:
-        model, schedule = train.load_model(paths, device)
+        model, schedule = load_model(paths, device)
         for entry, (name, steps) in zip(e.compare, compare, strict=True):
             sampler = make_sampler(name, schedule, steps)
             start = time.perf_counter()

@@ -22,7 +22,8 @@ from stages.common.io import atomic_path, write_csv, write_json
 from stages.common.plots import line_plot
 from stages.common.runtime import setup
 from stages.common.tracking import stage_dep_hashes, tracked_run
-from stages.ddpm import config, prepare
+from stages.ddpm import config
+from stages.ddpm.images import load_prepared
 
 STAGE = "ddpm-train"
 
@@ -30,7 +31,7 @@ STAGE = "ddpm-train"
 def run(p: config.DdpmParams, common: config.CommonParams, paths: config.Paths) -> dict:
     device = setup(p.seed, common.device, common.threads)
     t = p.train
-    data = torch.from_numpy(prepare.load(paths))
+    data = torch.from_numpy(load_prepared(paths.prepared))
     cfg = config.unet_config(p)
     if data.shape[-1] != cfg.image_size:
         raise ValueError(f"prepared images are {data.shape[-1]} px, the model expects {cfg.image_size}")
@@ -111,28 +112,6 @@ def run(p: config.DdpmParams, common: config.CommonParams, paths: config.Paths) 
     checkpoint.clear(scratch)
     print(f"{STAGE}: final loss {summary['final_loss']:.4f}, {summary['train_seconds']} s -> {paths.model}")
     return summary
-
-
-def load_model(paths: config.Paths, device: torch.device | str = "cpu") -> tuple[UNet, Schedule]:
-    """The EMA weights and the schedule they were trained with."""
-    from stages.common.diffusion import UNetConfig
-    from stages.common.io import DataError
-
-    if not paths.model.is_file():
-        raise DataError(f"{paths.model}: not found; run ddpm-train")
-    saved = torch.load(paths.model, map_location="cpu", weights_only=True)
-    cfg = saved["config"]
-    model = UNet(
-        UNetConfig(
-            **{
-                **cfg,
-                "channel_mults": tuple(cfg["channel_mults"]),
-                "attention_resolutions": tuple(cfg["attention_resolutions"]),
-            }
-        )
-    )
-    model.load_state_dict(saved["ema"])
-    return model.to(device).eval(), Schedule(saved["diffusion"]["schedule"], saved["diffusion"]["timesteps"])
 
 
 if __name__ == "__main__":

@@ -134,3 +134,7 @@ class Paths(TaskPaths):
 
 def load(path: str | Path = "params.yaml") -> tuple[MygoParams, CommonParams]:
     return load_params(TASK, MygoParams, path).check(), load_params("common", CommonParams, path)
+
+
+# The course's public baselines (validation accuracy stands in for the hidden test score).
+BASELINES = {"simple": 0.45, "medium": 0.70, "strong": 0.83, "boss": 0.94}

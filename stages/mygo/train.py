@@ -27,7 +27,8 @@ from stages.common.params import ParamsError
 from stages.common.plots import line_plot
 from stages.common.runtime import resolve_device, seed_everything, set_threads
 from stages.common.tracking import stage_dep_hashes, tracked_run
-from stages.mygo import augment, config, prepare
+from stages.mygo import augment, config
+from stages.mygo.data import load_prepared
 from stages.mygo.model import build, save
 
 STAGE = "mygo-train"
@@ -41,7 +42,7 @@ def run(name: str, p: config.MygoParams, common: config.CommonParams, paths: con
     set_threads(common.threads)
     device = resolve_device(common.device)
     on_gpu = device.type == "cuda"
-    data = prepare.load(paths)
+    data = load_prepared(paths.prepared)
     classes, size = data["classes"], data["index"]["image_size"]
     train_x = torch.from_numpy(data["train_images"]).permute(0, 3, 1, 2).contiguous()  # uint8 (N, 3, S, S)
     train_y = torch.from_numpy(data["train_labels"])

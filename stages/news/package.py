@@ -8,8 +8,8 @@ import io
 
 from stages.common.cli import main
 from stages.common.io import DataError, read_json, write_text
-from stages.news import config, prepare
-from stages.news.evaluate import read_predictions
+from stages.news import config
+from stages.news.data import load_prepared, read_predictions
 
 
 def columns(p: config.NewsParams, meta: dict) -> tuple[str, str]:
@@ -38,7 +38,7 @@ def check_submission(text: str, test_ids: list[str], classes: list[str]) -> None
 
 
 def run(p: config.NewsParams, paths: config.Paths) -> str:
-    _, meta = prepare.load(paths)
+    _, meta = load_prepared(paths.prepared)
     test = read_predictions(paths.predictions / "test.csv", ("id", "label"))
     if not test:
         raise DataError(f"{paths.predictions / 'test.csv'}: no predictions")

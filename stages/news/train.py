@@ -22,7 +22,8 @@ from stages.common.params import ParamsError
 from stages.common.plots import line_plot
 from stages.common.runtime import resolve_device, seed_everything, set_threads
 from stages.common.tracking import stage_dep_hashes, tracked_run
-from stages.news import config, prepare
+from stages.news import config
+from stages.news.data import load_prepared
 from stages.news.model import NewsClassifier, init_embeddings, predict_logits, save_model
 from stages.news.text import Tokenizer
 
@@ -45,7 +46,7 @@ def run(p: config.NewsParams, common: config.CommonParams, paths: config.Paths) 
     seed_everything(p.seed)
     set_threads(p.threads or common.threads)
     device = resolve_device(common.device)
-    splits, meta = prepare.load(paths)
+    splits, meta = load_prepared(paths.prepared)
     if splits["train"]["ids"].shape[1] > m.max_len:
         raise ParamsError(
             f"prepared sequences are {splits['train']['ids'].shape[1]} long; news.model.max_len is {m.max_len}"

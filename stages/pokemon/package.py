@@ -10,9 +10,8 @@ from stages.common.cli import main
 from stages.common.io import DataError, read_json, write_text
 from stages.common.plots import image_grid
 from stages.common.tracking import tracked_run
-from stages.pokemon import config, prepare
-from stages.pokemon.data import N_COLORS, PREFIX_LEN, SEQ_LEN, read_pixels, render
-from stages.pokemon.evaluate import BASELINES
+from stages.pokemon import config
+from stages.pokemon.data import N_COLORS, PREFIX_LEN, SEQ_LEN, load_prepared, read_pixels, render
 
 N_TEST = 80
 GRID_ROWS = 8
@@ -36,7 +35,7 @@ def check_submission(text: str, n_images: int = N_TEST, n_colors: int = N_COLORS
 
 
 def run(p: config.PokemonParams, common: config.CommonParams, paths: config.Paths) -> str:
-    data = prepare.load(paths)
+    data = load_prepared(paths.prepared)
     palette = data["palette"]
     test = read_pixels(paths.predictions / "test.txt", len(palette), None)
     dev = read_pixels(paths.predictions / "dev.txt", len(palette), None)
@@ -68,7 +67,7 @@ def report(p: config.PokemonParams, paths: config.Paths) -> str:
     c = read_json(paths.metrics / "pokemon_classifier.json")
     baselines = "\n".join(
         f"| {name} | ≤ {max_fid} | ≥ {min_pdr} | {'yes' if m[f'passes_{name}'] else 'no'} |"
-        for name, (max_fid, min_pdr) in BASELINES.items()
+        for name, (max_fid, min_pdr) in config.BASELINES.items()
     )
     params = "\n".join(
         f"- `{section}`: {dataclasses.asdict(getattr(p, section))}" for section in ("data", "model", "train", "predict")

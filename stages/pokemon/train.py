@@ -22,8 +22,8 @@ from stages.common.io import atomic_path, write_csv, write_json
 from stages.common.plots import line_plot
 from stages.common.runtime import setup
 from stages.common.tracking import stage_dep_hashes, tracked_run
-from stages.pokemon import classifier, config, prepare
-from stages.pokemon.data import PREFIX_LEN
+from stages.pokemon import classifier, config
+from stages.pokemon.data import PREFIX_LEN, load_prepared
 from stages.pokemon.model import build_model, complete, next_token_loss
 
 STAGE = "pokemon-train"
@@ -32,7 +32,7 @@ STAGE = "pokemon-train"
 def run(p: config.PokemonParams, common: config.CommonParams, paths: config.Paths) -> dict:
     device = setup(p.seed, common.device, common.threads)
     t = p.train
-    data = prepare.load(paths)
+    data = load_prepared(paths.prepared)
     train_set = torch.as_tensor(data["train"])
     dev_set = torch.as_tensor(data["dev"])
     model = build_model(p.model, len(data["palette"])).to(device)

@@ -20,7 +20,8 @@ from stages.common.params import ParamsError
 from stages.common.plots import line_plot
 from stages.common.runtime import setup
 from stages.common.tracking import tracked_run
-from stages.vit import config, prepare
+from stages.vit import config
+from stages.vit.data import load_prepared
 from stages.vit.model import ViT, normalise, predict, save_model
 
 STAGE = "vit-train"
@@ -76,7 +77,7 @@ def run(p: config.VitParams, common: config.CommonParams, paths: config.Paths) -
     if 32 % m.patch_size:
         raise ParamsError(f"vit.model.patch_size ({m.patch_size}) must divide 32")
     device = setup(p.seed, common.device, p.threads or common.threads)
-    splits, meta = prepare.load(paths)
+    splits, meta = load_prepared(paths.prepared)
     (xtr, ytr), (xte, yte) = splits["train"], splits["test"]
     xtr_t, ytr_t, xte_t, yte_t = map(torch.as_tensor, (xtr, ytr, xte, yte))
     model = ViT(len(meta["classes"]), 32, m.patch_size, m.dim, m.depth, m.heads, m.mlp_ratio, m.dropout,

@@ -9,12 +9,12 @@ import numpy as np
 from stages.common.cli import main
 from stages.common.io import read_json, write_text
 from stages.common.plots import image_grid
-from stages.vlm_caption import config, evaluate, model, prepare
+from stages.vlm_caption import config, data, model
 
 
 def examples(p: config.VlmCaptionParams, paths: config.Paths) -> list[dict]:
-    rows = prepare.load_split(paths, "valid")
-    refs = evaluate.references(rows)
+    rows = data.load_split(paths.prepared, "valid")
+    refs = data.references(rows)
     images = {r["key"]: r["image"] for r in rows}
     pred = read_json(paths.predictions)["valid"][: p.predict.examples]
     return [{"image": images[r["key"]], "references": refs[r["key"]], "output": r["output"]} for r in pred]

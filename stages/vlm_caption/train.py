@@ -24,7 +24,7 @@ from stages.common.io import DataError, atomic_path, write_csv, write_json
 from stages.common.plots import line_plot
 from stages.common.runtime import setup
 from stages.common.tracking import stage_dep_hashes, tracked_run
-from stages.vlm_caption import config, model, prepare
+from stages.vlm_caption import config, data, model
 
 STAGE = "vlm-caption-train"
 
@@ -71,7 +71,7 @@ def run(p: config.VlmCaptionParams, common: config.CommonParams, paths: config.P
     from transformers import AutoProcessor
     from trl import SFTTrainer
 
-    rows = prepare.load_split(paths, "train")
+    rows = data.load_split(paths.prepared, "train")
     if not rows:
         raise DataError(f"{paths.prepared / 'train.parquet'}: no training examples")
     train_set = datasets.Dataset.from_list([{k: r[k] for k in ("image", "text", "prompt")} for r in rows])
@@ -89,7 +89,7 @@ def run(p: config.VlmCaptionParams, common: config.CommonParams, paths: config.P
                 from stages.vlm_caption import tiny_model
 
                 tiny = tiny_model.build_model(
-                    AutoProcessor.from_pretrained(paths.prepared / "processor"), prepare.tiny_config(p.model), p.seed
+                    AutoProcessor.from_pretrained(paths.prepared / "processor"), tiny_model.tiny_config(p.model), p.seed
                 )
                 tiny.save_pretrained(out / "base")
                 base = out / "base"

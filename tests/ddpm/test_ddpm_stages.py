@@ -12,6 +12,7 @@ from PIL import Image
 from stages.common.io import DataError, read_json
 from stages.common.params import ParamsError
 from stages.ddpm import config, download, evaluate, faces, fid_reference, package, prepare, sample, train
+from stages.ddpm.images import load_prepared
 
 
 def tiny_params(n_images: int = 40) -> tuple[config.DdpmParams, config.CommonParams]:
@@ -59,7 +60,7 @@ def test_download_and_prepare(done):
     p, _, paths, results = done
     assert results["download"] == {"images": 40, "skipped": 0}
     assert sorted(f.name for f in paths.raw.iterdir())[:2] == ["000001.jpg", "000002.jpg"]
-    data = prepare.load(paths)
+    data = load_prepared(paths.prepared)
     assert data.shape == (40, 3, 16, 16) and data.dtype == np.float32
     assert -1 <= data.min() < -0.5 and 0.5 < data.max() <= 1
 
@@ -224,7 +225,7 @@ def test_download_from_folder_crops_and_resizes(tiny, tmp_path):
     assert download.run(p, paths) == {"images": 4, "skipped": 0}
     assert (paths.raw / "sub__a.jpg").is_file()
     prepare.run(p, paths)
-    assert prepare.load(paths).shape == (4, 3, 16, 16)
+    assert load_prepared(paths.prepared).shape == (4, 3, 16, 16)
     p.prepare = dataclasses.replace(p.prepare, resize=False)
     with pytest.raises(DataError, match=r"img0.png: 80×100, expected 16×16"):
         prepare.run(p, paths)
