@@ -19,6 +19,7 @@ from stages.common import checkpoint
 from stages.common.cli import main
 from stages.common.diffusion import EMA, Schedule, UNet
 from stages.common.io import atomic_path, write_csv, write_json
+from stages.common.params import to_dict
 from stages.common.plots import line_plot
 from stages.common.runtime import setup
 from stages.common.tracking import stage_dep_hashes, tracked_run
@@ -43,7 +44,7 @@ def run(p: config.DdpmParams, common: config.CommonParams, paths: config.Paths) 
     generator = torch.Generator().manual_seed(p.seed)
     autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda")
 
-    run_key = {"params": dataclasses.asdict(p), "device": str(device), "deps": stage_dep_hashes(STAGE, paths.root)}
+    run_key = {"params": to_dict(p), "device": str(device), "deps": stage_dep_hashes(STAGE, paths.root)}
     scratch = checkpoint.scratch_dir(paths.checkpoints, run_key)
     history: list[dict] = []
     first_step, elapsed = 1, 0.0

@@ -8,7 +8,6 @@ loss/accuracy go to MLflow and to plots/news/train_history.csv (dvc plots).
 from __future__ import annotations
 
 import copy
-import dataclasses
 import math
 import time
 
@@ -18,7 +17,7 @@ import torch
 from stages.common import checkpoint
 from stages.common.cli import main
 from stages.common.io import write_csv, write_json
-from stages.common.params import ParamsError
+from stages.common.params import ParamsError, to_dict
 from stages.common.plots import line_plot
 from stages.common.runtime import resolve_device, seed_everything, set_threads
 from stages.common.tracking import stage_dep_hashes, tracked_run
@@ -78,7 +77,7 @@ def run(p: config.NewsParams, common: config.CommonParams, paths: config.Paths) 
     loss_fn = torch.nn.CrossEntropyLoss(label_smoothing=t.label_smoothing)
     autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda")
 
-    run_key = {"params": dataclasses.asdict(p), "device": str(device), "deps": stage_dep_hashes(STAGE, paths.root)}
+    run_key = {"params": to_dict(p), "device": str(device), "deps": stage_dep_hashes(STAGE, paths.root)}
     scratch = checkpoint.scratch_dir(paths.checkpoints, run_key)
     history: list[dict] = []
     best = {"val_accuracy": -1.0, "epoch": 0, "state": None}

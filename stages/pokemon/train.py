@@ -9,7 +9,6 @@ the best epoch by `select_by` (the course keeps the lowest training loss).
 from __future__ import annotations
 
 import copy
-import dataclasses
 import math
 import time
 
@@ -19,6 +18,7 @@ import torch
 from stages.common import checkpoint
 from stages.common.cli import main
 from stages.common.io import atomic_path, write_csv, write_json
+from stages.common.params import to_dict
 from stages.common.plots import line_plot
 from stages.common.runtime import setup
 from stages.common.tracking import stage_dep_hashes, tracked_run
@@ -43,7 +43,7 @@ def run(p: config.PokemonParams, common: config.CommonParams, paths: config.Path
     judge = classifier.load(paths.classifier, device) if t.select_by == "classifier" else None
     autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda")
 
-    run_key = {"params": dataclasses.asdict(p), "device": str(device), "deps": stage_dep_hashes(STAGE, paths.root)}
+    run_key = {"params": to_dict(p), "device": str(device), "deps": stage_dep_hashes(STAGE, paths.root)}
     scratch = checkpoint.scratch_dir(paths.checkpoints, run_key)
     history: list[dict] = []
     best = {"score": math.inf, "epoch": 0, "state": None}

@@ -21,6 +21,7 @@ from typing import Any
 from stages.common import checkpoint
 from stages.common.cli import main
 from stages.common.io import DataError, atomic_path, write_csv, write_json
+from stages.common.params import to_dict
 from stages.common.plots import line_plot
 from stages.common.runtime import setup
 from stages.common.tracking import stage_dep_hashes, tracked_run
@@ -76,7 +77,7 @@ def run(p: config.VlmCaptionParams, common: config.CommonParams, paths: config.P
         raise DataError(f"{paths.prepared / 'train.parquet'}: no training examples")
     train_set = datasets.Dataset.from_list([{k: r[k] for k in ("image", "text", "prompt")} for r in rows])
     tracked = {"seed": p.seed, "backend": backend, **{k: vars(v) for k, v in vars(p).items() if hasattr(v, "__dict__")}}
-    run_key = {"params": dataclasses.asdict(p), "device": str(device), "deps": stage_dep_hashes(STAGE, paths.root)}
+    run_key = {"params": to_dict(p), "device": str(device), "deps": stage_dep_hashes(STAGE, paths.root)}
     scratch = checkpoint.scratch_dir(paths.checkpoints, run_key)
     resume = any(scratch.glob("checkpoint-*"))
     start = time.time()
