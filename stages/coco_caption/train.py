@@ -79,14 +79,15 @@ def run(p: config.CocoCaptionParams, common: config.CommonParams, paths: config.
             "course_target_loss": target,
             "meets_target": None if target is None else bool(history[-1]["train_loss"] <= target),
             "parameters": sum(q.numel() for q in model.parameters()),
-            "train_seconds": round(time.time() - start, 1),
         }
         write_csv(paths.plots / f"{name}_loss.csv", history)
         line_plot(paths.plots / f"{name}_loss.png", history, "epoch", ["train_loss"], f"coco-caption {name}", "loss")
         write_json(paths.train_metrics(name), summary)
-        tracker.log_metrics({k: v for k, v in summary.items() if k in ("final_train_loss", "train_seconds")})
+        timings = {"train_seconds": round(time.time() - start, 1)}
+        write_json(paths.timings(f"coco-caption-train-{name}"), timings)
+        tracker.log_metrics({"final_train_loss": summary["final_train_loss"], **timings})
         tracker.log_artifact(paths.plots / f"{name}_loss.png")
-    print(f"coco-caption-train {name}: final loss {summary['final_train_loss']:.4f} in {summary['train_seconds']} s")
+    print(f"coco-caption-train {name}: final loss {summary['final_train_loss']:.4f} in {timings['train_seconds']} s")
     return summary
 
 

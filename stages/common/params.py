@@ -203,6 +203,10 @@ def _recording_class(schema: type[T], where: str) -> type[T]:
         _classes[key] = type(
             schema.__name__,
             (schema,),
-            {"__getattribute__": __getattribute__, "__module__": schema.__module__, "__qualname__": schema.__qualname__},
+            {
+                "__getattribute__": __getattribute__,
+                "__module__": schema.__module__,
+                "__qualname__": schema.__qualname__,
+            },
         )
     return _classes[key]

@@ -58,12 +58,12 @@ def run(p: config.DdpmParams, common: config.CommonParams, paths: config.Paths) 
         "sampler_steps": len(sampler.timesteps),
         "eta": s.eta if s.sampler == "ddim" else 1.0,
         "n_images": s.n_images,
-        "sample_seconds": round(seconds, 2),
-        "seconds_per_image": round(seconds / max(1, s.n_images), 4),
     }
     write_json(paths.metrics / "ddpm_sample.json", metrics)
+    timings = {"sample_seconds": round(seconds, 2), "seconds_per_image": round(seconds / max(1, s.n_images), 4)}
+    write_json(paths.timings("ddpm-sample"), timings)
     with tracked_run(config.TASK, "ddpm-sample", {"sample": vars(s)}, common.mlflow, paths.root) as tracker:
-        tracker.log_metrics(metrics)
+        tracker.log_metrics({**metrics, **timings})
         for name in ("denoising.png", "samples.png", "forward.png"):
             tracker.log_artifact(paths.plots / name)
     print(

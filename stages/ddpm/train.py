@@ -102,16 +102,19 @@ def run(p: config.DdpmParams, common: config.CommonParams, paths: config.Paths) 
             "steps": t.steps,
             "image_size": cfg.image_size,
             "final_loss": float(np.mean(tail)),
-            "train_seconds": round(seconds, 1),
-            "images_per_second": round(t.steps * t.batch_size / max(seconds, 1e-9), 1),
         }
         write_csv(paths.plots / "train_history.csv", history)
         line_plot(paths.plots / "loss.png", history, "step", ["loss"], "ddpm: noise-prediction loss", "MSE")
         write_json(paths.metrics / "ddpm_train.json", summary)
-        tracker.log_metrics({k: v for k, v in summary.items() if isinstance(v, (int, float))})
+        timings = {
+            "train_seconds": round(seconds, 1),
+            "images_per_second": round(t.steps * t.batch_size / max(seconds, 1e-9), 1),
+        }
+        write_json(paths.timings(STAGE), timings)
+        tracker.log_metrics({k: v for k, v in {**summary, **timings}.items() if isinstance(v, (int, float))})
         tracker.log_artifact(paths.plots / "loss.png")
     checkpoint.clear(scratch)
-    print(f"{STAGE}: final loss {summary['final_loss']:.4f}, {summary['train_seconds']} s -> {paths.model}")
+    print(f"{STAGE}: final loss {summary['final_loss']:.4f}, {timings['train_seconds']} s -> {paths.model}")
     return summary
 
 

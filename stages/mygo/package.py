@@ -72,7 +72,7 @@ def report(p: config.MygoParams, paths: config.Paths) -> str:
     rows = []
     for n in names:
         t, r = train[n], m["models"][n]
-        desc = f"{t['arch']}, {t['parameters']:,} params, best epoch {t['best_epoch']}/{t['epochs_run']}, {t['train_seconds']} s"
+        desc = f"{t['arch']}, {t['parameters']:,} params, best epoch {t['best_epoch']}/{t['epochs_run']}"
         rows.append(f"| {n} ({desc}) | single view | {r['single']:.3f} | {passes(r['single'])} |")
         rows.append(f"| {n} | TTA ({len(m['views'])} views) | {r['tta']:.3f} | {passes(r['tta'])} |")
     rows.append(f"| ensemble of {len(names)} ({m['ensemble_method']}) | single view | {m['ensemble_single_view']:.3f} | "

@@ -131,13 +131,14 @@ def run(name: str, p: config.MygoParams, common: config.CommonParams, paths: con
             "best_valid_accuracy": best["accuracy"],
             "best_valid_loss": best["loss"],
             "final_train_accuracy": history[-1]["train_accuracy"],
-            "train_seconds": round(time.time() - start, 1),
         }
         write_csv(paths.plots / f"train_{name}.csv", history)
         line_plot(paths.plots / f"train_{name}.png", history, "epoch", ["train_accuracy", "valid_accuracy"],
                   f"mygo {name} ({m.arch}): accuracy", "accuracy")  # fmt: skip
         write_json(paths.metrics / f"mygo_train_{name}.json", summary)
-        tracker.log_metrics({k: v for k, v in summary.items() if isinstance(v, (int, float))})
+        timings = {"train_seconds": round(time.time() - start, 1)}
+        write_json(paths.timings(f"{STAGE}-{name}"), timings)
+        tracker.log_metrics({k: v for k, v in {**summary, **timings}.items() if isinstance(v, (int, float))})
         tracker.log_artifact(paths.plots / f"train_{name}.png")
     checkpoint.clear(scratch)
     print(f"{stage}: best validation accuracy {best['accuracy']:.4f} at epoch {best['epoch']}")

@@ -100,8 +100,8 @@ seconds on a CPU; more layers or width mostly add over-fitting here (see the REA
 
 Training: AdamW (lr {tp.lr}, weight decay {tp.weight_decay} on matrices only), {tp.warmup_fraction:.0%} linear warmup then cosine
 decay, label smoothing {tp.label_smoothing}, gradient clipping {tp.grad_clip}, batch {tp.batch_size}, at most {tp.epochs} epochs with
-early stopping (patience {tp.patience}) on validation accuracy. Ran {t["epochs_run"]} epochs in {t["train_seconds"]} s
-({t["train_samples_per_s"]} train samples/s); best epoch {t["best_epoch"]}.
+early stopping (patience {tp.patience}) on validation accuracy. Ran {t["epochs_run"]} epochs (time and
+throughput in `timings/news-train.json`); best epoch {t["best_epoch"]}.
 
 ![loss](../plots/news/loss.png) ![accuracy](../plots/news/accuracy.png)
 

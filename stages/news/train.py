@@ -139,8 +139,6 @@ def run(p: config.NewsParams, common: config.CommonParams, paths: config.Paths) 
             "best_epoch": best["epoch"],
             "epochs_run": len(history),
             "parameters": n_params,
-            "train_seconds": round(time.time() - start, 1),
-            "train_samples_per_s": round(float(np.mean([r["samples_per_s"] for r in history])), 1),
             **{f"best_{k}": round(v, 6) for k, v in best_row.items() if k not in ("epoch", "lr", "samples_per_s")},
         }
         history_rows = [{k: (round(v, 6) if isinstance(v, float) else v) for k, v in r.items() if k != "samples_per_s"}
@@ -152,7 +150,12 @@ def run(p: config.NewsParams, common: config.CommonParams, paths: config.Paths) 
         line_plot(paths.plots / "accuracy.png", history_rows, "epoch", ["train_accuracy", "val_accuracy"],
                   "news: accuracy", "accuracy")  # fmt: skip
         write_json(paths.metrics / "news_train.json", summary)
-        tracker.log_metrics({k: v for k, v in summary.items() if isinstance(v, (int, float))})
+        timings = {
+            "train_seconds": round(time.time() - start, 1),
+            "train_samples_per_s": round(float(np.mean([r["samples_per_s"] for r in history])), 1),
+        }
+        write_json(paths.timings(STAGE), timings)
+        tracker.log_metrics({k: v for k, v in {**summary, **timings}.items() if isinstance(v, (int, float))})
         tracker.log_artifact(paths.plots / "loss.png")
         tracker.log_artifact(paths.plots / "accuracy.png")
     checkpoint.clear(scratch)

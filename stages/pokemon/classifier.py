@@ -130,12 +130,13 @@ def run(p: config.PokemonParams, common: config.CommonParams, paths: config.Path
             "dev_accuracy": accuracy(model, dev_x, dev_y, c.threshold),
             "dev_real_detection_rate": float((dev_prob[dev_y == 1] > c.threshold).float().mean()),
             "dev_negative_detection_rate": float((dev_prob[dev_y == 0] > c.threshold).float().mean()),
-            "train_seconds": round(time.time() - start, 1),
         }
-        tracker.log_metrics({k: v for k, v in metrics.items() if k != "train_seconds"})
+        timings = {"train_seconds": round(time.time() - start, 1)}
+        tracker.log_metrics({**metrics, **timings})
     with atomic_path(paths.classifier) as tmp:
         torch.save({"width": c.width, "threshold": c.threshold, "state_dict": model.cpu().state_dict()}, tmp)
     write_json(paths.metrics / "pokemon_classifier.json", metrics)
+    write_json(paths.timings("pokemon-classifier"), timings)
     return metrics
 
 

@@ -103,7 +103,6 @@ def run(p: config.PokemonParams, common: config.CommonParams, paths: config.Path
             "best_epoch": best["epoch"],
             "select_by": t.select_by,
             "parameters": n_params,
-            "train_seconds": round(time.time() - start, 1),
             "epochs_run": len(history),
             **{f"best_{k}": v for k, v in history[best["epoch"] - 1].items() if k not in ("epoch", "lr")},
         }
@@ -117,7 +116,9 @@ def run(p: config.PokemonParams, common: config.CommonParams, paths: config.Path
             "cross-entropy",
         )
         write_json(paths.metrics / "pokemon_train.json", summary)
-        tracker.log_metrics({k: v for k, v in summary.items() if isinstance(v, (int, float))})
+        timings = {"train_seconds": round(time.time() - start, 1)}
+        write_json(paths.timings(STAGE), timings)
+        tracker.log_metrics({k: v for k, v in {**summary, **timings}.items() if isinstance(v, (int, float))})
         tracker.log_artifact(paths.plots / "loss.png")
     checkpoint.clear(scratch)
     return summary

@@ -35,7 +35,6 @@ def run(p: config.VitParams, common: config.CommonParams, paths: config.Paths) -
         "final_train_loss": train_summary["final_train_loss"],
         "epochs": train_summary["epochs"],
         "parameters": train_summary["parameters"],
-        "train_seconds": train_summary["train_seconds"],
         "test_images": int(len(y)),
         "per_class_test_accuracy": {
             c: round(float(cm[i, i] / max(cm[i].sum(), 1)), 4) for i, c in enumerate(meta["classes"])

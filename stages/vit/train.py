@@ -150,7 +150,6 @@ def run(p: config.VitParams, common: config.CommonParams, paths: config.Paths) -
             "final_train_accuracy": last["train_accuracy"],
             "final_test_accuracy": last["test_accuracy"],
             "best_test_accuracy": max(r["test_accuracy"] for r in history),
-            "train_seconds": round(time.time() - start, 1),
         }
         rows = [{k: v for k, v in r.items() if k != "epoch_seconds"} for r in history]
         write_csv(paths.plots / "train_history.csv", rows)
@@ -159,10 +158,12 @@ def run(p: config.VitParams, common: config.CommonParams, paths: config.Paths) -
         )
         line_plot(paths.plots / "loss_out.png", rows, "epoch", ["train_loss"], "vit: train loss", "cross-entropy")
         write_json(paths.train_metrics, summary)
-        tracker.log_metrics({k: v for k, v in summary.items() if isinstance(v, (int, float))})
+        timings = {"train_seconds": round(time.time() - start, 1)}
+        write_json(paths.timings(STAGE), timings)
+        tracker.log_metrics({k: v for k, v in {**summary, **timings}.items() if isinstance(v, (int, float))})
         tracker.log_artifact(paths.plots / "acc_out.png")
         tracker.log_artifact(paths.plots / "loss_out.png")
-    print(f"vit-train: test accuracy {summary['final_test_accuracy']:.4f} in {summary['train_seconds']} s")
+    print(f"vit-train: test accuracy {summary['final_test_accuracy']:.4f} in {timings['train_seconds']} s")
     return summary
 
 

@@ -65,7 +65,7 @@ def run(p: config.VlmCaptionParams, paths: config.Paths) -> str:
         + f" — {train['trainable_parameters']:,} trainable parameters.",
         f"- trl SFTTrainer: {train['steps']} steps, batch {t.batch_size} × accumulation {t.grad_accum}, lr {t.lr:g}"
         f" ({t.scheduler}, {t.warmup_steps} warm-up steps), weight decay {t.weight_decay}, {t.optim}, seed {p.seed};"
-        f" {train['train_seconds']} s; final logged loss {train['final_train_loss']}.",
+        f" time in `timings/vlm-caption-train.json`; final logged loss {train['final_train_loss']}.",
         f"- Decoding: {'greedy' if pr.num_beams == 1 else f'beam search ({pr.num_beams} beams)'}, up to"
         f" {pr.max_new_tokens} new tokens.",
         "",

