@@ -21,7 +21,7 @@ def bleu(hypotheses: list[str], references: list[list[str]]) -> dict[str, float]
     return {k: round(v, 4) for k, v in scores.items()}
 
 
-def run(p: config.CocoCaptionParams, paths: config.Paths) -> dict:
+def run(p: config.CocoCaptionParams, common: config.CommonParams, paths: config.Paths) -> dict:
     _, meta = load_prepared(paths.prepared)
     refs = meta["val_references"]
     out = {}
@@ -49,4 +49,4 @@ def run(p: config.CocoCaptionParams, paths: config.Paths) -> dict:
 
 
 if __name__ == "__main__":
-    main(lambda: run(config.load()[0], config.Paths()))
+    main(lambda: run(*config.load(), config.Paths()))

@@ -91,12 +91,5 @@ def run(p: config.CocoCaptionParams, common: config.CommonParams, paths: config.
     return summary
 
 
-def cli() -> None:
-    if len(sys.argv) != 2:
-        raise ParamsError("usage: python -m stages.coco_caption.train <config name from coco-caption.configs>")
-    p, common = config.load()
-    run(p, common, config.Paths(), sys.argv[1])
-
-
 if __name__ == "__main__":
-    main(cli)
+    main(lambda: run(*config.load(), config.Paths(), *sys.argv[1:]))

@@ -34,7 +34,7 @@ from stages.mygo.model import build, save
 STAGE = "mygo-train"
 
 
-def run(name: str, p: config.MygoParams, common: config.CommonParams, paths: config.Paths) -> dict:
+def run(p: config.MygoParams, common: config.CommonParams, paths: config.Paths, name: str) -> dict:
     m, t = p.model(name), p.train
     if t.epochs < 1 or t.batch_size < 1:
         raise ParamsError(f"mygo.train: epochs and batch_size must be ≥ 1 (got {t.epochs}, {t.batch_size})")
@@ -190,4 +190,4 @@ def evaluate(model, x, y, device, memory_format, autocast, batch_size: int = 256
 if __name__ == "__main__":
     if len(sys.argv) != 2:
         sys.exit("usage: python -m stages.mygo.train <model name from mygo.ensemble>")
-    main(lambda: run(sys.argv[1], *config.load(), config.Paths()))
+    main(lambda: run(*config.load(), config.Paths(), *sys.argv[1:]))

@@ -52,7 +52,7 @@ def resize(image_data: bytes, side: int, where: str) -> bytes:
     return buf.getvalue()
 
 
-def run(p: config.VlmCaptionParams, paths: config.Paths) -> Path:
+def run(p: config.VlmCaptionParams, common: config.CommonParams, paths: config.Paths) -> Path:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -88,4 +88,4 @@ def run(p: config.VlmCaptionParams, paths: config.Paths) -> Path:
 
 
 if __name__ == "__main__":
-    main(lambda: run(config.load()[0], config.Paths()))
+    main(lambda: run(*config.load(), config.Paths()))
