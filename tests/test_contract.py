@@ -11,6 +11,7 @@ from pathlib import Path
 
 import yaml
 from test_pipeline import ROOT, copy_repo, dvc, stages_run
+from tiny import write_tiny_params
 
 from stages.common import cli, contract, params
 from stages.vit import config as vit_config
@@ -75,19 +76,6 @@ def test_params_problems_name_undeclared_and_unread_keys():
     ]
 
 
-def tiny_params_file(repo: Path) -> None:
-    """params.yaml with tests/tiny_params.yaml merged onto it, key by key."""
-
-    def merge(base: dict, over: dict) -> dict:
-        for key, value in over.items():
-            base[key] = merge(base.get(key) or {}, value) if isinstance(value, dict) else value
-        return base
-
-    tiny = yaml.safe_load((ROOT / "tests/tiny_params.yaml").read_text())
-    full = merge(yaml.safe_load((repo / "params.yaml").read_text()), tiny)
-    (repo / "params.yaml").write_text(yaml.safe_dump(full, sort_keys=False))
-
-
 def declared_params(lock_stage: dict) -> list[str]:
     return sorted(lock_stage.get("params", {}).get("params.yaml", {}))
 
@@ -95,7 +83,7 @@ def declared_params(lock_stage: dict) -> list[str]:
 def test_every_stage_declares_exactly_the_params_it_reads(tmp_path):
     """The whole pipeline on tiny params, each stage recording the keys it read; then a no-op repro."""
     repo = copy_repo(tmp_path / "repo")
-    tiny_params_file(repo)
+    write_tiny_params(repo)
     records = tmp_path / "records"
     ran = stages_run(dvc(repo, "repro", env={cli.RECORD_ENV: str(records)}))
     lock = yaml.safe_load((repo / "dvc.lock").read_text())["stages"]

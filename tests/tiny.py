@@ -28,6 +28,11 @@ def tiny_sections() -> dict[str, Any]:
     return merge(full, yaml.safe_load((ROOT / "tests/tiny_params.yaml").read_text(encoding="utf-8")))
 
 
-def tiny(section: str, schema: type) -> Any:
+def tiny_task(section: str, schema: type) -> Any:
     """The tiny params of one task as its params dataclass."""
     return from_dict(schema, tiny_sections()[section], where=section)
+
+
+def write_tiny_params(repo: Path) -> None:
+    """Replace `repo`'s params.yaml with the tiny one (every section, comments dropped)."""
+    (repo / "params.yaml").write_text(yaml.safe_dump(tiny_sections(), sort_keys=False), encoding="utf-8")

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from tiny import COMMON
+from tiny import COMMON, tiny_task
 
 from stages.coco_caption import config, data, download, evaluate, package, predict, prepare, train
 from stages.coco_caption.data import load_prepared
@@ -19,14 +19,7 @@ FLICKR = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "flick
 
 
 def tiny() -> config.CocoCaptionParams:
-    p = config.CocoCaptionParams()
-    p.data.sample_images = 30
-    p.data.feature_dim = 16
-    p.prepare.train_captions, p.prepare.val_captions = 64, 32
-    p.model.embed_dim, p.model.ff_dim, p.model.max_length = 16, 32, 20
-    p.train.epochs, p.train.batch_size = 2, 32
-    p.predict.samples = 2
-    return p
+    return tiny_task("coco-caption", config.CocoCaptionParams)
 
 
 @pytest.fixture

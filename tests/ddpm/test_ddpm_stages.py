@@ -8,7 +8,7 @@ import zipfile
 import numpy as np
 import pytest
 from PIL import Image
-from tiny import COMMON
+from tiny import COMMON, tiny_task
 
 from stages.common.io import DataError, read_json
 from stages.common.params import ParamsError
@@ -17,17 +17,9 @@ from stages.ddpm.images import load_prepared
 
 
 def tiny_params(n_images: int = 40) -> tuple[config.DdpmParams, config.CommonParams]:
-    p = config.DdpmParams()
+    p = tiny_task("ddpm", config.DdpmParams)
     p.data = dataclasses.replace(p.data, sample_images=n_images)
-    p.prepare = dataclasses.replace(p.prepare, image_size=16)
-    p.diffusion = config.DiffusionParams(schedule="linear", timesteps=20)
-    p.model = config.ModelParams(base_channels=8, channel_mults=[1, 2], attention_resolutions=[8])
-    p.train = dataclasses.replace(p.train, steps=6, batch_size=8, warmup_steps=2, log_every=2, checkpoint_every=3)
-    p.sample = dataclasses.replace(p.sample, sampler="ddim", steps=5, n_images=4, batch_size=3)
-    p.evaluate = dataclasses.replace(
-        p.evaluate, fid_real_images=4, fid_extractor="fid-helper", compare=["ddpm", "ddim:5"], compare_images=2
-    )
-    return p, config.CommonParams(device="cpu", mlflow=False)
+    return p, COMMON
 
 
 @pytest.fixture
@@ -142,8 +134,8 @@ def test_training_is_deterministic_and_resumes(tiny, monkeypatch):
     # Interrupt after the checkpoint at step 3; the next run resumes from it and ends with the same weights.
     real_save, calls = train.checkpoint.save, []
 
-    def save_then_crash(folder, step, state):
-        real_save(folder, step, state)
+    def save_then_crash(folder, step, *state, **extra):
+        real_save(folder, step, *state, **extra)
         calls.append(step)
         raise KeyboardInterrupt
 

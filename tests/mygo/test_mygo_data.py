@@ -130,7 +130,9 @@ def test_unknown_source_and_params():
     from stages.common.params import ParamsError, from_dict
 
     with pytest.raises(ParamsError, match="supported sources"):
-        download.run(config.MygoParams(data=config.DataParams(source="kaggle:x")), COMMON, config.Paths(Path("/nonexistent")))
+        download.run(
+            config.MygoParams(data=config.DataParams(source="kaggle:x")), COMMON, config.Paths(Path("/nonexistent"))
+        )
     with pytest.raises(ParamsError, match="mygo.models.cnn.widht"):
         from_dict(config.MygoParams, {"models": {"cnn": {"widht": 3}}}, "mygo").check()
     with pytest.raises(ParamsError, match="not found"):

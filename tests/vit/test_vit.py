@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from tiny import COMMON
+from tiny import COMMON, tiny_task
 
 from stages.common.io import DataError
 from stages.common.params import CommonParams, ParamsError
@@ -20,11 +20,7 @@ CIFAR = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "cifar1
 
 
 def tiny() -> config.VitParams:
-    p = config.VitParams()
-    p.data.sample_train, p.data.sample_test = 6, 3
-    p.model.dim, p.model.depth, p.model.heads, p.model.patch_size = 16, 1, 2, 8
-    p.train.epochs, p.train.batch_size = 2, 16
-    return p
+    return tiny_task("vit", config.VitParams)
 
 
 @pytest.fixture

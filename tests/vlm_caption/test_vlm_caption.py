@@ -5,20 +5,14 @@ from __future__ import annotations
 import json
 
 import pytest
-from tiny import COMMON
+from tiny import COMMON, tiny_task
 
 from stages.common.params import CommonParams
 from stages.vlm_caption import config, data, download, evaluate, package, predict, prepare, train
 
 
 def tiny() -> config.VlmCaptionParams:
-    p = config.VlmCaptionParams()
-    p.data.sample_train, p.data.sample_valid, p.data.sample_test = 24, 6, 5
-    p.model.tiny_vocab, p.model.tiny_text_hidden, p.model.tiny_vision_hidden = 300, 32, 16
-    p.lora.r, p.lora.alpha, p.lora.modules_to_save = 4, 8, ["lm_head"]
-    p.train.max_steps, p.train.batch_size, p.train.logging_steps = 4, 4, 2
-    p.predict.batch_size, p.predict.max_new_tokens, p.predict.examples = 4, 8, 3
-    return p
+    return tiny_task("vlm-caption", config.VlmCaptionParams)
 
 
 @pytest.fixture
