@@ -21,7 +21,7 @@ def scratch_dir(base: str | Path, key: Any) -> Path:
     return Path(base) / digest
 
 
-def save(folder: Path, epoch: int, model: Any, optimizer: Any, scheduler: Any, **extra: Any) -> None:
+def save(folder: Path, epoch: int, model: Any, optimizer: Any, scheduler: Any, /, **extra: Any) -> None:
     """Write the training state after `epoch` (or step) atomically, then drop older checkpoints.
 
     The model, optimizer and scheduler state and torch's RNG are what `resume` puts back; `extra` holds
