@@ -133,3 +133,81 @@ def _convert(hint: Any, value: Any, key: str) -> Any:
             raise ParamsError(f"parameter '{key}' must be a {hint.__name__}, got {value!r}")
         return value
     raise TypeError(f"unsupported parameter type {hint} for '{key}'")
+
+
+# --- value ranges, checked when a task's config.load() reads its section (before anything is built) ---
+
+
+@dataclasses.dataclass(frozen=True)
+class Range:
+    """low/high bounds (None = unbounded); `open_low`/`open_high` exclude the bound itself."""
+
+    low: float | None = None
+    high: float | None = None
+    open_low: bool = False
+    open_high: bool = False
+
+    def contains(self, value: float) -> bool:
+        if self.low is not None and (value <= self.low if self.open_low else value < self.low):
+            return False
+        return not (self.high is not None and (value >= self.high if self.open_high else value > self.high))
+
+    def __str__(self) -> str:
+        if self.high is None:
+            return f"{'>' if self.open_low else '>='} {self.low:g}"
+        if self.low is None:
+            return f"{'<' if self.open_high else '<='} {self.high:g}"
+        return f"in {'(' if self.open_low else '['}{self.low:g}, {self.high:g}{')' if self.open_high else ']'}"
+
+
+def at_least(low: float) -> Range:
+    return Range(low)
+
+
+def above(low: float) -> Range:
+    return Range(low, open_low=True)
+
+
+def between(low: float, high: float, open_high: bool = False) -> Range:
+    return Range(low, high, open_high=open_high)
+
+
+PROBABILITY = between(0.0, 1.0, open_high=True)  # dropout and the like: 1.0 would drop everything
+
+
+def check_ranges(params: Any, section: str, ranges: dict[str, Range]) -> None:
+    """Each dotted key of `ranges` (relative to `section`) must lie in its range; else ParamsError naming it.
+
+    A key whose value is a list is checked item by item."""
+    for key, allowed in ranges.items():
+        value: Any = params
+        for part in key.split("."):
+            value = getattr(value, part)
+        for i, item in enumerate(value if isinstance(value, list) else [value]):
+            if not allowed.contains(item):
+                name = f"{section}.{key}" + (f"[{i}]" if isinstance(value, list) else "")
+                raise ParamsError(f"parameter '{name}' is {item!r}; it must be {allowed}")
+
+
+def require(ok: bool, message: str) -> None:
+    """A check across params (e.g. one must divide another): ParamsError(message) unless `ok`."""
+    if not ok:
+        raise ParamsError(message)
+
+
+COMMON_RANGES = {"threads": at_least(0)}
+
+
+def load_common(path: str | Path = "params.yaml") -> CommonParams:
+    """The `common:` section, loaded and range-checked (`common.threads` >= 0)."""
+    common = load_params("common", CommonParams, path)
+    check_ranges(common, "common", COMMON_RANGES)
+    return common
+
+
+def check_sha256(value: str, key: str) -> None:
+    """'' (none given) or 64 hexadecimal digits, either case."""
+    import re
+
+    if value and not re.fullmatch(r"[0-9a-fA-F]{64}", value.strip()):
+        raise ParamsError(f"parameter '{key}' is {value!r}; expected 64 hexadecimal digits (a sha256)")
