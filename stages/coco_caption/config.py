@@ -16,6 +16,7 @@ from stages.common.params import (
     load_common,
     load_params,
     require,
+    validator,
 )
 from stages.common.paths import TaskPaths
 
@@ -146,6 +147,7 @@ RANGES = {
 CONFIG_RANGES = {"num_heads": at_least(1), "num_layers": at_least(1), "lr": above(0)}
 
 
+@validator
 def validate(p: CocoCaptionParams) -> CocoCaptionParams:
     """Every range and cross-parameter rule (each configuration's too), before any stage builds anything."""
     check_ranges(p, TASK, RANGES)

@@ -12,8 +12,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from stages.coco_caption import config, prepare
-from stages.coco_caption.data import decode
+from stages.coco_caption import config
+from stages.coco_caption.data import decode, load_prepared
 from stages.coco_caption.model import load_model
 from stages.common.cli import main
 from stages.common.io import write_json
@@ -36,7 +36,7 @@ def generate(model, feats: np.ndarray, p: config.CocoCaptionParams, idx_to_word:
 def run(p: config.CocoCaptionParams, common: config.CommonParams, paths: config.Paths, name: str) -> dict:
     p.config(name)
     device = setup(p.seed, common.device, p.threads or common.threads)
-    arrays, meta = prepare.load(paths)
+    arrays, meta = load_prepared(paths.prepared)
     model = load_model(paths.model(name), device)
     words = meta["idx_to_word"]
     result: dict = {"config": name, "strategy": p.predict.strategy}

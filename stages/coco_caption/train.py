@@ -13,18 +13,18 @@ weights as an uninterrupted one. The outputs are written only once every epoch h
 
 from __future__ import annotations
 
-import dataclasses
 import sys
 import time
 
 import torch
 
-from stages.coco_caption import config, prepare
+from stages.coco_caption import config
+from stages.coco_caption.data import load_prepared
 from stages.coco_caption.model import CaptioningTransformer, save_model, temporal_softmax_loss
 from stages.common import checkpoint
 from stages.common.cli import main
 from stages.common.io import write_csv, write_json
-from stages.common.params import ParamsError
+from stages.common.params import ParamsError, to_dict
 from stages.common.plots import line_plot
 from stages.common.runtime import setup
 from stages.common.tracking import stage_dep_hashes, tracked_run
@@ -39,7 +39,7 @@ def run(p: config.CocoCaptionParams, common: config.CommonParams, paths: config.
             f"coco-caption.model.embed_dim ({m.embed_dim}) must be divisible by num_heads ({c.num_heads})"
         )
     device = setup(p.seed, common.device, p.threads or common.threads)
-    arrays, meta = prepare.load(paths)
+    arrays, meta = load_prepared(paths.prepared)
     feats = torch.as_tensor(arrays["train_features"], dtype=torch.float32)
     caps = torch.as_tensor(arrays["train_captions"], dtype=torch.long)
     if caps.shape[1] - 1 > m.max_length:
@@ -52,7 +52,7 @@ def run(p: config.CocoCaptionParams, common: config.CommonParams, paths: config.
     history: list[dict] = []
     first_epoch, elapsed, run_id = 1, 0.0, None
     stage = f"{STAGE}@{name}"
-    used = {"seed": p.seed, "model": dataclasses.asdict(m), "train": dataclasses.asdict(p.train), "config": vars(c)}
+    used = {"seed": p.seed, "model": to_dict(m), "train": to_dict(p.train), "config": to_dict(c)}
     run_key = {"params": used, "device": str(device), "deps": stage_dep_hashes(stage, paths.root)}
     scratch = checkpoint.scratch_dir(paths.checkpoints / name, run_key)
     if (saved := checkpoint.latest(scratch)) is not None:  # a constant lr: no scheduler to restore
@@ -99,16 +99,17 @@ def run(p: config.CocoCaptionParams, common: config.CommonParams, paths: config.
             "course_target_loss": target,
             "meets_target": None if target is None else bool(history[-1]["train_loss"] <= target),
             "parameters": sum(q.numel() for q in model.parameters()),
-            "train_seconds": round(time.time() - start, 1),
         }
         write_csv(paths.plots / f"{name}_loss.csv", history)
         line_plot(paths.plots / f"{name}_loss.png", history, "epoch", ["train_loss"], f"coco-caption {name}", "loss")
         write_json(paths.train_metrics(name), summary)
+        timings = {"train_seconds": round(time.time() - start, 1)}
+        write_json(paths.timings(f"coco-caption-train-{name}"), timings)
         save_model(model, paths.model(name))  # last: only a complete run replaces the weights
-        tracker.log_metrics({k: v for k, v in summary.items() if k in ("final_train_loss", "train_seconds")})
+        tracker.log_metrics({"final_train_loss": summary["final_train_loss"], **timings})
         tracker.log_artifact(paths.plots / f"{name}_loss.png")
     checkpoint.clear(scratch)
-    print(f"coco-caption-train {name}: final loss {summary['final_train_loss']:.4f} in {summary['train_seconds']} s")
+    print(f"coco-caption-train {name}: final loss {summary['final_train_loss']:.4f} in {timings['train_seconds']} s")
     return summary
 
 

@@ -18,6 +18,7 @@ from stages.common.params import (
     load_common,
     load_params,
     require,
+    validator,
 )
 from stages.common.paths import TaskPaths
 
@@ -156,6 +157,7 @@ RANGES = {
 GROUPS = 8  # GroupNorm groups of the U-Net (UNetConfig.groups)
 
 
+@validator
 def validate(p: DdpmParams) -> DdpmParams:
     """Every range and cross-parameter rule, before any stage builds anything."""
     check_ranges(p, TASK, RANGES)

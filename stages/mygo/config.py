@@ -17,6 +17,7 @@ from stages.common.params import (
     check_sha256,
     load_common,
     load_params,
+    validator,
 )
 from stages.common.paths import TaskPaths
 
@@ -111,6 +112,7 @@ class MygoParams:
             raise ParamsError(f"unknown model '{name}' (mygo.models has: {', '.join(self.models)})")
         return from_dict(ModelParams, self.models[name] or {}, where=f"mygo.models.{name}")
 
+    @validator
     def check(self) -> MygoParams:
         if not isinstance(self.models, dict):
             raise ParamsError("mygo.models must be a mapping of model name -> settings")
@@ -158,3 +160,7 @@ MODEL_RANGES = {"width": at_least(1), "depth": at_least(1), "convs_per_block": a
 
 def load(path: str | Path = "params.yaml") -> tuple[MygoParams, CommonParams]:
     return load_params(TASK, MygoParams, path).check(), load_common(path)
+
+
+# The course's public baselines (validation accuracy stands in for the hidden test score).
+BASELINES = {"simple": 0.45, "medium": 0.70, "strong": 0.83, "boss": 0.94}

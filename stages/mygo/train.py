@@ -27,7 +27,8 @@ from stages.common.params import ParamsError
 from stages.common.plots import line_plot
 from stages.common.runtime import resolve_device, seed_everything, set_threads
 from stages.common.tracking import stage_dep_hashes, tracked_run
-from stages.mygo import augment, config, prepare
+from stages.mygo import augment, config
+from stages.mygo.data import load_prepared
 from stages.mygo.model import build, save
 
 STAGE = "mygo-train"
@@ -41,7 +42,7 @@ def run(name: str, p: config.MygoParams, common: config.CommonParams, paths: con
     set_threads(common.threads)
     device = resolve_device(common.device)
     on_gpu = device.type == "cuda"
-    data = prepare.load(paths)
+    data = load_prepared(paths.prepared)
     classes, size = data["classes"], data["index"]["image_size"]
     train_x = torch.from_numpy(data["train_images"]).permute(0, 3, 1, 2).contiguous()  # uint8 (N, 3, S, S)
     train_y = torch.from_numpy(data["train_labels"])
@@ -130,13 +131,14 @@ def run(name: str, p: config.MygoParams, common: config.CommonParams, paths: con
             "best_valid_accuracy": best["accuracy"],
             "best_valid_loss": best["loss"],
             "final_train_accuracy": history[-1]["train_accuracy"],
-            "train_seconds": round(time.time() - start, 1),
         }
         write_csv(paths.plots / f"train_{name}.csv", history)
         line_plot(paths.plots / f"train_{name}.png", history, "epoch", ["train_accuracy", "valid_accuracy"],
                   f"mygo {name} ({m.arch}): accuracy", "accuracy")  # fmt: skip
         write_json(paths.metrics / f"mygo_train_{name}.json", summary)
-        tracker.log_metrics({k: v for k, v in summary.items() if isinstance(v, (int, float))})
+        timings = {"train_seconds": round(time.time() - start, 1)}
+        write_json(paths.timings(f"{STAGE}-{name}"), timings)
+        tracker.log_metrics({k: v for k, v in {**summary, **timings}.items() if isinstance(v, (int, float))})
         tracker.log_artifact(paths.plots / f"train_{name}.png")
     checkpoint.clear(scratch)
     print(f"{stage}: best validation accuracy {best['accuracy']:.4f} at epoch {best['epoch']}")

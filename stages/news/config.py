@@ -18,6 +18,7 @@ from stages.common.params import (
     load_common,
     load_params,
     require,
+    validator,
 )
 from stages.common.paths import TaskPaths
 
@@ -144,6 +145,7 @@ RANGES = {
 }  # fmt: skip
 
 
+@validator
 def validate(p: NewsParams) -> NewsParams:
     """Every range and cross-parameter rule, before any stage builds anything."""
     check_ranges(p, TASK, RANGES)

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from stages.common.cli import main
-from stages.common.io import DataError, atomic_path, read_json, write_json
+from stages.common.io import DataError, atomic_path, write_json
 from stages.news import config
 from stages.news.data import Row, read_raw
 from stages.news.text import Tokenizer
@@ -81,19 +81,6 @@ def encode_rows(tokenizer: Tokenizer, rows: list[Row], classes: list[str]) -> tu
     ids, lengths = tokenizer.encode_batch([r.text for r in rows])
     labels = np.array([index[r.label] if r.label is not None else -1 for r in rows], dtype=np.int64)
     return ids, lengths, labels
-
-
-def load(paths: config.Paths) -> tuple[dict[str, dict[str, np.ndarray]], dict]:
-    """The prepared splits {name: {ids, lengths, labels}} and meta.json."""
-    meta = read_json(paths.prepared / "meta.json")
-    splits = {}
-    for name in ("train", "val", "test"):
-        path = paths.prepared / f"{name}.npz"
-        if not path.is_file():
-            raise DataError(f"{path}: file not found (run news-prepare)")
-        with np.load(path) as npz:
-            splits[name] = {k: npz[k] for k in ("ids", "lengths", "labels")}
-    return splits, meta
 
 
 if __name__ == "__main__":

@@ -18,6 +18,7 @@ from stages.common.params import (
     load_common,
     load_params,
     require,
+    validator,
 )
 from stages.common.paths import TaskPaths
 
@@ -134,6 +135,7 @@ RANGES = {
 }  # fmt: skip
 
 
+@validator
 def validate(p: PokemonParams) -> PokemonParams:
     """Every range and cross-parameter rule, before any stage builds anything."""
     check_ranges(p, TASK, RANGES)
@@ -148,3 +150,7 @@ def validate(p: PokemonParams) -> PokemonParams:
 
 def load(path: str | Path = "params.yaml") -> tuple[PokemonParams, CommonParams]:
     return validate(load_params(TASK, PokemonParams, path)), load_common(path)
+
+
+# The course's grading thresholds: (FID at most, PDR at least).
+BASELINES = {"simple": (84.5, 0.1), "medium": (81.0, 0.5), "strong": (73.0, 0.85)}

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
-
 from stages.common.cli import main
 from stages.common.io import atomic_path
 from stages.pokemon import config
@@ -24,19 +22,6 @@ def run(paths: config.Paths) -> Path:
         write_colormap(out / "colormap.txt", palette)
     print(f"pokemon-prepare: {', '.join(f'{k} {len(v)}' for k, v in parts.items())} -> {paths.prepared}")
     return paths.prepared
-
-
-def load(paths: config.Paths) -> dict[str, np.ndarray]:
-    """The prepared splits: train/dev (n, 400), test_prefix (80, 240), palette (167, 3)."""
-    folder = paths.prepared
-    palette = read_colormap(folder / "colormap.txt")
-    n = len(palette)
-    return {
-        "train": read_pixels(folder / "train.txt", n, None),
-        "dev": read_pixels(folder / "dev.txt", n, None),
-        "test_prefix": read_pixels(folder / "test_prefix.txt", n, None, seq_len=PREFIX_LEN),
-        "palette": palette,
-    }
 
 
 if __name__ == "__main__":

@@ -16,6 +16,7 @@ from stages.common.params import (
     load_common,
     load_params,
     require,
+    validator,
 )
 from stages.common.paths import TaskPaths
 
@@ -109,6 +110,7 @@ RANGES = {
 }  # fmt: skip
 
 
+@validator
 def validate(p: VitParams) -> VitParams:
     """Every range and cross-parameter rule, before any stage builds anything."""
     check_ranges(p, TASK, RANGES)

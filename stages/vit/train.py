@@ -11,7 +11,6 @@ per epoch) and plots/vit/loss_out.png (train loss), as the course names them; me
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import time
 
@@ -22,11 +21,12 @@ import torch.nn.functional as F
 from stages.common import checkpoint
 from stages.common.cli import main
 from stages.common.io import write_csv, write_json
-from stages.common.params import ParamsError
+from stages.common.params import ParamsError, to_dict
 from stages.common.plots import line_plot
 from stages.common.runtime import setup
 from stages.common.tracking import stage_dep_hashes, tracked_run
-from stages.vit import config, prepare
+from stages.vit import config
+from stages.vit.data import load_prepared
 from stages.vit.model import ViT, normalise, predict, save_model
 
 STAGE = "vit-train"
@@ -82,7 +82,7 @@ def run(p: config.VitParams, common: config.CommonParams, paths: config.Paths) -
     if 32 % m.patch_size:
         raise ParamsError(f"vit.model.patch_size ({m.patch_size}) must divide 32")
     device = setup(p.seed, common.device, p.threads or common.threads)
-    splits, meta = prepare.load(paths)
+    splits, meta = load_prepared(paths.prepared)
     (xtr, ytr), (xte, yte) = splits["train"], splits["test"]
     xtr_t, ytr_t, xte_t, yte_t = map(torch.as_tensor, (xtr, ytr, xte, yte))
     model = ViT(len(meta["classes"]), 32, m.patch_size, m.dim, m.depth, m.heads, m.mlp_ratio, m.dropout,
@@ -105,7 +105,7 @@ def run(p: config.VitParams, common: config.CommonParams, paths: config.Paths) -
     rng = np.random.default_rng(p.seed)
     history: list[dict] = []
     first_epoch, elapsed, run_id = 1, 0.0, None
-    run_key = {"params": dataclasses.asdict(p), "device": str(device), "deps": stage_dep_hashes(STAGE, paths.root)}
+    run_key = {"params": to_dict(p), "device": str(device), "deps": stage_dep_hashes(STAGE, paths.root)}
     scratch = checkpoint.scratch_dir(paths.checkpoints, run_key)
     if (saved := checkpoint.resume(scratch, model, optimizer, scheduler)) is not None:
         g.set_state(saved["generator"])
@@ -168,7 +168,6 @@ def run(p: config.VitParams, common: config.CommonParams, paths: config.Paths) -
             "final_train_accuracy": last["train_accuracy"],
             "final_test_accuracy": last["test_accuracy"],
             "best_test_accuracy": max(r["test_accuracy"] for r in history),
-            "train_seconds": round(time.time() - start, 1),
         }
         rows = [{k: v for k, v in r.items() if k != "epoch_seconds"} for r in history]
         write_csv(paths.plots / "train_history.csv", rows)
@@ -177,12 +176,14 @@ def run(p: config.VitParams, common: config.CommonParams, paths: config.Paths) -
         )
         line_plot(paths.plots / "loss_out.png", rows, "epoch", ["train_loss"], "vit: train loss", "cross-entropy")
         write_json(paths.train_metrics, summary)
+        timings = {"train_seconds": round(time.time() - start, 1)}
+        write_json(paths.timings(STAGE), timings)
         save_model(model, paths.model, meta["mean"], meta["std"], meta["classes"])  # last: only a complete run
-        tracker.log_metrics({k: v for k, v in summary.items() if isinstance(v, (int, float))})
+        tracker.log_metrics({k: v for k, v in {**summary, **timings}.items() if isinstance(v, (int, float))})
         tracker.log_artifact(paths.plots / "acc_out.png")
         tracker.log_artifact(paths.plots / "loss_out.png")
     checkpoint.clear(scratch)
-    print(f"vit-train: test accuracy {summary['final_test_accuracy']:.4f} in {summary['train_seconds']} s")
+    print(f"vit-train: test accuracy {summary['final_test_accuracy']:.4f} in {timings['train_seconds']} s")
     return summary
 
 

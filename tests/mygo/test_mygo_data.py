@@ -14,6 +14,7 @@ import pytest
 
 from stages.common.io import DataError
 from stages.mygo import config, download, prepare
+from stages.mygo.data import load_prepared
 
 REPO = Path(__file__).resolve().parents[2]
 CIFAR = REPO.parent / "shared" / "data" / "cifar10"
@@ -31,7 +32,7 @@ def test_dir_source_class_folders(tmp_path, course_dir, tiny):
     assert json.loads((paths.raw / "classes.json").read_text()) == ["anon", "rana", "taki"]
     assert len(list((paths.raw / "train" / "rana").iterdir())) == 3
     prepare.run(p, paths)
-    data = prepare.load(paths)
+    data = load_prepared(paths.prepared)
     assert data["train_images"].shape == (9, 16, 16, 3)  # variable sizes resized
     assert data["train_labels"].tolist() == [0, 0, 0, 1, 1, 1, 2, 2, 2]
     assert data["index"]["test_ids"] == ["000", "001", "002", "003"]
@@ -44,7 +45,7 @@ def test_dir_source_csv_lists_and_class_param(tmp_path, course_dir, tiny):
                             label_column="character", classes=["taki", "rana", "anon"])  # fmt: skip
     assert json.loads((paths.raw / "classes.json").read_text()) == ["taki", "rana", "anon"]
     prepare.run(p, paths)
-    assert prepare.load(paths)["train_labels"].tolist() == [2, 2, 2, 1, 1, 1, 0, 0, 0]
+    assert load_prepared(paths.prepared)["train_labels"].tolist() == [2, 2, 2, 1, 1, 1, 0, 0, 0]
 
 
 def expect_error(tmp_path, source, tiny, match, **data):
@@ -117,7 +118,7 @@ def test_real_cifar10_layout(tmp_path, tiny):
     p, paths = run_download(tmp_path, mini, tiny, valid_dir="test", test_dir="unlabelled")
     p.prepare.image_size = 32
     prepare.run(p, paths)
-    data = prepare.load(paths)
+    data = load_prepared(paths.prepared)
     assert data["classes"] == classes
     assert data["train_images"].shape == (50, 32, 32, 3) and data["valid_images"].shape == (20, 32, 32, 3)
     assert np.bincount(data["train_labels"]).tolist() == [5] * 10

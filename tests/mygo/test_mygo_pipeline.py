@@ -12,6 +12,7 @@ import pytest
 
 from stages.common.io import DataError
 from stages.mygo import config, download, evaluate, package, predict, prepare, train
+from stages.mygo.data import load_prepared
 
 
 def tree_digest(folder: Path) -> str:
@@ -27,7 +28,7 @@ def test_end_to_end(tmp_path, tiny, common):
     download.run(p, paths)
     assert json.loads((paths.raw / "classes.json").read_text())[0] == "0_tomori"
     prepare.run(p, paths)
-    data = prepare.load(paths)
+    data = load_prepared(paths.prepared)
     assert data["train_images"].shape == (40, 16, 16, 3) and data["train_images"].dtype == np.uint8
     assert data["valid_labels"].tolist() == sorted(data["valid_labels"].tolist())
     assert len(data["index"]["test_ids"]) == 6

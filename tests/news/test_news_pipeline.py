@@ -10,6 +10,7 @@ import pytest
 from news_helpers import tiny_params
 
 from stages.news import download, evaluate, package, predict, prepare, train
+from stages.news.data import load_prepared
 from stages.news.model import load_model
 
 
@@ -81,7 +82,7 @@ def test_sample_corpus_is_hard_for_bag_of_words(paths) -> None:
     p.data.sample_train = 1200
     download.run(p, paths)
     prepare.run(p, paths)
-    splits, meta = prepare.load(paths)
+    splits, meta = load_prepared(paths.prepared)
     bow = evaluate.bag_of_words_accuracy(splits, meta["vocab_size"], 0)
     assert 0.45 < bow < 0.85
 

@@ -24,7 +24,7 @@ from stages.pokemon import (
     sprites,
     train,
 )
-from stages.pokemon.data import SPLITS, read_pixels
+from stages.pokemon.data import SPLITS, load_prepared, read_pixels
 from tests.conftest import shrink_prepared
 
 
@@ -50,8 +50,8 @@ def test_download_and_prepare_follow_the_course_split(done):
     _, _, paths, _ = done
     raw = read_pixels(paths.raw / "pixel_color.txt")
     assert len(raw) == 792 and SPLITS == {"train": (0, 632), "dev": (632, 712), "test": (712, 792)}
-    assert np.array_equal(prepare.load(paths)["test_prefix"], raw[712:, :240])
-    data = prepare.load(paths)
+    assert np.array_equal(load_prepared(paths.prepared)["test_prefix"], raw[712:, :240])
+    data = load_prepared(paths.prepared)
     assert data["train"].shape == (64, 400) and data["dev"].shape == (16, 400)  # shrunk for speed
     assert data["test_prefix"].shape == (80, 240)
 
@@ -69,7 +69,7 @@ def test_train_writes_weights_history_and_metrics(done):
 
 def test_predictions_keep_the_prefixes(done):
     _, _, paths, _ = done
-    data = prepare.load(paths)
+    data = load_prepared(paths.prepared)
     test = read_pixels(paths.predictions / "test.txt", n_images=80)
     assert np.array_equal(test[:, :240], data["test_prefix"])
 
@@ -176,7 +176,7 @@ def test_download_from_real_folder(tiny_pokemon, shared_data):
     download.run(p, paths)
     assert (paths.raw / "pixel_color.txt").read_bytes() == (folder / "pixel_color.txt").read_bytes()
     prepare.run(paths)
-    assert prepare.load(paths)["palette"][0].tolist() == [255, 255, 255]
+    assert load_prepared(paths.prepared)["palette"][0].tolist() == [255, 255, 255]
 
 
 def make_course_folder(folder, pixel_lines=None, palette_lines=None):

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from stages.common.params import CommonParams
-from stages.vlm_caption import config, download, evaluate, package, predict, prepare, train
+from stages.vlm_caption import config, data, download, evaluate, package, predict, prepare, train
 
 
 def tiny() -> config.VlmCaptionParams:
@@ -32,7 +32,7 @@ def test_sample_chain_end_to_end(tmp_path, common) -> None:
         ["train_data.parquet", "valid_data.parquet", "test_data.parquet", "sample_submission.json"]
     )
     prepare.run(p, paths)
-    rows = prepare.load_split(paths, "train")
+    rows = data.load_split(paths.prepared, "train")
     assert rows[0]["text"].startswith(rows[0]["prompt"]) and rows[0]["text"].endswith("<|eot_id|>")
     assert "<|image|>" in rows[0]["prompt"] and p.prepare.instruction in rows[0]["prompt"]
 
