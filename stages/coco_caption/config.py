@@ -130,7 +130,7 @@ def load(path: str | Path = "params.yaml") -> tuple[CocoCaptionParams, CommonPar
     p = load_params(TASK, CocoCaptionParams, path)
     if not isinstance(p.configs, dict) or not p.configs:
         raise ParamsError("'coco-caption.configs' must be a non-empty mapping of name -> {num_heads, num_layers, lr}")
-    p.configs = {name: from_mapping(name, value) for name, value in p.configs.items()}
+    p.configs = {n: v if isinstance(v, ConfigParams) else from_mapping(n, v) for n, v in p.configs.items()}
     return validate(p), load_common(path)
 
 
