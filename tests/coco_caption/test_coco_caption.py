@@ -42,7 +42,7 @@ def test_sample_pipeline_end_to_end(tmp_path, common) -> None:
         assert summary["final_train_loss"] > 0 and summary["course_target_loss"] == config.TARGET_LOSS[name]
         predict.run(p, common, paths, name)
         assert (paths.plots / f"{name}_loss.png").is_file() and (paths.plots / f"{name}_samples.png").is_file()
-    metrics = evaluate.run(p, paths)
+    metrics = evaluate.run(p, common, paths)
     assert set(metrics) == set(p.configs)
     for r in metrics.values():
         assert all(0.0 <= r[f"bleu{n}"] <= 1.0 for n in range(1, 5))

@@ -9,7 +9,7 @@ import torch
 import yaml
 from resume_helpers import Interrupted, interrupt_after, kill_after_first_checkpoint, run_stage, same_tensors
 
-from stages.coco_caption import config, download, prepare, train
+from stages.coco_caption import config, download, evaluate, predict, prepare, train
 from stages.common.params import CommonParams
 
 NAME = "h2_l2_lr1e-4"
@@ -49,6 +49,28 @@ def test_interrupted_run_resumes_to_the_same_weights(tmp_path, monkeypatch) -> N
     assert same_tensors(weights(whole), weights(broken))
     assert (whole.plots / f"{NAME}_loss.csv").read_text() == (broken.plots / f"{NAME}_loss.csv").read_text()
     assert not any(broken.checkpoints.rglob("*.pt"))
+
+
+def test_bleu_reaches_mlflow(tmp_path, monkeypatch) -> None:
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    p, common = tiny(), CommonParams(device="cpu", threads=1, mlflow=True)
+    p.configs = {NAME: p.configs[NAME]}
+    p.train.epochs = 1
+    paths = config.Paths(tmp_path)
+    download.run(p, paths)
+    prepare.run(p, paths)
+    train.run(p, common, paths, NAME)
+    predict.run(p, common, paths, NAME)
+    scores = evaluate.run(p, common, paths)[NAME]
+
+    import mlflow
+
+    client = mlflow.MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    experiment = client.get_experiment_by_name("coco-caption").experiment_id
+    (run,) = client.search_runs([experiment], "tags.stage = 'coco-caption-evaluate'")
+    assert {k: run.data.metrics[f"{NAME}.{k}"] for k in ("bleu1", "bleu4")} == {
+        k: scores[k] for k in ("bleu1", "bleu4")
+    }
 
 
 def test_bad_epochs_after_a_good_run_keep_its_model_and_metrics(tmp_path) -> None:

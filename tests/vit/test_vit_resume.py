@@ -10,7 +10,7 @@ import yaml
 from resume_helpers import Interrupted, interrupt_after, kill_after_first_checkpoint, run_stage, same_tensors
 
 from stages.common.params import CommonParams
-from stages.vit import config, download, prepare, train
+from stages.vit import config, download, evaluate, prepare, train
 
 
 def tiny() -> config.VitParams:
@@ -54,6 +54,10 @@ def test_interrupted_run_resumes_to_the_same_weights_in_one_mlflow_run(tmp_path,
     (run,) = client.search_runs([client.get_experiment_by_name("vit").experiment_id])
     assert run.info.status == "FINISHED" and run.data.tags.get("resumed") == "true"
     assert [m.step for m in client.get_metric_history(run.info.run_id, "test_accuracy")] == [1, 2, 3, 4]
+
+    metrics = evaluate.run(p, tracked, broken)  # and the evaluation's accuracy reaches MLflow too
+    (run,) = client.search_runs([client.get_experiment_by_name("vit").experiment_id], "tags.stage = 'vit-evaluate'")
+    assert run.data.metrics["test_accuracy"] == metrics["test_accuracy"]
 
 
 def test_a_failing_run_keeps_the_previous_model(tmp_path) -> None:
