@@ -4,6 +4,7 @@ into metrics/coco-caption.json keyed by configuration.
 BLEU: nltk `corpus_bleu` over the sampled val images, one hypothesis (the generated caption) per image
 against all of that image's val captions as references, uniform n-gram weights, smoothing method1
 (Chen & Cherry 2014) so that a missing 4-gram gives a small score instead of 0.
+The scores are logged to MLflow too (experiment `coco-caption`, run `coco-caption-evaluate`, `<config>.bleu4`).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from stages.coco_caption.data import load_prepared
 from stages.common.bleu import corpus_bleu
 from stages.common.cli import main
 from stages.common.io import DataError, read_json, write_json
+from stages.common.tracking import tracked_run
 
 
 def bleu(hypotheses: list[str], references: list[list[str]]) -> dict[str, float]:
@@ -45,6 +47,10 @@ def run(p: config.CocoCaptionParams, common: config.CommonParams, paths: config.
         print(f"coco-caption-evaluate {name}: loss {train['final_train_loss']:.4f} " + " ".join(
             f"{k} {v:.3f}" for k, v in scores.items()))  # fmt: skip
     write_json(paths.metrics, out)
+    with tracked_run(
+        config.TASK, "coco-caption-evaluate", {"configs": list(p.configs)}, common.mlflow, paths.root
+    ) as t:
+        t.log_metrics({f"{name}.{k}": v for name, r in out.items() for k, v in r.items() if k.startswith("bleu")})
     return out
 
 

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import types
 import typing
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, Literal, TypeVar, get_args, get_origin, get_type_hints
 
@@ -38,9 +39,14 @@ def read_params_file(path: str | Path = "params.yaml") -> dict[str, Any]:
     if not path.is_file():
         raise ParamsError(f"{path}: file not found")
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except yaml.YAMLError as err:
-        raise ParamsError(f"{path}: not valid YAML ({err})") from None
+        data = yaml.safe_load(path.read_bytes().decode("utf-8")) or {}
+    except UnicodeDecodeError:
+        raise ParamsError(f"{path}: not UTF-8 text; save it as UTF-8") from None
+    except yaml.YAMLError as err:  # one line: where, and what (PyYAML's message spans several)
+        mark = getattr(err, "problem_mark", None) or getattr(err, "context_mark", None)
+        where = f"{path}:{mark.line + 1}" if mark is not None else str(path)
+        problem = getattr(err, "problem", None) or str(err).splitlines()[0]
+        raise ParamsError(f"{where}: not valid YAML ({problem})") from None
     if not isinstance(data, dict):
         raise ParamsError(f"{path}: top level must be a mapping of sections")
     return data
@@ -210,3 +216,93 @@ def _recording_class(schema: type[T], where: str) -> type[T]:
             },
         )
     return _classes[key]
+
+
+# --- value ranges, checked when a task's config.load() reads its section (before anything is built) ---
+
+
+@dataclasses.dataclass(frozen=True)
+class Range:
+    """low/high bounds (None = unbounded); `open_low`/`open_high` exclude the bound itself."""
+
+    low: float | None = None
+    high: float | None = None
+    open_low: bool = False
+    open_high: bool = False
+
+    def contains(self, value: float) -> bool:
+        if self.low is not None and (value <= self.low if self.open_low else value < self.low):
+            return False
+        return not (self.high is not None and (value >= self.high if self.open_high else value > self.high))
+
+    def __str__(self) -> str:
+        if self.high is None:
+            return f"{'>' if self.open_low else '>='} {self.low:g}"
+        if self.low is None:
+            return f"{'<' if self.open_high else '<='} {self.high:g}"
+        return f"in {'(' if self.open_low else '['}{self.low:g}, {self.high:g}{')' if self.open_high else ']'}"
+
+
+def at_least(low: float) -> Range:
+    return Range(low)
+
+
+def above(low: float) -> Range:
+    return Range(low, open_low=True)
+
+
+def between(low: float, high: float, open_high: bool = False) -> Range:
+    return Range(low, high, open_high=open_high)
+
+
+PROBABILITY = between(0.0, 1.0, open_high=True)  # dropout and the like: 1.0 would drop everything
+
+
+def validator(check: Callable[..., T]) -> Callable[..., T]:
+    """Decorate a task's `validate(p)`: its reads check values, they are not use, so `recording()` skips them."""
+
+    @functools.wraps(check)
+    def wrapper(*args: Any, **kwargs: Any) -> T:
+        with unrecorded():
+            return check(*args, **kwargs)
+
+    return wrapper
+
+
+@validator
+def check_ranges(params: Any, section: str, ranges: dict[str, Range]) -> None:
+    """Each dotted key of `ranges` (relative to `section`) must lie in its range; else ParamsError naming it.
+
+    A key whose value is a list is checked item by item."""
+    for key, allowed in ranges.items():
+        value: Any = params
+        for part in key.split("."):
+            value = getattr(value, part)
+        for i, item in enumerate(value if isinstance(value, list) else [value]):
+            if not allowed.contains(item):
+                name = f"{section}.{key}" + (f"[{i}]" if isinstance(value, list) else "")
+                raise ParamsError(f"parameter '{name}' is {item!r}; it must be {allowed}")
+
+
+def require(ok: bool, message: str) -> None:
+    """A check across params (e.g. one must divide another): ParamsError(message) unless `ok`."""
+    if not ok:
+        raise ParamsError(message)
+
+
+COMMON_RANGES = {"threads": at_least(0)}
+
+
+def load_common(path: str | Path = "params.yaml") -> CommonParams:
+    """The `common:` section, loaded and range-checked (`common.threads` >= 0)."""
+    common = load_params("common", CommonParams, path)
+    check_ranges(common, "common", COMMON_RANGES)
+    return common
+
+
+def check_sha256(value: str, key: str) -> None:
+    """'' (none given) or 64 hexadecimal digits, either case."""
+    import re
+
+    if value and not re.fullmatch(r"[0-9a-fA-F]{64}", value.strip()):
+        raise ParamsError(f"parameter '{key}' is {value!r}; expected 64 hexadecimal digits (a sha256)")

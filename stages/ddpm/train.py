@@ -47,8 +47,9 @@ def run(p: config.DdpmParams, common: config.CommonParams, paths: config.Paths) 
     run_key = {"params": to_dict(p), "device": str(device), "deps": stage_dep_hashes(STAGE, paths.root)}
     scratch = checkpoint.scratch_dir(paths.checkpoints, run_key)
     history: list[dict] = []
-    first_step, elapsed = 1, 0.0
+    first_step, elapsed, run_id = 1, 0.0, None
     if (saved := checkpoint.resume(scratch, model, optimizer, scheduler)) is not None:
+        run_id = saved.get("mlflow_run_id")  # the interrupted run's MLflow run, continued
         ema.shadow = saved["ema"]
         generator.set_state(saved["generator"])
         history, first_step, elapsed = saved["history"], saved["step"] + 1, saved["elapsed"]
@@ -59,7 +60,7 @@ def run(p: config.DdpmParams, common: config.CommonParams, paths: config.Paths) 
     with tracked_run(
         config.TASK, STAGE,
         {"seed": p.seed, "diffusion": vars(p.diffusion), "model": vars(p.model), "train": vars(t), "image_size": cfg.image_size},
-        common.mlflow, paths.root,
+        common.mlflow, paths.root, run_id=run_id,
     ) as tracker:  # fmt: skip
         model.train()
         for step in range(first_step, t.steps + 1):
@@ -88,7 +89,8 @@ def run(p: config.DdpmParams, common: config.CommonParams, paths: config.Paths) 
                     print(f"step {step} loss {row['loss']:.4f} ({time.time() - start:.0f} s)")
             if step % t.checkpoint_every == 0 and step < t.steps:
                 checkpoint.save(scratch, step, model, optimizer, scheduler, ema=ema.shadow,
-                                generator=generator.get_state(), history=history, step=step, elapsed=time.time() - start)  # fmt: skip
+                                generator=generator.get_state(), history=history, step=step,
+                                elapsed=time.time() - start, mlflow_run_id=tracker.run_id)  # fmt: skip
 
         seconds = time.time() - start
         with atomic_path(paths.model) as tmp:

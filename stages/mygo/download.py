@@ -11,12 +11,13 @@ is one clear error, and nothing is written.
 from __future__ import annotations
 
 import csv
+import io
 import json
 import shutil
 from pathlib import Path
 
 from stages.common.cli import main
-from stages.common.io import DataError, atomic_path
+from stages.common.io import DataError, atomic_path, read_text
 from stages.common.sources import fetch_url, parse_source, require_dir
 from stages.mygo import config, sample_images
 from stages.mygo.data import check_image, list_images, natural_key
@@ -98,7 +99,7 @@ def labelled_split(folder: Path, sub: str, csv_name: str, d: config.DataParams, 
 def read_csv_list(path: Path, file_column: str, label_column: str) -> list[tuple[Path, str]]:
     if not path.is_file():
         raise DataError(f"{path}: CSV list not found")
-    with path.open(newline="", encoding="utf-8-sig") as f:
+    with io.StringIO(read_text(path, "utf-8-sig"), newline="") as f:
         reader = csv.DictReader(f)
         missing = [c for c in (file_column, label_column) if c not in (reader.fieldnames or [])]
         if missing:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from stages.common.io import DataError, atomic_path
+from stages.common.io import DataError, atomic_path, read_text
 
 SIDE = 20
 SEQ_LEN = SIDE * SIDE  # 400 tokens per image
@@ -23,7 +23,7 @@ def read_colormap(path: str | Path, n_colors: int = N_COLORS) -> np.ndarray:
     if not path.is_file():
         raise DataError(f"{path}: file not found")
     rows = []
-    for lineno, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+    for lineno, line in enumerate(read_text(path).splitlines(), start=1):
         if not line.strip():
             continue
         parts = line.split()
@@ -49,7 +49,7 @@ def read_pixels(
     if not path.is_file():
         raise DataError(f"{path}: file not found")
     images = []
-    for lineno, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+    for lineno, line in enumerate(read_text(path).splitlines(), start=1):
         if not line.strip():
             continue
         parts = line.split()

@@ -47,14 +47,20 @@ def run(p: config.PokemonParams, common: config.CommonParams, paths: config.Path
     scratch = checkpoint.scratch_dir(paths.checkpoints, run_key)
     history: list[dict] = []
     best = {"score": math.inf, "epoch": 0, "state": None}
-    first_epoch = 1
+    first_epoch, run_id = 1, None
     if (saved := checkpoint.resume(scratch, model, optimizer, scheduler)) is not None:
         history, best, first_epoch = saved["history"], saved["best"], saved["epoch"] + 1
+        run_id = saved.get("mlflow_run_id")  # the interrupted run's MLflow run, continued
 
     n_params = sum(x.numel() for x in model.parameters())
     print(f"pokemon-train: {p.model.arch}, {n_params:,} parameters, {t.epochs} epochs on {device}")
     with tracked_run(
-        config.TASK, STAGE, {"seed": p.seed, "model": vars(p.model), "train": vars(t)}, common.mlflow, paths.root
+        config.TASK,
+        STAGE,
+        {"seed": p.seed, "model": vars(p.model), "train": vars(t)},
+        common.mlflow,
+        paths.root,
+        run_id=run_id,
     ) as tracker:
         for epoch in range(first_epoch, t.epochs + 1):
             if t.max_minutes and history and time.time() - start + epoch_seconds > 60 * t.max_minutes:
@@ -90,7 +96,8 @@ def run(p: config.PokemonParams, common: config.CommonParams, paths: config.Path
             history.append(row)
             tracker.log_metrics({k: v for k, v in row.items() if k != "epoch"}, step=epoch)
             print(" ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in row.items()))
-            checkpoint.save(scratch, epoch, model, optimizer, scheduler, history=history, best=best, epoch=epoch)
+            checkpoint.save(scratch, epoch, model, optimizer, scheduler, history=history, best=best, epoch=epoch,
+                            mlflow_run_id=tracker.run_id)  # fmt: skip
 
         model.load_state_dict(best["state"])
         with atomic_path(paths.model) as tmp:

@@ -1,5 +1,6 @@
 """vit-evaluate: accuracy of the final model on the test set (overall, per class, confusion matrix) and on the
-un-augmented train set, against the course's targets; metrics/vit.json, plots/vit/confusion_matrix.png."""
+un-augmented train set, against the course's targets; metrics/vit.json, plots/vit/confusion_matrix.png.
+The accuracies are logged to MLflow too (experiment `vit`, run `vit-evaluate`)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from stages.common.cli import main
 from stages.common.io import read_json, write_json
 from stages.common.plots import confusion_matrix_plot
 from stages.common.runtime import setup
+from stages.common.tracking import tracked_run
 from stages.vit import config
 from stages.vit.data import load_prepared
 from stages.vit.model import load_model, predict
@@ -45,6 +47,10 @@ def run(p: config.VitParams, common: config.CommonParams, paths: config.Paths) -
     metrics["meets_course_loss_target"] = metrics["final_train_loss"] <= config.TARGETS["train_loss_max"]
     confusion_matrix_plot(paths.plots / "confusion_matrix.png", cm, meta["classes"], "vit: test confusion matrix")
     write_json(paths.metrics, metrics)
+    with tracked_run(config.TASK, "vit-evaluate", {"seed": p.seed}, common.mlflow, paths.root) as tracker:
+        per_class = {f"test_accuracy.{c}": v for c, v in metrics["per_class_test_accuracy"].items()}
+        tracker.log_metrics({k: metrics[k] for k in ("test_accuracy", "train_accuracy")} | per_class)
+        tracker.log_artifact(paths.plots / "confusion_matrix.png")
     print(f"vit-evaluate: test accuracy {metrics['test_accuracy']:.4f}, train accuracy {metrics['train_accuracy']:.4f}")
     return metrics
 

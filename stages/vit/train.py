@@ -1,6 +1,10 @@
 """vit-train: the ViT on CIFAR-10 (or the sample), AdamW with warmup + cosine decay and the chosen
 augmentations; per epoch the train loss/accuracy (on the augmented batches) and the test accuracy.
 
+Checkpoints every epoch (model, optimizer, scheduler and every random generator) in a scratch folder keyed by
+the params and inputs; an interrupted run resumes from the newest one, continues its MLflow run and ends with
+the same weights as an uninterrupted one. The outputs are written only once every epoch has run.
+
 Writes models/vit/model.pt, plots/vit/train_history.csv, plots/vit/acc_out.png (train and test accuracy
 per epoch) and plots/vit/loss_out.png (train loss), as the course names them; metrics/vit_train.json.
 """
@@ -14,12 +18,13 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from stages.common import checkpoint
 from stages.common.cli import main
 from stages.common.io import write_csv, write_json
-from stages.common.params import ParamsError
+from stages.common.params import ParamsError, to_dict
 from stages.common.plots import line_plot
 from stages.common.runtime import setup
-from stages.common.tracking import tracked_run
+from stages.common.tracking import stage_dep_hashes, tracked_run
 from stages.vit import config
 from stages.vit.data import load_prepared
 from stages.vit.model import ViT, normalise, predict, save_model
@@ -98,15 +103,23 @@ def run(p: config.VitParams, common: config.CommonParams, paths: config.Paths) -
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
     g = torch.Generator().manual_seed(p.seed)
     rng = np.random.default_rng(p.seed)
-    history = []
-    start = time.time()
+    history: list[dict] = []
+    first_epoch, elapsed, run_id = 1, 0.0, None
+    run_key = {"params": to_dict(p), "device": str(device), "deps": stage_dep_hashes(STAGE, paths.root)}
+    scratch = checkpoint.scratch_dir(paths.checkpoints, run_key)
+    if (saved := checkpoint.resume(scratch, model, optimizer, scheduler)) is not None:
+        g.set_state(saved["generator"])
+        rng.bit_generator.state = saved["numpy_rng"]
+        history, first_epoch, elapsed = saved["history"], saved["epoch"] + 1, saved["elapsed"]
+        run_id = saved.get("mlflow_run_id")
+    start = time.time() - elapsed
     n_params = sum(q.numel() for q in model.parameters())
     print(
         f"vit-train: {n_params:,} parameters, {len(xtr)} train / {len(xte)} test images, {t.epochs} epochs on {device}"
     )
     tracked = {"seed": p.seed, "model": vars(m), "train": vars(t), "augment": vars(a)}
-    with tracked_run(config.TASK, STAGE, tracked, common.mlflow, paths.root) as tracker:
-        for epoch in range(1, t.epochs + 1):
+    with tracked_run(config.TASK, STAGE, tracked, common.mlflow, paths.root, run_id=run_id) as tracker:
+        for epoch in range(first_epoch, t.epochs + 1):
             model.train()
             order = torch.randperm(len(xtr), generator=g)
             loss_sum = correct = 0.0
@@ -141,7 +154,9 @@ def run(p: config.VitParams, common: config.CommonParams, paths: config.Paths) -
             history.append(row)
             tracker.log_metrics({k: v for k, v in row.items() if k != "epoch"}, step=epoch)
             print(" ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in row.items()))
-        save_model(model, paths.model, meta["mean"], meta["std"], meta["classes"])
+            checkpoint.save(scratch, epoch, model, optimizer, scheduler, generator=g.get_state(),
+                            numpy_rng=rng.bit_generator.state, history=history, epoch=epoch,
+                            elapsed=time.time() - start, mlflow_run_id=tracker.run_id)  # fmt: skip
         last = history[-1]
         summary = {
             "epochs": t.epochs,
@@ -160,9 +175,11 @@ def run(p: config.VitParams, common: config.CommonParams, paths: config.Paths) -
         write_json(paths.train_metrics, summary)
         timings = {"train_seconds": round(time.time() - start, 1)}
         write_json(paths.timings(STAGE), timings)
+        save_model(model, paths.model, meta["mean"], meta["std"], meta["classes"])  # last: only a complete run
         tracker.log_metrics({k: v for k, v in {**summary, **timings}.items() if isinstance(v, (int, float))})
         tracker.log_artifact(paths.plots / "acc_out.png")
         tracker.log_artifact(paths.plots / "loss_out.png")
+    checkpoint.clear(scratch)
     print(f"vit-train: test accuracy {summary['final_test_accuracy']:.4f} in {timings['train_seconds']} s")
     return summary
 

@@ -80,9 +80,14 @@ def run(p: config.VlmCaptionParams, common: config.CommonParams, paths: config.P
     run_key = {"params": to_dict(p), "device": str(device), "deps": stage_dep_hashes(STAGE, paths.root)}
     scratch = checkpoint.scratch_dir(paths.checkpoints, run_key)
     resume = any(scratch.glob("checkpoint-*"))
+    id_file = scratch / "mlflow_run_id"  # the interrupted run's MLflow run, continued on resume
+    run_id = id_file.read_text().strip() if resume and id_file.is_file() else None
     start = time.time()
-    with tracked_run(config.TASK, STAGE, tracked, common.mlflow, paths.root) as tracker:
+    with tracked_run(config.TASK, STAGE, tracked, common.mlflow, paths.root, run_id=run_id) as tracker:
         tracker.set_tags({"backend_reason": reason})
+        if tracker.run_id:
+            scratch.mkdir(parents=True, exist_ok=True)
+            id_file.write_text(tracker.run_id)
         with atomic_path(paths.model) as out:
             out.mkdir()
             base: str | Path = p.model.name
