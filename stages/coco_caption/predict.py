@@ -17,7 +17,7 @@ from stages.coco_caption.data import decode, load_prepared
 from stages.coco_caption.model import load_model
 from stages.common.cli import main
 from stages.common.io import write_json
-from stages.common.runtime import setup
+from stages.common.runtime import setup, thread_count
 
 STAGE = "coco-caption-predict"
 
@@ -34,7 +34,7 @@ def generate(model, feats: np.ndarray, p: config.CocoCaptionParams, idx_to_word:
 
 def run(p: config.CocoCaptionParams, common: config.CommonParams, paths: config.Paths, name: str) -> dict:
     p.config(name)
-    device = setup(p.seed, common.device, p.threads or common.threads)
+    device = setup(p.seed, common.device, thread_count(p.threads, common.threads))
     arrays, meta = load_prepared(paths.prepared)
     model = load_model(paths.model(name), device)
     words = meta["idx_to_word"]

@@ -26,7 +26,7 @@ from stages.common.cli import main
 from stages.common.io import write_csv, write_json
 from stages.common.params import ParamsError, to_dict
 from stages.common.plots import line_plot
-from stages.common.runtime import setup
+from stages.common.runtime import setup, thread_count
 from stages.common.tracking import stage_dep_hashes, tracked_run
 
 STAGE = "coco-caption-train"
@@ -38,7 +38,7 @@ def run(p: config.CocoCaptionParams, common: config.CommonParams, paths: config.
         raise ParamsError(
             f"coco-caption.model.embed_dim ({m.embed_dim}) must be divisible by num_heads ({c.num_heads})"
         )
-    device = setup(p.seed, common.device, p.threads or common.threads)
+    device = setup(p.seed, common.device, thread_count(p.threads, common.threads))
     arrays, meta = load_prepared(paths.prepared)
     feats = torch.as_tensor(arrays["train_features"], dtype=torch.float32)
     caps = torch.as_tensor(arrays["train_captions"], dtype=torch.long)

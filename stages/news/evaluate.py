@@ -11,7 +11,7 @@ import numpy as np
 from stages.common.cli import main
 from stages.common.io import DataError, write_csv, write_json
 from stages.common.plots import confusion_matrix_plot
-from stages.common.runtime import set_threads
+from stages.common.runtime import set_threads, thread_count
 from stages.common.tracking import tracked_run
 from stages.news import config
 from stages.news.data import load_prepared, read_predictions
@@ -52,7 +52,7 @@ def bag_of_words_accuracy(splits: dict, vocab_size: int, seed: int) -> float:
 
 
 def run(p: config.NewsParams, common: config.CommonParams, paths: config.Paths) -> dict:
-    set_threads(p.threads or common.threads)
+    set_threads(thread_count(p.threads, common.threads))
     splits, meta = load_prepared(paths.prepared)
     names, n = meta["class_names"], len(meta["classes"])
     val = read_predictions(paths.predictions / "val.csv", ("true", "pred"))

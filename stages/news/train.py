@@ -19,7 +19,7 @@ from stages.common.cli import main
 from stages.common.io import write_csv, write_json
 from stages.common.params import ParamsError, to_dict
 from stages.common.plots import line_plot
-from stages.common.runtime import resolve_device, seed_everything, set_threads
+from stages.common.runtime import resolve_device, seed_everything, set_threads, thread_count
 from stages.common.tracking import stage_dep_hashes, tracked_run
 from stages.news import config
 from stages.news.data import load_prepared
@@ -43,7 +43,7 @@ def run(p: config.NewsParams, common: config.CommonParams, paths: config.Paths) 
     if m.d_model % m.nhead:
         raise ParamsError(f"news.model.d_model ({m.d_model}) must be divisible by news.model.nhead ({m.nhead})")
     seed_everything(p.seed)
-    set_threads(p.threads or common.threads)
+    set_threads(thread_count(p.threads, common.threads))
     device = resolve_device(common.device)
     splits, meta = load_prepared(paths.prepared)
     if splits["train"]["ids"].shape[1] > m.max_len:

@@ -10,7 +10,7 @@ import torch
 from stages.common.cli import main
 from stages.common.io import read_json, write_json
 from stages.common.plots import confusion_matrix_plot
-from stages.common.runtime import setup
+from stages.common.runtime import setup, thread_count
 from stages.common.tracking import tracked_run
 from stages.vit import config
 from stages.vit.data import load_prepared
@@ -18,7 +18,7 @@ from stages.vit.model import load_model, predict
 
 
 def run(p: config.VitParams, common: config.CommonParams, paths: config.Paths) -> dict:
-    device = setup(p.seed, common.device, p.threads or common.threads)
+    device = setup(p.seed, common.device, thread_count(p.threads, common.threads))
     splits, meta = load_prepared(paths.prepared)
     model, saved = load_model(paths.model, device)
     train_summary = read_json(paths.train_metrics)

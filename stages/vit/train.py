@@ -23,7 +23,7 @@ from stages.common.cli import main
 from stages.common.io import write_csv, write_json
 from stages.common.params import ParamsError, to_dict
 from stages.common.plots import line_plot
-from stages.common.runtime import setup
+from stages.common.runtime import setup, thread_count
 from stages.common.tracking import stage_dep_hashes, tracked_run
 from stages.vit import config
 from stages.vit.data import load_prepared
@@ -81,7 +81,7 @@ def run(p: config.VitParams, common: config.CommonParams, paths: config.Paths) -
         raise ParamsError(f"vit.model.dim ({m.dim}) must be divisible by vit.model.heads ({m.heads})")
     if 32 % m.patch_size:
         raise ParamsError(f"vit.model.patch_size ({m.patch_size}) must divide 32")
-    device = setup(p.seed, common.device, p.threads or common.threads)
+    device = setup(p.seed, common.device, thread_count(p.threads, common.threads))
     splits, meta = load_prepared(paths.prepared)
     (xtr, ytr), (xte, yte) = splits["train"], splits["test"]
     xtr_t, ytr_t, xte_t, yte_t = map(torch.as_tensor, (xtr, ytr, xte, yte))

@@ -8,7 +8,6 @@ from typing import Literal
 
 from stages.common.params import (
     CommonParams,
-    ParamsError,
     above,
     at_least,
     between,
@@ -132,25 +131,20 @@ class Paths(TaskPaths):
 
 def load(path: str | Path = "params.yaml") -> tuple[VlmCaptionParams, CommonParams]:
     p = load_params(TASK, VlmCaptionParams, path)
-    checks = {
-        "train.max_steps": p.train.max_steps >= 1,
-        "train.batch_size": p.train.batch_size >= 1,
-        "train.checkpoint_every": p.train.checkpoint_every >= 0,
-        "predict.batch_size": p.predict.batch_size >= 1,
-        "predict.max_new_tokens": p.predict.max_new_tokens >= 1,
-        "predict.num_beams": p.predict.num_beams >= 1,
-        "predict.no_repeat_ngram_size": p.predict.no_repeat_ngram_size >= 0,
-        "predict.repetition_penalty": p.predict.repetition_penalty > 0,
-    }
-    for key, ok in checks.items():
-        if not ok:
-            raise ParamsError(f"'{TASK}.{key}' is out of range")
     check_ranges(p, TASK, RANGES)
     return p, load_common(path)
 
 
 RANGES = {
     "threads": at_least(0),
+    "train.max_steps": at_least(1),
+    "train.batch_size": at_least(1),
+    "train.checkpoint_every": at_least(0),
+    "predict.batch_size": at_least(1),
+    "predict.max_new_tokens": at_least(1),
+    "predict.num_beams": at_least(1),
+    "predict.no_repeat_ngram_size": at_least(0),
+    "predict.repetition_penalty": above(0),
     "data.sample_train": at_least(1),
     "data.sample_valid": at_least(1),
     "data.sample_test": at_least(1),

@@ -16,7 +16,7 @@ from tqdm import tqdm
 
 from stages.common.cli import main
 from stages.common.io import read_json, write_json, write_text
-from stages.common.runtime import setup
+from stages.common.runtime import setup, thread_count
 from stages.vlm_caption import config, data, model
 
 STAGE = "vlm-caption-predict"
@@ -59,7 +59,7 @@ def distinct(rows: list[dict]) -> list[dict]:
 
 
 def run(p: config.VlmCaptionParams, common: config.CommonParams, paths: config.Paths) -> list[dict]:
-    device = setup(p.seed, common.device, p.threads or common.threads)
+    device = setup(p.seed, common.device, thread_count(p.threads, common.threads))
     info = read_json(paths.model / "info.json")
     backend = info["backend"]
     if backend == "unsloth":

@@ -23,7 +23,7 @@ from stages.common.cli import main
 from stages.common.io import DataError, atomic_path, write_csv, write_json
 from stages.common.params import to_dict
 from stages.common.plots import line_plot
-from stages.common.runtime import setup
+from stages.common.runtime import setup, thread_count
 from stages.common.tracking import stage_dep_hashes, tracked_run
 from stages.vlm_caption import config, data, model
 
@@ -64,7 +64,7 @@ def sft_config(p: config.VlmCaptionParams, output_dir: str, device: Any) -> Any:
 
 
 def run(p: config.VlmCaptionParams, common: config.CommonParams, paths: config.Paths) -> dict:
-    device = setup(p.seed, common.device, p.threads or common.threads)
+    device = setup(p.seed, common.device, thread_count(p.threads, common.threads))
     backend, reason = model.choose_backend(p.model.backend, device.type == "cuda")  # before transformers loads
     print(f"vlm-caption-train: backend {backend} ({reason})")
     logging.getLogger("transformers").setLevel(logging.ERROR)
