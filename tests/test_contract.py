@@ -4,8 +4,10 @@
 from __future__ import annotations
 
 import json
+import os
 import runpy
 import shutil
+import subprocess
 import sys
 from pathlib import Path
 
@@ -107,9 +109,28 @@ def test_every_stage_declares_exactly_the_params_it_reads(tmp_path, monkeypatch)
         argv = stage.cmd.removeprefix("python -m ")
         record = records / f"{argv}.json"
         if not record.is_file():
-            problems.append(f"{stage.addressing}: no record of its params reads ({argv})")
+            problems.append(f"{stage.name}: no record of its params reads ({argv})")
             continue
         read = set(json.loads(record.read_text())["keys"])
         declared = [k for dep in stage.deps if isinstance(dep, ParamsDependency) for k in dep.params]
-        problems += contract.params_problems(stage.addressing, read, declared)
+        problems += contract.params_problems(stage.name, read, declared)
     assert problems == [], "\n".join(problems)
+
+
+def test_a_stage_that_starts_reading_a_new_key_fails_the_check(tmp_path):
+    """The test of the test: vit-download edited to read `vit.model.dim` is caught by the same comparison."""
+    from dvc.repo import Repo
+
+    repo = copy_repo(tmp_path / "repo")
+    write_tiny_params(repo)
+    download = repo / "stages/vit/download.py"
+    old = "    d = p.data\n"
+    download.write_text(download.read_text().replace(old, old + "    print(p.model.dim)\n", 1))
+    env = {**os.environ, "PYTHONPATH": str(repo), cli.RECORD_ENV: str(tmp_path / "records")}
+    subprocess.run([sys.executable, "-m", "stages.vit.download"], cwd=repo, env=env, check=True, capture_output=True)
+    read = set(json.loads((tmp_path / "records/stages.vit.download.json").read_text())["keys"])
+    (stage,) = [s for s in Repo(str(repo)).index.stages if s.name == "vit-download"]
+    declared = [k for dep in stage.deps if isinstance(dep, ParamsDependency) for k in dep.params]
+    assert contract.params_problems("vit-download", read, declared) == [
+        "vit-download: reads params key 'vit.model.dim' but does not declare it"
+    ]
