@@ -134,7 +134,7 @@ def test_training_is_deterministic_and_resumes(tiny, monkeypatch):
     # Interrupt after the checkpoint at step 3; the next run resumes from it and ends with the same weights.
     real_save, calls = train.checkpoint.save, []
 
-    def save_then_crash(folder, step, *state, **extra):
+    def save_then_crash(folder, step, /, *state, **extra):
         real_save(folder, step, *state, **extra)
         calls.append(step)
         raise KeyboardInterrupt

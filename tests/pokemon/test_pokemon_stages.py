@@ -120,7 +120,7 @@ def test_training_is_deterministic_and_resumes(tiny_pokemon, monkeypatch):
     # Interrupt the second run after epoch 1; the third run resumes from that checkpoint.
     real_save, calls = train.checkpoint.save, []
 
-    def save_then_crash(folder, epoch, *state, **extra):
+    def save_then_crash(folder, epoch, /, *state, **extra):
         real_save(folder, epoch, *state, **extra)
         calls.append(epoch)
         raise KeyboardInterrupt
