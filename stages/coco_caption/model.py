@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 from stages.coco_caption.data import END, NULL, START
-from stages.common.io import atomic_path
+from stages.common.io import atomic_path, require_file
 from stages.common.transformer import DecoderBlock, LearnedPositionalEncoding
 
 
@@ -117,7 +117,7 @@ def save_model(model: CaptioningTransformer, path: str | Path) -> None:
 
 
 def load_model(path: str | Path, device: torch.device | str = "cpu") -> CaptioningTransformer:
-    saved = torch.load(path, map_location=device, weights_only=False)
+    saved = torch.load(require_file(path, "coco-caption-train"), map_location=device, weights_only=False)
     model = CaptioningTransformer(**saved["hparams"])
     model.load_state_dict(saved["state"])
     return model.to(device).eval()
