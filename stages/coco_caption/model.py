@@ -93,7 +93,7 @@ class CaptioningTransformer(nn.Module):
             logp = self(feature.expand(len(beams), -1), seqs)[:, -1].log_softmax(-1)
             cand = []
             for (seq, score), row in zip(beams, logp, strict=True):
-                top = row.topk(beam_size)
+                top = row.topk(min(beam_size, row.numel()))  # a beam wider than the vocabulary: all of it
                 cand += [(seq + [int(i)], score + float(v)) for v, i in zip(top.values, top.indices, strict=True)]
             cand.sort(key=lambda c: -c[1])
             beams = []
