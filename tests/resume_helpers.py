@@ -24,8 +24,8 @@ class Interrupted(Exception):
 def interrupt_after(monkeypatch: pytest.MonkeyPatch, epoch: int) -> None:
     real_save = checkpoint.save
 
-    def save_then_crash(folder, at, state):
-        real_save(folder, at, state)
+    def save_then_crash(folder, at, *state, **extra):
+        real_save(folder, at, *state, **extra)
         if at == epoch:
             raise Interrupted(f"after epoch {at}")
 

@@ -17,7 +17,6 @@ from stages.coco_caption.data import decode, load_prepared
 from stages.coco_caption.model import load_model
 from stages.common.cli import main
 from stages.common.io import write_json
-from stages.common.params import ParamsError
 from stages.common.runtime import setup
 
 STAGE = "coco-caption-predict"
@@ -87,12 +86,5 @@ def draw_samples(path: Path, result: dict, raw: Path, n: int, name: str) -> None
     _save(fig, path)
 
 
-def cli() -> None:
-    if len(sys.argv) != 2:
-        raise ParamsError("usage: python -m stages.coco_caption.predict <config name from coco-caption.configs>")
-    p, common = config.load()
-    run(p, common, config.Paths(), sys.argv[1])
-
-
 if __name__ == "__main__":
-    main(cli)
+    main(lambda: run(*config.load(), config.Paths(), *sys.argv[1:]))

@@ -84,11 +84,8 @@ def run(p: config.CocoCaptionParams, common: config.CommonParams, paths: config.
             tracker.log_metrics({"train_loss": row["train_loss"]}, step=epoch)
             if epoch == 1 or epoch % 10 == 0 or epoch == p.train.epochs:
                 print(f"{name} epoch {epoch} loss {row['train_loss']:.4f}")
-            checkpoint.save(scratch, epoch, {
-                "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                "rng": torch.get_rng_state(), "history": history,
-                "epoch": epoch, "elapsed": time.time() - start, "mlflow_run_id": tracker.run_id,
-            })  # fmt: skip
+            checkpoint.save(scratch, epoch, model, optimizer, None, history=history, epoch=epoch,
+                            elapsed=time.time() - start, mlflow_run_id=tracker.run_id)  # fmt: skip
         target = config.TARGET_LOSS.get(name)
         summary = {
             "config": name,
@@ -113,12 +110,5 @@ def run(p: config.CocoCaptionParams, common: config.CommonParams, paths: config.
     return summary
 
 
-def cli() -> None:
-    if len(sys.argv) != 2:
-        raise ParamsError("usage: python -m stages.coco_caption.train <config name from coco-caption.configs>")
-    p, common = config.load()
-    run(p, common, config.Paths(), sys.argv[1])
-
-
 if __name__ == "__main__":
-    main(cli)
+    main(lambda: run(*config.load(), config.Paths(), *sys.argv[1:]))

@@ -17,7 +17,7 @@ from stages.ddpm import config
 from stages.ddpm.images import read_folder
 
 
-def run(p: config.DdpmParams, paths: config.Paths) -> Path:
+def run(p: config.DdpmParams, common: config.CommonParams, paths: config.Paths) -> Path:
     images = read_folder(paths.raw, p.prepare.image_size, p.prepare.resize, p.prepare.max_images)
     with atomic_path(paths.prepared) as out:
         out.mkdir()
@@ -28,4 +28,4 @@ def run(p: config.DdpmParams, paths: config.Paths) -> Path:
 
 
 if __name__ == "__main__":
-    main(lambda: run(config.load()[0], config.Paths()))
+    main(lambda: run(*config.load(), config.Paths()))

@@ -91,12 +91,9 @@ def run(p: config.DdpmParams, common: config.CommonParams, paths: config.Paths) 
                 if step % (10 * t.log_every) == 0 or step == t.steps:
                     print(f"step {step} loss {row['loss']:.4f} ({time.time() - start:.0f} s)")
             if step % t.checkpoint_every == 0 and step < t.steps:
-                checkpoint.save(scratch, step, {
-                    "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                    "scheduler": scheduler.state_dict(), "ema": ema.shadow, "generator": generator.get_state(),
-                    "history": history, "step": step, "elapsed": time.time() - start,
-                    "mlflow_run_id": tracker.run_id,
-                })  # fmt: skip
+                checkpoint.save(scratch, step, model, optimizer, scheduler, ema=ema.shadow,
+                                generator=generator.get_state(), history=history, step=step,
+                                elapsed=time.time() - start, mlflow_run_id=tracker.run_id)  # fmt: skip
 
         seconds = time.time() - start
         with atomic_path(paths.model) as tmp:

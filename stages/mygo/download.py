@@ -23,7 +23,7 @@ from stages.mygo import config, sample_images
 from stages.mygo.data import check_image, list_images, natural_key
 
 
-def run(p: config.MygoParams, paths: config.Paths) -> Path:
+def run(p: config.MygoParams, common: config.CommonParams, paths: config.Paths) -> Path:
     source = parse_source(p.data.source, ("sample", "dir", "url"), key="mygo.data.source")
     with atomic_path(paths.raw) as out:
         out.mkdir()
@@ -151,4 +151,4 @@ def _resolve(folder: Path, sub: str) -> Path:
 
 
 if __name__ == "__main__":
-    main(lambda: run(config.load()[0], config.Paths()))
+    main(lambda: run(*config.load(), config.Paths()))

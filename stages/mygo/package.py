@@ -16,7 +16,7 @@ from stages.mygo import config
 from stages.mygo.data import list_images, read_predictions
 
 
-def run(p: config.MygoParams, paths: config.Paths) -> str:
+def run(p: config.MygoParams, common: config.CommonParams, paths: config.Paths) -> str:
     s = p.submission
     classes = read_json(paths.raw / "classes.json")
     test_ids = [f.stem for f in list_images(paths.raw / "test")] if (paths.raw / "test").is_dir() else []
@@ -126,4 +126,4 @@ Training curves: {", ".join(f"[{n}](../plots/mygo/train_{n}.png)" for n in names
 
 
 if __name__ == "__main__":
-    main(lambda: run(config.load()[0], config.Paths()))
+    main(lambda: run(*config.load(), config.Paths()))

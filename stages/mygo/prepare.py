@@ -22,7 +22,7 @@ from stages.mygo.data import check_image, list_images, natural_key
 SPLITS = ("train", "valid", "test")
 
 
-def run(p: config.MygoParams, paths: config.Paths) -> Path:
+def run(p: config.MygoParams, common: config.CommonParams, paths: config.Paths) -> Path:
     size = p.prepare.image_size
     if size < 8:
         raise DataError(f"mygo.prepare.image_size is {size}; use at least 8")
@@ -76,4 +76,4 @@ def load_image(path: Path, size: int) -> np.ndarray:
 
 
 if __name__ == "__main__":
-    main(lambda: run(config.load()[0], config.Paths()))
+    main(lambda: run(*config.load(), config.Paths()))

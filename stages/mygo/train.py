@@ -34,7 +34,7 @@ from stages.mygo.model import build, save
 STAGE = "mygo-train"
 
 
-def run(name: str, p: config.MygoParams, common: config.CommonParams, paths: config.Paths) -> dict:
+def run(p: config.MygoParams, common: config.CommonParams, paths: config.Paths, name: str) -> dict:
     m, t = p.model(name), p.train
     if t.epochs < 1 or t.batch_size < 1:
         raise ParamsError(f"mygo.train: epochs and batch_size must be ≥ 1 (got {t.epochs}, {t.batch_size})")
@@ -112,11 +112,7 @@ def run(name: str, p: config.MygoParams, common: config.CommonParams, paths: con
             history.append(row)
             tracker.log_metrics({k: v for k, v in row.items() if k != "epoch"}, step=epoch)
             print(" ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in row.items()), flush=True)
-            checkpoint.save(scratch, epoch, {
-                "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                "scheduler": scheduler.state_dict(), "rng": torch.get_rng_state(),
-                "history": history, "best": best, "epoch": epoch,
-            })  # fmt: skip
+            checkpoint.save(scratch, epoch, model, optimizer, scheduler, history=history, best=best, epoch=epoch)
             if t.patience and epoch - best["epoch"] >= t.patience:
                 print(f"{stage}: early stop, no better validation accuracy for {t.patience} epochs")
                 break
@@ -190,4 +186,4 @@ def evaluate(model, x, y, device, memory_format, autocast, batch_size: int = 256
 if __name__ == "__main__":
     if len(sys.argv) != 2:
         sys.exit("usage: python -m stages.mygo.train <model name from mygo.ensemble>")
-    main(lambda: run(sys.argv[1], *config.load(), config.Paths()))
+    main(lambda: run(*config.load(), config.Paths(), *sys.argv[1:]))

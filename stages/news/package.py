@@ -37,7 +37,7 @@ def check_submission(text: str, test_ids: list[str], classes: list[str]) -> None
         raise DataError(f"submission: label {bad!r} is not one of {classes}")
 
 
-def run(p: config.NewsParams, paths: config.Paths) -> str:
+def run(p: config.NewsParams, common: config.CommonParams, paths: config.Paths) -> str:
     _, meta = load_prepared(paths.prepared)
     test = read_predictions(paths.predictions / "test.csv", ("id", "label"))
     if not test:
@@ -125,4 +125,4 @@ throughput in `timings/news-train.json`); best epoch {t["best_epoch"]}.
 
 
 if __name__ == "__main__":
-    main(lambda: run(config.load()[0], config.Paths()))
+    main(lambda: run(*config.load(), config.Paths()))

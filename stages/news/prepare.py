@@ -18,7 +18,7 @@ from stages.news.data import Row, read_raw
 from stages.news.text import Tokenizer
 
 
-def run(p: config.NewsParams, paths: config.Paths) -> Path:
+def run(p: config.NewsParams, common: config.CommonParams, paths: config.Paths) -> Path:
     q = p.prepare
     if q.max_len > p.model.max_len:
         from stages.common.params import ParamsError
@@ -84,4 +84,4 @@ def encode_rows(tokenizer: Tokenizer, rows: list[Row], classes: list[str]) -> tu
 
 
 if __name__ == "__main__":
-    main(lambda: run(config.load()[0], config.Paths()))
+    main(lambda: run(*config.load(), config.Paths()))

@@ -126,11 +126,7 @@ def run(p: config.NewsParams, common: config.CommonParams, paths: config.Paths) 
             history.append(row)
             tracker.log_metrics({k: v for k, v in row.items() if k != "epoch"}, step=epoch)
             print(" ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in row.items()))
-            checkpoint.save(scratch, epoch, {
-                "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                "scheduler": scheduler.state_dict(), "rng": torch.get_rng_state(),
-                "history": history, "best": best, "epoch": epoch,
-            })  # fmt: skip
+            checkpoint.save(scratch, epoch, model, optimizer, scheduler, history=history, best=best, epoch=epoch)
 
         model.load_state_dict(best["state"])
         save_model(model, paths.model, len(vocab), n_classes)

@@ -10,7 +10,7 @@ from stages.pokemon import config
 from stages.pokemon.data import PREFIX_LEN, read_colormap, read_pixels, split, write_colormap, write_pixels
 
 
-def run(paths: config.Paths) -> Path:
+def run(p: config.PokemonParams, common: config.CommonParams, paths: config.Paths) -> Path:
     palette = read_colormap(paths.raw / "colormap.txt")
     parts = split(read_pixels(paths.raw / "pixel_color.txt", n_colors=len(palette)))
     with atomic_path(paths.prepared) as out:
@@ -25,4 +25,4 @@ def run(paths: config.Paths) -> Path:
 
 
 if __name__ == "__main__":
-    main(lambda: run(config.Paths()))
+    main(lambda: run(*config.load(), config.Paths()))

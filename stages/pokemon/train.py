@@ -96,11 +96,8 @@ def run(p: config.PokemonParams, common: config.CommonParams, paths: config.Path
             history.append(row)
             tracker.log_metrics({k: v for k, v in row.items() if k != "epoch"}, step=epoch)
             print(" ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in row.items()))
-            checkpoint.save(scratch, epoch, {
-                "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                "scheduler": scheduler.state_dict(), "rng": torch.get_rng_state(),
-                "history": history, "best": best, "epoch": epoch, "mlflow_run_id": tracker.run_id,
-            })  # fmt: skip
+            checkpoint.save(scratch, epoch, model, optimizer, scheduler, history=history, best=best, epoch=epoch,
+                            mlflow_run_id=tracker.run_id)  # fmt: skip
 
         model.load_state_dict(best["state"])
         with atomic_path(paths.model) as tmp:

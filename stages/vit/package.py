@@ -8,7 +8,7 @@ from stages.common.io import read_json, write_text
 from stages.vit import config
 
 
-def run(p: config.VitParams, paths: config.Paths) -> str:
+def run(p: config.VitParams, common: config.CommonParams, paths: config.Paths) -> str:
     r = read_json(paths.metrics)
     m, t, a = p.model, p.train, p.augment
     yes = lambda ok: "yes" if ok else "no"  # noqa: E731
@@ -44,4 +44,4 @@ def run(p: config.VitParams, paths: config.Paths) -> str:
 
 
 if __name__ == "__main__":
-    main(lambda: run(config.load()[0], config.Paths()))
+    main(lambda: run(*config.load(), config.Paths()))

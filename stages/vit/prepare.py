@@ -14,7 +14,7 @@ from stages.common.io import atomic_path
 from stages.vit import config, data
 
 
-def run(p: config.VitParams, paths: config.Paths) -> Path:
+def run(p: config.VitParams, common: config.CommonParams, paths: config.Paths) -> Path:
     classes = data.read_classes(paths.raw)
     x, _ = data.read_split(paths.raw, "train", len(classes))
     data.read_split(paths.raw, "test", len(classes))
@@ -30,4 +30,4 @@ def run(p: config.VitParams, paths: config.Paths) -> Path:
 
 
 if __name__ == "__main__":
-    main(lambda: run(config.load()[0], config.Paths()))
+    main(lambda: run(*config.load(), config.Paths()))

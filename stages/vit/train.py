@@ -154,12 +154,9 @@ def run(p: config.VitParams, common: config.CommonParams, paths: config.Paths) -
             history.append(row)
             tracker.log_metrics({k: v for k, v in row.items() if k != "epoch"}, step=epoch)
             print(" ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in row.items()))
-            checkpoint.save(scratch, epoch, {
-                "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                "scheduler": scheduler.state_dict(), "rng": torch.get_rng_state(), "generator": g.get_state(),
-                "numpy_rng": rng.bit_generator.state, "history": history, "epoch": epoch,
-                "elapsed": time.time() - start, "mlflow_run_id": tracker.run_id,
-            })  # fmt: skip
+            checkpoint.save(scratch, epoch, model, optimizer, scheduler, generator=g.get_state(),
+                            numpy_rng=rng.bit_generator.state, history=history, epoch=epoch,
+                            elapsed=time.time() - start, mlflow_run_id=tracker.run_id)  # fmt: skip
         last = history[-1]
         summary = {
             "epochs": t.epochs,

@@ -36,7 +36,7 @@ def most_common_caption(rows: list[dict]) -> str:
     return Counter(r["caption"] for r in rows).most_common(1)[0][0]
 
 
-def run(p: config.VlmCaptionParams, paths: config.Paths, mlflow: bool = True) -> dict:
+def run(p: config.VlmCaptionParams, common: config.CommonParams, paths: config.Paths) -> dict:
     refs = data.references(data.load_split(paths.prepared, "valid"))
     pred = read_json(paths.predictions)["valid"]
     missing = [r["key"] for r in pred if r["key"] not in refs]
@@ -62,11 +62,13 @@ def run(p: config.VlmCaptionParams, paths: config.Paths, mlflow: bool = True) ->
         "train_steps": train["steps"],
     }
     write_json(paths.metrics, out)
-    with tracked_run(config.TASK, "vlm-caption-evaluate", {"valid_images": len(pred)}, mlflow, paths.root) as tracker:
+    with tracked_run(
+        config.TASK, "vlm-caption-evaluate", {"valid_images": len(pred)}, common.mlflow, paths.root
+    ) as tracker:
         tracker.log_metrics({k: v for k, v in out.items() if isinstance(v, float)})
     print(f"vlm-caption-evaluate: BLEU {out['bleu']:.2f} (baseline {out['baseline_bleu']:.2f}: {baseline_caption!r})")
     return out
 
 
 if __name__ == "__main__":
-    main(lambda: (lambda p, common: run(p, config.Paths(), common.mlflow))(*config.load()))
+    main(lambda: run(*config.load(), config.Paths()))

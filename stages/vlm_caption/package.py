@@ -20,7 +20,7 @@ def examples(p: config.VlmCaptionParams, paths: config.Paths) -> list[dict]:
     return [{"image": images[r["key"]], "references": refs[r["key"]], "output": r["output"]} for r in pred]
 
 
-def run(p: config.VlmCaptionParams, paths: config.Paths) -> str:
+def run(p: config.VlmCaptionParams, common: config.CommonParams, paths: config.Paths) -> str:
     metrics, train = read_json(paths.metrics), read_json(paths.train_metrics)
     shown = examples(p, paths)
     image_grid(
@@ -115,4 +115,4 @@ def _wrap(text: str, width: int = 28) -> str:
 
 
 if __name__ == "__main__":
-    main(lambda: run(config.load()[0], config.Paths()))
+    main(lambda: run(*config.load(), config.Paths()))

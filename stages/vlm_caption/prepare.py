@@ -26,7 +26,7 @@ SPLITS = ("train", "valid", "test")
 
 def make_processor(p: config.VlmCaptionParams, train_captions: list[str]) -> Any:
     if p.model.name == config.TINY:
-        return tiny_model.build_processor(train_captions + [p.p.prepare.instruction], tiny_model.tiny_config(p.model))
+        return tiny_model.build_processor(train_captions + [p.prepare.instruction], tiny_model.tiny_config(p.model))
     from transformers import AutoProcessor
 
     try:
@@ -52,7 +52,7 @@ def resize(image_data: bytes, side: int, where: str) -> bytes:
     return buf.getvalue()
 
 
-def run(p: config.VlmCaptionParams, paths: config.Paths) -> Path:
+def run(p: config.VlmCaptionParams, common: config.CommonParams, paths: config.Paths) -> Path:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -61,7 +61,7 @@ def run(p: config.VlmCaptionParams, paths: config.Paths) -> Path:
         raw["train"] = raw["train"][: p.prepare.max_train_rows]
     processor = make_processor(p, [r["caption"] for r in raw["train"]])
     side = tile_size(processor)
-    prompt = processor.apply_chat_template(data.messages(p.p.prepare.instruction), add_generation_prompt=True)
+    prompt = processor.apply_chat_template(data.messages(p.prepare.instruction), add_generation_prompt=True)
     cache: dict[str, bytes] = {}  # Flickr rows repeat each image five times
     with atomic_path(paths.prepared) as out:
         out.mkdir()
@@ -75,10 +75,10 @@ def run(p: config.VlmCaptionParams, paths: config.Paths) -> Path:
                 row = {"image": cache[key], "key": key, "prompt": prompt}
                 if split == "test":
                     row["idx"] = r["idx"]
-                    row["messages"] = json.dumps(data.messages(p.p.prepare.instruction))
+                    row["messages"] = json.dumps(data.messages(p.prepare.instruction))
                 else:
                     row["caption"] = r["caption"]
-                    row["messages"] = json.dumps(data.messages(p.p.prepare.instruction, r["caption"]))
+                    row["messages"] = json.dumps(data.messages(p.prepare.instruction, r["caption"]))
                     row["text"] = prompt + r["caption"] + tiny_model.EOT
                 rows.append(row)
             pq.write_table(pa.Table.from_pylist(rows), out / f"{split}.parquet")
@@ -88,4 +88,4 @@ def run(p: config.VlmCaptionParams, paths: config.Paths) -> Path:
 
 
 if __name__ == "__main__":
-    main(lambda: run(config.load()[0], config.Paths()))
+    main(lambda: run(*config.load(), config.Paths()))
