@@ -311,3 +311,24 @@ def test_upper_case_sha256_is_accepted_and_an_interrupted_downloads_leftovers_ar
     assert (tmp_path / "data/pokemon/raw/pixel_color.txt").read_bytes() == (
         src(tmp_path) / "pixel_color.txt"
     ).read_bytes()
+
+
+def test_ctrl_c_is_one_line_and_exit_130(tmp_path) -> None:
+    """A user's Ctrl-C (SIGINT) during a stage: one `error:` line, status 130, no traceback."""
+    import signal
+
+    (tmp_path / "params.yaml").write_text("common: {mlflow: false}\n")
+    script = (
+        "from stages.common.cli import main\nimport time\nmain(lambda: (print('ready', flush=True), time.sleep(60)))"
+    )
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.Popen(
+        [sys.executable, "-c", script], cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    assert proc.stdout.readline().strip() == "ready"
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 130 and "Traceback" not in err
+    assert [line for line in err.splitlines() if line.strip()] == [
+        "error: interrupted; outputs left as they were (a trainer resumes from its last checkpoint)"
+    ]

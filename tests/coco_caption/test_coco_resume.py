@@ -8,6 +8,7 @@ import pytest
 import torch
 import yaml
 from resume_helpers import Interrupted, interrupt_after, kill_after_first_checkpoint, run_stage, same_tensors
+from tiny import COMMON
 
 from stages.coco_caption import config, download, evaluate, predict, prepare, train
 from stages.common.params import CommonParams
@@ -37,8 +38,8 @@ def test_interrupted_run_resumes_to_the_same_weights(tmp_path, monkeypatch) -> N
     p, common = tiny(), CommonParams(device="cpu", threads=1, mlflow=False)
     whole, broken = config.Paths(tmp_path / "whole"), config.Paths(tmp_path / "broken")
     for paths in (whole, broken):
-        download.run(p, paths)
-        prepare.run(p, paths)
+        download.run(p, COMMON, paths)
+        prepare.run(p, COMMON, paths)
     train.run(p, common, whole, NAME)
     with monkeypatch.context() as m:
         interrupt_after(m, epoch=2)
@@ -57,8 +58,8 @@ def test_bleu_reaches_mlflow(tmp_path, monkeypatch) -> None:
     p.configs = {NAME: p.configs[NAME]}
     p.train.epochs = 1
     paths = config.Paths(tmp_path)
-    download.run(p, paths)
-    prepare.run(p, paths)
+    download.run(p, COMMON, paths)
+    prepare.run(p, COMMON, paths)
     train.run(p, common, paths, NAME)
     predict.run(p, common, paths, NAME)
     scores = evaluate.run(p, common, paths)[NAME]
@@ -78,8 +79,8 @@ def test_bad_epochs_after_a_good_run_keep_its_model_and_metrics(tmp_path) -> Non
     p, common = tiny(), CommonParams(device="cpu", threads=1, mlflow=False)
     paths = config.Paths(tmp_path)
     (tmp_path / "params.yaml").write_text(yaml.safe_dump({"coco-caption": TINY, "common": {"mlflow": False}}))
-    download.run(p, paths)
-    prepare.run(p, paths)
+    download.run(p, COMMON, paths)
+    prepare.run(p, COMMON, paths)
     train.run(p, common, paths, NAME)
     before = paths.model(NAME).read_bytes(), paths.train_metrics(NAME).read_text()
     bad = {**TINY, "train": {"epochs": -1, "batch_size": 32}}
@@ -94,8 +95,8 @@ def test_sigkill_then_rerun_finishes_with_the_same_weights(tmp_path) -> None:
     p = tiny()
     p.prepare.train_captions, p.train.epochs = 512, 6
     whole = config.Paths(tmp_path / "whole")
-    download.run(p, whole)
-    prepare.run(p, whole)
+    download.run(p, COMMON, whole)
+    prepare.run(p, COMMON, whole)
     train.run(p, CommonParams(device="cpu", threads=1, mlflow=False), whole, NAME)
 
     repo = tmp_path / "repo"
@@ -105,8 +106,8 @@ def test_sigkill_then_rerun_finishes_with_the_same_weights(tmp_path) -> None:
         yaml.safe_dump({"common": {"device": "cpu", "mlflow": False}, "coco-caption": section})
     )
     paths = config.Paths(repo)
-    download.run(p, paths)  # the same params as params.yaml; only training runs as a process
-    prepare.run(p, paths)
+    download.run(p, COMMON, paths)  # the same params as params.yaml; only training runs as a process
+    prepare.run(p, COMMON, paths)
     cmd = [sys.executable, "-m", "stages.coco_caption.train", NAME]
     assert kill_after_first_checkpoint(cmd, repo, paths.checkpoints) == -9, "the run ended before it could be killed"
     assert not paths.model(NAME).exists()

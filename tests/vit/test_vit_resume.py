@@ -8,6 +8,7 @@ import pytest
 import torch
 import yaml
 from resume_helpers import Interrupted, interrupt_after, kill_after_first_checkpoint, run_stage, same_tensors
+from tiny import COMMON
 
 from stages.common.params import CommonParams
 from stages.vit import config, download, evaluate, prepare, train
@@ -31,8 +32,8 @@ def test_interrupted_run_resumes_to_the_same_weights_in_one_mlflow_run(tmp_path,
     p, quiet = tiny(), CommonParams(device="cpu", threads=1, mlflow=False)
     whole, broken = config.Paths(tmp_path / "whole"), config.Paths(tmp_path / "broken")
     for paths in (whole, broken):
-        download.run(p, paths)
-        prepare.run(p, paths)
+        download.run(p, COMMON, paths)
+        prepare.run(p, COMMON, paths)
     train.run(p, quiet, whole)
 
     tracked = CommonParams(device="cpu", threads=1, mlflow=True)
@@ -63,8 +64,8 @@ def test_interrupted_run_resumes_to_the_same_weights_in_one_mlflow_run(tmp_path,
 def test_a_failing_run_keeps_the_previous_model(tmp_path) -> None:
     p, common = tiny(), CommonParams(device="cpu", threads=1, mlflow=False)
     paths = config.Paths(tmp_path)
-    download.run(p, paths)
-    prepare.run(p, paths)
+    download.run(p, COMMON, paths)
+    prepare.run(p, COMMON, paths)
     p.train.epochs = 1
     train.run(p, common, paths)
     before = paths.model.read_bytes(), paths.train_metrics.read_text()
@@ -78,8 +79,8 @@ def test_sigkill_then_rerun_finishes_with_the_same_weights(tmp_path) -> None:
     p = tiny()
     p.data.sample_train, p.train.epochs = 30, 6
     whole = config.Paths(tmp_path / "whole")
-    download.run(p, whole)
-    prepare.run(p, whole)
+    download.run(p, COMMON, whole)
+    prepare.run(p, COMMON, whole)
     train.run(p, CommonParams(device="cpu", threads=1, mlflow=False), whole)
 
     repo = tmp_path / "repo"
@@ -95,8 +96,8 @@ def test_sigkill_then_rerun_finishes_with_the_same_weights(tmp_path) -> None:
     }
     (repo / "params.yaml").write_text(yaml.safe_dump(params))
     paths = config.Paths(repo)
-    download.run(p, paths)  # the same params as params.yaml; only training runs as a process
-    prepare.run(p, paths)
+    download.run(p, COMMON, paths)  # the same params as params.yaml; only training runs as a process
+    prepare.run(p, COMMON, paths)
     code = kill_after_first_checkpoint([sys.executable, "-m", "stages.vit.train"], repo, paths.checkpoints)
     assert code == -9, "the run ended before it could be killed"
     assert not paths.model.exists()
