@@ -150,6 +150,8 @@ CASES = [
     Case("pokemon-dropout-2", "stages.pokemon.download", task_params(P, {"model": {"dropout": 2.0}}), "'pokemon.model.dropout' is 2.0"),
     Case("pokemon-heads", "stages.pokemon.download", task_params(P, {"model": {"d_model": 30, "n_head": 4}}), "'pokemon.model.n_head' (4)"),
     Case("pokemon-sha-not-hex", "stages.pokemon.download", task_params(P, {"data": {"sha256": "abc"}}), "'pokemon.data.sha256'"),
+    Case("pokemon-rotary-odd", "stages.pokemon.download", task_params(P, {"model": {"arch": "mistral", "d_model": 18, "n_head": 2}}),
+         "must be even for arch mistral"),
     Case("pokemon-threads", "stages.pokemon.download", task_params(P, {}, {"threads": -4}), "'common.threads' is -4"),
     Case("pokemon-unknown-key", "stages.pokemon.download", task_params(P, {"modle": {}}), "unknown parameter 'pokemon.modle'"),
     Case("pokemon-source-kind", "stages.pokemon.download", task_params(P, {"data": {"source": "ftp:x"}}), "'pokemon.data.source'"),
@@ -171,11 +173,14 @@ CASES = [
     # --- mygo: params, CSV lists
     Case("mygo-batch-0", "stages.mygo.download", task_params(M, {"train": {"batch_size": 0}}), "'mygo.train.batch_size' is 0"),
     Case("mygo-model-dropout", "stages.mygo.download", task_params(M, {"models": {"cnn": {"dropout": 1.5}}}), "'mygo.models.cnn.dropout' is 1.5"),
+    Case("mygo-cnn-too-deep", "stages.mygo.download", task_params(M, {"models": {"cnn": {"depth": 9}}}), "'mygo.models.cnn.depth' is 9"),
     Case("mygo-csv-non-utf8", "stages.mygo.download", {}, lambda f: f"{src(f) / 'train.csv'}:2: not UTF-8", make=mygo_csv),
     # --- coco-caption: params, the course's HDF5 layout
     Case("coco-epochs-neg", "stages.coco_caption.download", task_params(C, {"train": {"epochs": -1}}), "'coco-caption.train.epochs' is -1"),
     Case("coco-heads", "stages.coco_caption.download", task_params(C, {"configs": {"x": {"num_heads": 3, "num_layers": 1, "lr": 1e-3}}}),
          "'coco-caption.configs.x.num_heads' (3)"),
+    Case("coco-evaluate-before-prepare", "stages.coco_caption.evaluate", task_params(C, {}),
+         "data/coco-caption/prepared/data.npz: file not found; run coco-caption-prepare first"),
     Case("coco-captions-Nx0", "stages.coco_caption.download", {}, lambda f: f"{src(f) / 'coco2014_captions.h5'}: 'train_captions'",
          make=lambda f: coco_layout(f, "train_captions", lambda a: a[:, :0])),
     Case("coco-float-idxs", "stages.coco_caption.download", {}, lambda f: f"{src(f) / 'coco2014_captions.h5'}: 'train_image_idxs' must be integers",
@@ -183,6 +188,8 @@ CASES = [
     # --- vit: params, image folders
     Case("vit-epochs-neg", "stages.vit.download", task_params(V, {"train": {"epochs": -2}}), "'vit.train.epochs' is -2"),
     Case("vit-patch", "stages.vit.download", task_params(V, {"model": {"patch_size": 5}}), "'vit.model.patch_size' (5) must divide 32"),
+    Case("vit-warmup-epochs", "stages.vit.download", task_params(V, {"train": {"epochs": 2, "warmup_epochs": 5}}),
+         "'vit.train.warmup_epochs' (5) exceeds"),
     Case("vit-bad-image", "stages.vit.download", {}, lambda f: f"{src(f) / 'train' / 'dog' / '1.png'}: unreadable image", make=vit_images),
     # --- ddpm: params, image folders
     Case("ddpm-image-size-0", "stages.ddpm.download", task_params(D, {"prepare": {"image_size": 0}}), "'ddpm.prepare.image_size' is 0"),
@@ -304,3 +311,24 @@ def test_upper_case_sha256_is_accepted_and_an_interrupted_downloads_leftovers_ar
     assert (tmp_path / "data/pokemon/raw/pixel_color.txt").read_bytes() == (
         src(tmp_path) / "pixel_color.txt"
     ).read_bytes()
+
+
+def test_ctrl_c_is_one_line_and_exit_130(tmp_path) -> None:
+    """A user's Ctrl-C (SIGINT) during a stage: one `error:` line, status 130, no traceback."""
+    import signal
+
+    (tmp_path / "params.yaml").write_text("common: {mlflow: false}\n")
+    script = (
+        "from stages.common.cli import main\nimport time\nmain(lambda: (print('ready', flush=True), time.sleep(60)))"
+    )
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.Popen(
+        [sys.executable, "-c", script], cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    assert proc.stdout.readline().strip() == "ready"
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 130 and "Traceback" not in err
+    assert [line for line in err.splitlines() if line.strip()] == [
+        "error: interrupted; outputs left as they were (a trainer resumes from its last checkpoint)"
+    ]

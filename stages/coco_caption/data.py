@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from stages.common.io import DataError, read_text
+from stages.common.io import DataError, read_text, require_file
 
 SPECIAL = ["<NULL>", "<START>", "<END>", "<UNK>"]
 NULL, START, END, UNK = range(4)
@@ -303,6 +303,6 @@ def convert_flickr(src: Path, dest: Path, size: int, min_count: int, feature_dim
 
 
 def load_prepared(folder: Path) -> tuple[dict[str, np.ndarray], dict]:
-    with np.load(folder / "data.npz") as z:
+    with np.load(require_file(folder / "data.npz", "coco-caption-prepare")) as z:
         arrays = {k: z[k] for k in z.files}
-    return arrays, json.loads((folder / "meta.json").read_text(encoding="utf-8"))
+    return arrays, json.loads(read_text(require_file(folder / "meta.json", "coco-caption-prepare")))

@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 from stages.coco_caption.data import END, NULL, START
-from stages.common.io import atomic_path
+from stages.common.io import atomic_path, require_file
 from stages.common.transformer import DecoderBlock, LearnedPositionalEncoding
 
 
@@ -93,7 +93,7 @@ class CaptioningTransformer(nn.Module):
             logp = self(feature.expand(len(beams), -1), seqs)[:, -1].log_softmax(-1)
             cand = []
             for (seq, score), row in zip(beams, logp, strict=True):
-                top = row.topk(beam_size)
+                top = row.topk(min(beam_size, row.numel()))  # a beam wider than the vocabulary: all of it
                 cand += [(seq + [int(i)], score + float(v)) for v, i in zip(top.values, top.indices, strict=True)]
             cand.sort(key=lambda c: -c[1])
             beams = []
@@ -117,7 +117,7 @@ def save_model(model: CaptioningTransformer, path: str | Path) -> None:
 
 
 def load_model(path: str | Path, device: torch.device | str = "cpu") -> CaptioningTransformer:
-    saved = torch.load(path, map_location=device, weights_only=False)
+    saved = torch.load(require_file(path, "coco-caption-train"), map_location=device, weights_only=False)
     model = CaptioningTransformer(**saved["hparams"])
     model.load_state_dict(saved["state"])
     return model.to(device).eval()

@@ -31,6 +31,10 @@ def main(run: Callable[[], object]) -> None:
     except (DataError, ParamsError) as err:
         print(f"error: {err}", file=sys.stderr)
         sys.exit(1)
+    except KeyboardInterrupt:  # the user's Ctrl-C, not a bug: one line, and what it cost (nothing written)
+        print("\nerror: interrupted; outputs left as they were (a trainer resumes from its last checkpoint)",
+              file=sys.stderr)  # fmt: skip
+        sys.exit(130)
 
 
 def write_record(folder: Path, keys: set[str]) -> None:

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from stages.common.io import DataError, atomic_path, read_json, write_json
+from stages.common.io import DataError, atomic_path, read_json, require_file, write_json
 from stages.common.params import ParamsError
 
 PYTORCH_FID_FILE = "pt_inception-2015-12-05-6726825d.pth"
@@ -150,7 +150,8 @@ def save_reference(
 
 def load_reference(folder: Path, extractor_name: str, stage: str) -> tuple[np.ndarray, dict]:
     """Features and info saved by `save_reference`; an error when they came from another extractor."""
-    features, info = np.load(folder / "features.npy").astype(np.float64), read_json(folder / "info.json")
+    features = np.load(require_file(folder / "features.npy", stage)).astype(np.float64)
+    info = read_json(folder / "info.json")
     if extractor_name != info["extractor"]:
         raise DataError(f"{folder}: made with {info['extractor']}, but {extractor_name} is in use; re-run {stage}")
     return features, info

@@ -89,6 +89,14 @@ def write_json(path: str | Path, data: Any) -> None:
     write_text(path, json.dumps(data, indent=2, sort_keys=True) + "\n")
 
 
+def require_file(path: str | Path, made_by: str = "") -> Path:
+    """`path` if it is a file; else a DataError naming it (and the stage that writes it, when given)."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{path}: file not found" + (f"; run {made_by} first" if made_by else ""))
+    return path
+
+
 def read_text(path: str | Path, encoding: str = "utf-8", name: str | Path | None = None) -> str:
     """The text of a user's file; a missing file or bytes that are not `encoding` are a DataError naming
     `name` (default: `path`; pass the user's own path when `path` is a copy) and the line."""

@@ -18,7 +18,7 @@ import torch
 from stages.common import checkpoint
 from stages.common.cli import main
 from stages.common.diffusion import EMA, Schedule, UNet
-from stages.common.io import atomic_path, write_csv, write_json
+from stages.common.io import DataError, atomic_path, write_csv, write_json
 from stages.common.params import to_dict
 from stages.common.plots import line_plot
 from stages.common.runtime import setup
@@ -35,7 +35,10 @@ def run(p: config.DdpmParams, common: config.CommonParams, paths: config.Paths) 
     data = torch.from_numpy(load_prepared(paths.prepared))
     cfg = config.unet_config(p)
     if data.shape[-1] != cfg.image_size:
-        raise ValueError(f"prepared images are {data.shape[-1]} px, the model expects {cfg.image_size}")
+        raise DataError(
+            f"{paths.prepared}: images are {data.shape[-1]} px but ddpm.prepare.image_size is {cfg.image_size}; "
+            "run ddpm-prepare again"
+        )
     model = UNet(cfg).to(device)
     schedule = Schedule(p.diffusion.schedule, p.diffusion.timesteps)
     optimizer = torch.optim.AdamW(model.parameters(), lr=t.lr, weight_decay=t.weight_decay)

@@ -116,7 +116,13 @@ class MygoParams:
         if missing or not self.ensemble:
             raise ParamsError(f"mygo.ensemble must name entries of mygo.models; not found: {missing or '(empty list)'}")
         for name in self.models:
-            check_ranges(self.model(name), f"{TASK}.models.{name}", MODEL_RANGES)
+            m = self.model(name)
+            check_ranges(m, f"{TASK}.models.{name}", MODEL_RANGES)
+            if m.arch == "cnn" and 2**m.depth > self.prepare.image_size:
+                raise ParamsError(
+                    f"parameter '{TASK}.models.{name}.depth' is {m.depth}: {m.depth} halvings need images of at "
+                    f"least {2**m.depth} px, but '{TASK}.prepare.image_size' is {self.prepare.image_size}"
+                )
         check_ranges(self, TASK, RANGES)
         check_sha256(self.data.sha256, f"{TASK}.data.sha256")
         return self

@@ -143,6 +143,9 @@ def validate(p: PokemonParams) -> PokemonParams:
     m = p.model
     require(m.d_model % m.n_head == 0, f"parameter '{TASK}.model.d_model' ({m.d_model}) must be divisible by "
             f"'{TASK}.model.n_head' ({m.n_head})")  # fmt: skip
+    rotary = m.arch in ("llama", "mistral", "qwen2")
+    require(not rotary or (m.d_model // m.n_head) % 2 == 0, f"parameter '{TASK}.model.d_model' ({m.d_model}) "
+            f"/ '{TASK}.model.n_head' ({m.n_head}) must be even for arch {m.arch} (rotary position embeddings)")  # fmt: skip
     require(p.evaluate.fid_reference_images != 1, f"parameter '{TASK}.evaluate.fid_reference_images' is 1; "
             "FID needs at least 2 images (0 = all)")  # fmt: skip
     return p

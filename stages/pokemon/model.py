@@ -64,6 +64,9 @@ def build_model(m: ModelParams, vocab_size: int) -> torch.nn.Module:
 def load_model(path: str | Path, device: torch.device | str = "cpu") -> torch.nn.Module:
     from transformers import AutoModelForCausalLM
 
+    from stages.common.io import require_file
+
+    require_file(Path(path) / "config.json", "pokemon-train")  # else transformers takes the path for a Hub id
     return AutoModelForCausalLM.from_pretrained(path, attn_implementation="sdpa").to(device).eval()
 
 

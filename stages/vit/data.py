@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from stages.common.io import DataError
+from stages.common.io import DataError, read_text, require_file
 
 CIFAR_CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
 SAMPLE_CLASSES = ["hstripes", "vstripes", "diagonal", "checker", "disk", "ring", "square", "cross", "blobs", "gradient"]
@@ -180,6 +180,6 @@ def read_classes(folder: Path) -> list[str]:
 
 
 def load_prepared(folder: Path) -> tuple[dict, dict]:
-    meta = json.loads((folder / "meta.json").read_text(encoding="utf-8"))
+    meta = json.loads(read_text(require_file(folder / "meta.json", "vit-prepare")))
     splits = {s: read_split(folder, s, len(meta["classes"])) for s in ("train", "test")}
     return splits, meta

@@ -8,7 +8,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from stages.common.io import atomic_path
+from stages.common.io import atomic_path, require_file
 from stages.common.transformer import Encoder, LearnedPositionalEncoding
 
 
@@ -57,7 +57,7 @@ def save_model(model: ViT, path: str | Path, mean: list[float], std: list[float]
 
 
 def load_model(path: str | Path, device: torch.device | str = "cpu") -> tuple[ViT, dict]:
-    saved = torch.load(path, map_location=device, weights_only=False)
+    saved = torch.load(require_file(path, "vit-train"), map_location=device, weights_only=False)
     model = ViT(**saved["hparams"])
     model.load_state_dict(saved["state"])
     return model.to(device).eval(), saved

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
-from stages.common.io import DataError, read_text
+from stages.common.io import DataError, read_text, require_file
 
 FILES = {
     "train": "train_data.parquet",
@@ -314,7 +314,7 @@ def from_hub(name: str) -> dict[str, list[dict]]:
 def load_split(prepared: Path, split: str) -> list[dict]:
     import pyarrow.parquet as pq
 
-    return pq.read_table(prepared / f"{split}.parquet").to_pylist()
+    return pq.read_table(require_file(prepared / f"{split}.parquet", "vlm-caption-prepare")).to_pylist()
 
 
 def messages(instruction: str, caption: str | None = None) -> list[dict]:

@@ -108,6 +108,9 @@ def load_for_inference(
     model_dir: Path, base: str | Path, backend: str, device: Any, load_in_4bit: bool = True
 ) -> tuple[Any, Any]:
     """The base model with the trained adapter (models/vlm-caption/adapter), in eval mode, and the saved processor."""
+    from stages.common.io import require_file
+
+    require_file(model_dir / "adapter" / "adapter_config.json", "vlm-caption-train")
     if backend == "unsloth":
         # unsloth must be imported before peft (it patches it); importlib keeps the import sorter from moving it
         FastVisionModel = importlib.import_module("unsloth").FastVisionModel  # noqa: N806
