@@ -22,7 +22,7 @@ def tiny_pokemon(tmp_path):
     p = config.PokemonParams()
     p.model = config.ModelParams(d_model=16, n_layer=1, n_head=2)
     p.train = dataclasses.replace(p.train, epochs=2, batch_size=64, lr=3e-3, warmup_steps=2)
-    p.classifier = dataclasses.replace(p.classifier, epochs=1, width=8)
+    p.classifier = dataclasses.replace(p.classifier, epochs=1, width=8, members=2)
     p.evaluate = dataclasses.replace(p.evaluate, fid_reference_images=4, fid_extractor="fid-helper")
     common = config.CommonParams(device="cpu", mlflow=False)
     return p, common, config.Paths(tmp_path)

@@ -6,7 +6,7 @@ import dataclasses
 from pathlib import Path
 from typing import Literal
 
-from stages.common.params import CommonParams, load_params
+from stages.common.params import CommonParams, ParamsError, load_params
 from stages.common.paths import TaskPaths
 
 TASK = "pokemon"
@@ -48,7 +48,8 @@ class ClassifierParams:
     batch_size: int = 64
     lr: float = 2e-3
     width: int = 32
-    threshold: float = 0.5  # P(pokemon) above which an image counts as detected
+    threshold: float = 0.5  # mean P(pokemon) of the members above which an image counts as detected
+    members: int = 3  # networks trained with different seeds; PDR thresholds their mean probability
 
 
 @dataclasses.dataclass
@@ -109,4 +110,15 @@ class Paths(TaskPaths):
 
 
 def load(path: str | Path = "params.yaml") -> tuple[PokemonParams, CommonParams]:
-    return load_params(TASK, PokemonParams, path), load_params("common", CommonParams, path)
+    p = load_params(TASK, PokemonParams, path)
+    check(p)
+    return p, load_params("common", CommonParams, path)
+
+
+def check(p: PokemonParams) -> PokemonParams:
+    c = p.classifier
+    if not 1 <= c.members <= 16:
+        raise ParamsError(f"'{TASK}.classifier.members' must be in 1..16, got {c.members}")
+    if not 0.0 < c.threshold < 1.0:
+        raise ParamsError(f"'{TASK}.classifier.threshold' must be in (0, 1), got {c.threshold}")
+    return p
