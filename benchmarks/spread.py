@@ -44,7 +44,12 @@ class Task:
 # The headline metrics of every task (one table; the README's result tables state their spread).
 TASKS: dict[str, Task] = {
     "pokemon": Task(
-        ("pokemon.seed",), {"FID": ("metrics/pokemon.json", "fid"), "PDR": ("metrics/pokemon.json", "pdr")}
+        ("pokemon.seed",),
+        {
+            "FID": ("metrics/pokemon.json", "fid"),
+            "PDR": ("metrics/pokemon.json", "pdr"),
+            "PDR mean probability": ("metrics/pokemon.json", "pdr_mean_probability"),
+        },
     ),
     "news": Task(("news.seed",), {"dev accuracy": ("metrics/news.json", "val_accuracy")}),
     # mygo's members each have a seed: member m gets its committed seed + 100 × the run's seed

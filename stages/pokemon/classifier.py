@@ -138,14 +138,16 @@ def dev_negatives(dev: np.ndarray, n_colors: int) -> dict[str, np.ndarray]:
 
 
 class Ensemble(nn.Module):
-    """Members' mean P(pokemon), returned as a logit (so `sigmoid(ensemble(x))` is the mean probability)."""
+    """Members' mean P(pokemon) over the image and its mirror image, returned as a logit (so
+    `sigmoid(ensemble(x))` is the mean probability)."""
 
     def __init__(self, members: list[SpriteClassifier]) -> None:
         super().__init__()
         self.members = nn.ModuleList(members)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        prob = torch.stack([torch.sigmoid(m(images)) for m in self.members]).mean(0)
+        views = (images, images.flip(3))  # the sprite and its mirror image (members are trained on both)
+        prob = torch.stack([torch.sigmoid(m(v)) for m in self.members for v in views]).mean(0)
         return torch.logit(prob, eps=1e-6)
 
 
@@ -258,11 +260,15 @@ def load(path: str | Path, device: torch.device | str = "cpu") -> tuple[Ensemble
 
 
 @torch.inference_mode()
+def probabilities(model: nn.Module, images: np.ndarray, palette: np.ndarray) -> np.ndarray:
+    """P(pokemon) of each image (n, 400)."""
+    device = next(model.parameters()).device
+    return torch.sigmoid(model(to_tensor(render(images, palette)).to(device))).cpu().numpy()
+
+
 def detection_rate(model: nn.Module, threshold: float, images: np.ndarray, palette: np.ndarray) -> float:
     """PDR: the share of images (n, 400) the classifier takes for a Pokémon."""
-    device = next(model.parameters()).device
-    prob = torch.sigmoid(model(to_tensor(render(images, palette)).to(device)))
-    return float((prob > threshold).float().mean())
+    return float((probabilities(model, images, palette) > threshold).mean())
 
 
 if __name__ == "__main__":

@@ -47,9 +47,9 @@ class ClassifierParams:
     epochs: int = 6
     batch_size: int = 64
     lr: float = 2e-3
-    width: int = 32
+    width: int = 16
     threshold: float = 0.5  # mean P(pokemon) of the members above which an image counts as detected
-    members: int = 3  # networks trained with different seeds; PDR thresholds their mean probability
+    members: int = 8  # networks trained with different seeds; PDR thresholds their mean probability
 
 
 @dataclasses.dataclass

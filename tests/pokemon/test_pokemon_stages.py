@@ -348,7 +348,7 @@ def test_ensemble_thresholds_the_mean_probability_of_its_members():
     members = [classifier.SpriteClassifier(4).eval() for _ in range(3)]
     x = torch.rand(5, 3, 20, 20)
     with torch.inference_mode():
-        mean = torch.stack([torch.sigmoid(m(x)) for m in members]).mean(0)
+        mean = torch.stack([torch.sigmoid(m(v)) for m in members for v in (x, x.flip(3))]).mean(0)
         assert torch.allclose(torch.sigmoid(classifier.Ensemble(members)(x)), mean, atol=1e-5)
 
 
