@@ -49,10 +49,10 @@ def run(p: config.MygoParams, common: config.CommonParams, paths: config.Paths) 
 def import_folder(folder: Path, d: config.DataParams, out: Path, copy: bool = True) -> dict[str, int]:
     """Validate the splits under `folder` and (with `copy`) write them to `out` in the normalised layout."""
     train = labelled_split(folder, d.train_dir, d.train_csv, d, "train")
-    classes = list(d.classes) or sorted({label for _, label in train}, key=natural_key)
+    classes = list(d.classes) or sorted({label for _, label, _ in train}, key=natural_key)
     valid = labelled_split(folder, d.valid_dir, d.valid_csv, d, "valid")
-    for split, items in (("train", train), ("valid", valid)):
-        check_labels(items, classes, split, folder)
+    train, valid = name_labels(train, classes, "train"), name_labels(valid, classes, "valid")
+    check_labels(train, classes, "train", folder)
     test = test_images(folder, d.test_dir)
     for file, _ in train + valid:
         check_image(file)
@@ -75,8 +75,10 @@ def import_folder(folder: Path, d: config.DataParams, out: Path, copy: bool = Tr
     return {"classes": len(classes), "train": len(train), "valid": len(valid), "test": len(test)}
 
 
-def labelled_split(folder: Path, sub: str, csv_name: str, d: config.DataParams, split: str) -> list[tuple[Path, str]]:
-    """(image, label) pairs from a CSV list or from <sub>/<class>/ folders, in a fixed order."""
+def labelled_split(
+    folder: Path, sub: str, csv_name: str, d: config.DataParams, split: str
+) -> list[tuple[Path, str, str]]:
+    """(image, label, where the label was read) from a CSV list or from <sub>/<class>/ folders, in a fixed order."""
     if csv_name:
         return read_csv_list(_resolve(folder, csv_name), d.file_column, d.label_column)
     root = _resolve(folder, sub)
@@ -92,11 +94,11 @@ def labelled_split(folder: Path, sub: str, csv_name: str, d: config.DataParams, 
         images = list_images(class_dir)
         if not images:
             raise DataError(f"{class_dir}: class folder '{class_dir.name}' has no images")
-        items += [(image, class_dir.name) for image in images]
+        items += [(image, class_dir.name, str(class_dir)) for image in images]
     return items
 
 
-def read_csv_list(path: Path, file_column: str, label_column: str) -> list[tuple[Path, str]]:
+def read_csv_list(path: Path, file_column: str, label_column: str) -> list[tuple[Path, str, str]]:
     if not path.is_file():
         raise DataError(f"{path}: CSV list not found")
     with io.StringIO(read_text(path, "utf-8-sig"), newline="") as f:
@@ -114,17 +116,49 @@ def read_csv_list(path: Path, file_column: str, label_column: str) -> list[tuple
                 raise DataError(f"{path} line {line}: image '{row[file_column]}' not found")
             if not label:
                 raise DataError(f"{path} line {line}: empty label")
-            items.append((file, label))
+            items.append((file, label, f"{path} line {line}"))
     if not items:
         raise DataError(f"{path}: no rows")
     return items
 
 
+def _key(name: str) -> str:
+    return " ".join(name.lower().replace("-", " ").split())
+
+
+def class_of(label: str, classes: list[str]) -> str | None:
+    """The class a label names: the class itself; else the one class equal to it ignoring case, spaces and
+    '-'; else, for class names of the form `<index>_<name>` (the sample's `0_tomori`), the one class whose
+    index or name part the label is. None when no class, or more than one, matches."""
+    if label in classes:
+        return label
+    key = _key(label)
+    for match in (
+        lambda c: _key(c) == key,
+        lambda c: "_" in c and key in (_key(c.split("_", 1)[0]), _key(c.split("_", 1)[1])),
+    ):
+        hits = [c for c in classes if match(c)]
+        if hits:
+            return hits[0] if len(hits) == 1 else None
+    return None
+
+
+def name_labels(items: list[tuple[Path, str, str]], classes: list[str], split: str) -> list[tuple[Path, str]]:
+    """(image, class) for each (image, label, where): labels from folder names and CSV lists meet through the
+    class NAMES (class_of); a label that names no class, or several, is a DataError naming where it was read."""
+    out = []
+    for file, label, where in items:
+        name = class_of(label, classes)
+        if name is None:
+            raise DataError(
+                f"{where}: unknown label '{label}' in {split} (classes: {', '.join(classes)}); "
+                "labels are matched by class name"
+            )
+        out.append((file, name))
+    return out
+
+
 def check_labels(items: list[tuple[Path, str]], classes: list[str], split: str, folder: Path) -> None:
-    known = set(classes)
-    for file, label in items:
-        if label not in known:
-            raise DataError(f"{file}: unknown label '{label}' in {split} (classes: {', '.join(classes)})")
     present = {label for _, label in items}
     empty = [c for c in classes if c not in present]
     if empty and split == "train":

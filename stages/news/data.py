@@ -187,20 +187,94 @@ def read_ag_csv(path: Path) -> tuple[list[Row], str]:
     return rows, form
 
 
+# The AG News release's class names, by class index (1..4 in the original form, 0..3 in the Hugging Face form).
+AG_CLASS_NAMES = ("World", "Sports", "Business", "Sci/Tech")
+AG_FIRST_LABEL = {"ag-original": 1, "ag-hf": 0}
+
+
+def ag_class_names(folder: Path) -> list[str]:
+    """The class names next to an AG News CSV (`classes.txt` or `class.txt`), else the release's own four."""
+    names_file = next((folder / n for n in ("classes.txt", "class.txt") if (folder / n).is_file()), None)
+    if names_file is None:
+        return list(AG_CLASS_NAMES)
+    names = [n.strip() for n in read_text(names_file).splitlines() if n.strip()]
+    if not names:
+        raise DataError(f"{names_file}: no class names")
+    return names
+
+
+def ag_label_names(path: Path, form: str) -> dict[str, str]:
+    """{label as written in the AG CSV `path`: class name}, from the names file next to it and the file's form."""
+    first = AG_FIRST_LABEL[form]
+    return {str(first + i): name for i, name in enumerate(ag_class_names(path.parent))}
+
+
+def name_key(name: str) -> str:
+    return " ".join(str(name).lower().split())
+
+
+def match_class_name(name: str, class_names: list[str]) -> int | None:
+    """Index of `name` in `class_names`, compared case- and space-insensitively; failing that, the one class
+    whose '/'-separated parts contain the other's (AG's `tech` is the release's `Sci/Tech`). None if no unique match."""
+    key = name_key(name)
+    keys = [name_key(c) for c in class_names]
+    if key in keys:
+        return keys.index(key)
+    parts = set(key.split("/"))
+    hits = [i for i, k in enumerate(keys) if key in k.split("/") or k in parts]
+    return hits[0] if len(hits) == 1 else None
+
+
+def map_labels_by_name(
+    rows: list[Row], label_names: dict[str, str], classes: list[str], class_names: list[str], path: Path
+) -> list[Row]:
+    """Rows with each label rewritten to the value it has in `classes`, matched through the class NAMES.
+
+    `label_names` maps the file's own label values to its class names. A label without a name, or a
+    name that is not one of `class_names`, is a DataError naming the file: labels of two forms are never
+    compared as raw values."""
+    to_class: dict[str, str] = {}
+    for label, name in label_names.items():
+        k = match_class_name(name, class_names)
+        if k is not None:
+            to_class[label] = classes[k]
+    out = []
+    for i, row in enumerate(rows, start=1):
+        if row.label is None:
+            out.append(row)
+            continue
+        if row.label not in label_names:
+            raise DataError(
+                f"{path}:{i}: label {row.label!r} has no class name (names known for this file: "
+                f"{', '.join(f'{k}={v}' for k, v in label_names.items())})"
+            )
+        if row.label not in to_class:
+            raise DataError(
+                f"{path}:{i}: class {label_names[row.label]!r} (label {row.label!r}) is not one of the model's "
+                f"classes [{', '.join(class_names)}]; labels are matched by class name"
+            )
+        out.append(dataclasses.replace(row, label=to_class[row.label]))
+    return out
+
+
 def load_ag(folder: Path) -> Dataset:
+    """train.csv plus dev.csv and/or test.csv; a dev/test file in the other AG form is mapped by class name."""
     train, form = read_ag_csv(folder / "train.csv")
-    dev = read_ag_csv(folder / "dev.csv")[0] if (folder / "dev.csv").is_file() else None
-    test = read_ag_csv(folder / "test.csv")[0] if (folder / "test.csv").is_file() else dev
+    names = ag_class_names(folder)
+    classes = [str(AG_FIRST_LABEL[form] + i) for i in range(len(names))]
+
+    def held_out(name: str) -> list[Row] | None:
+        path = folder / name
+        if not path.is_file():
+            return None
+        rows, file_form = read_ag_csv(path)
+        return map_labels_by_name(rows, ag_label_names(path, file_form), classes, names, path)
+
+    dev = held_out("dev.csv")
+    test = held_out("test.csv") or dev
     if test is None:
         raise DataError(f"{folder}: AG News needs test.csv or dev.csv next to train.csv")
-    names_file = next((folder / n for n in ("classes.txt", "class.txt") if (folder / n).is_file()), None)
-    first = 1 if form == "ag-original" else 0
-    data = Dataset(train=train, test=test, dev=dev, format=form)
-    if names_file is not None:
-        names = [n.strip() for n in read_text(names_file).splitlines() if n.strip()]
-        data.classes = [str(first + i) for i in range(len(names))]
-        data.class_names = names
-    return data
+    return Dataset(train=train, test=test, dev=dev, format=form, classes=classes, class_names=names)
 
 
 def load_folder(folder: Path, text_fields: list[str], label_field: str, id_field: str) -> Dataset:

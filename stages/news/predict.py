@@ -54,23 +54,31 @@ def run(p: config.NewsParams, common: config.CommonParams, paths: config.Paths) 
 def predict_file(src: Path, out: Path, p: config.NewsParams, common: config.CommonParams, paths: config.Paths) -> dict:
     """Label any file of texts with the trained model: AG News CSV (either form) or a course-style JSON test file.
 
-    Writes `out` (id, label, class name, confidence); when the file has labels, returns and prints the accuracy.
+    Writes `out` (id, label, class name); when the file has labels, returns and prints the accuracy. The file's
+    labels are compared with the predictions through the class NAMES (an AG CSV's labels are named by the
+    classes.txt / class.txt next to it, or AG's own four names), so either AG form scores a model trained on
+    the other; a label that maps to none of the model's classes is a DataError naming the file.
     """
-    from stages.news.data import read_ag_csv, read_records, rows_from_records
+    from stages.news.data import ag_label_names, map_labels_by_name, read_ag_csv, read_records, rows_from_records
 
     set_threads(thread_count(p.threads, common.threads))
     device = resolve_device(common.device)
     _, meta = load_prepared(paths.prepared)
-    tokenizer = Tokenizer.load(paths.prepared / "tokenizer.json")
-    model = load_model(paths.model, device)
+    classes, names = meta["classes"], meta["class_names"]
     if src.suffix == ".csv":
-        rows = read_ag_csv(src)[0]
+        rows, form = read_ag_csv(src)
+        label_names = ag_label_names(src, form)
     else:
         d = p.data
         rows = rows_from_records(read_records(src), src, d.text_fields, d.label_field, d.id_field, labelled=False)
+        # a JSON label is a class name, or a class value of the data the model was trained on
+        label_names = {c: n for c, n in zip(classes, names, strict=True)}
+        label_names.update({n: n for n in names})
+    rows = map_labels_by_name(rows, label_names, classes, names, src)
+    tokenizer = Tokenizer.load(paths.prepared / "tokenizer.json")
+    model = load_model(paths.model, device)
     ids, lengths = tokenizer.encode_batch([r.text for r in rows])
     pred = predict_logits(model, ids, lengths, device, p.predict.batch_size).argmax(1)
-    classes, names = meta["classes"], meta["class_names"]
     write_csv(
         out, [{"id": r.id, "label": classes[k], "class_name": names[k]} for r, k in zip(rows, pred, strict=False)]
     )

@@ -10,11 +10,24 @@ image, cycling through the ways a completion goes wrong:
   repeat     the real prefix, then its last row repeated
   blank      the real prefix, then background only
   shuffle    the sprite cut into 5×5 patches, shuffled
-It is checked on dev sprites against dev negatives (a fixed seed).
+and three that look like a weak language model's completions (the sprite's own
+colours, in roughly the right places):
+  speckle    the real remainder with 25–60% of its pixels set to colours of the sprite
+  smear      the remainder written pixel by pixel from the pixel above or to the left,
+             now and then a colour of the sprite (what a short-context model produces)
+  shift      the real remainder moved 3–6 pixels sideways
+PDR is a knife edge for one network: completions lie between positives and
+negatives, and whether one seed's network calls them 0.49 or 0.51 decided it
+(0.28 to 0.60 on the same completions). So the stage trains `classifier.members`
+networks (seeds p.seed·1000 + i, the same data order rule) and PDR thresholds their
+MEAN probability; the hard negatives put the decision boundary where completions
+are, so it is set by the data rather than by the seed. Precision and recall are
+measured on the real dev sprites against every kind of dev negative (fixed seed).
 """
 
 from __future__ import annotations
 
+import math
 import time
 from pathlib import Path
 
@@ -23,13 +36,13 @@ import torch
 from torch import nn
 
 from stages.common.cli import main
-from stages.common.io import atomic_path, write_json
+from stages.common.io import DataError, atomic_path, write_json
 from stages.common.runtime import setup
 from stages.common.tracking import tracked_run
 from stages.pokemon import config
 from stages.pokemon.data import PREFIX_LEN, SIDE, load_prepared, render
 
-NEGATIVE_KINDS = ("noise", "tail-noise", "splice", "repeat", "blank", "shuffle")
+NEGATIVE_KINDS = ("noise", "tail-noise", "splice", "repeat", "blank", "shuffle", "speckle", "smear", "shift")
 
 
 class SpriteClassifier(nn.Module):
@@ -61,24 +74,56 @@ def to_tensor(rgb: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(rgb).permute(0, 3, 1, 2).float().div(255)
 
 
-def make_negatives(images: np.ndarray, rng: np.random.Generator, n_colors: int) -> np.ndarray:
-    """One corrupted copy of each image (n, 400), the kind cycling through NEGATIVE_KINDS."""
+def make_negatives(
+    images: np.ndarray, rng: np.random.Generator, n_colors: int, kinds: tuple[str, ...] | None = None
+) -> np.ndarray:
+    """One corrupted copy of each image (n, 400): the kind cycling through NEGATIVE_KINDS (from a random start),
+    or, with `kinds`, image i gets kinds[i]."""
     out = images.copy()
     n = len(images)
     tail = slice(PREFIX_LEN, None)
+    n_tail = out.shape[1] - PREFIX_LEN
     for i in range(n):
-        kind = NEGATIVE_KINDS[(i + rng.integers(len(NEGATIVE_KINDS))) % len(NEGATIVE_KINDS)]
+        if kinds is None:
+            kind = NEGATIVE_KINDS[(i + rng.integers(len(NEGATIVE_KINDS))) % len(NEGATIVE_KINDS)]
+        else:
+            kind = kinds[i]
         if kind == "noise":
             out[i] = rng.integers(n_colors, size=out.shape[1])
         elif kind == "tail-noise":
-            out[i, tail] = rng.integers(n_colors, size=out.shape[1] - PREFIX_LEN)
+            out[i, tail] = rng.integers(n_colors, size=n_tail)
         elif kind == "splice":
             out[i, tail] = images[(i + 1 + rng.integers(n - 1)) % n, tail] if n > 1 else 0
         elif kind == "repeat":
             last_row = images[i, PREFIX_LEN - SIDE : PREFIX_LEN]
-            out[i, tail] = np.tile(last_row, (out.shape[1] - PREFIX_LEN) // SIDE)
+            out[i, tail] = np.tile(last_row, n_tail // SIDE)
         elif kind == "blank":
             out[i, tail] = 0
+        elif kind == "speckle":
+            colors = np.unique(images[i])
+            hit = rng.random(n_tail) < rng.uniform(0.25, 0.6)
+            out[i, tail][hit] = rng.choice(colors, size=int(hit.sum()))
+        elif kind == "smear":
+            colors = np.unique(images[i])
+            grid = out[i].reshape(SIDE, SIDE)
+            for pos in range(PREFIX_LEN, SIDE * SIDE):
+                r, c = divmod(pos, SIDE)
+                u = rng.random()
+                if u < 0.15:
+                    grid[r, c] = rng.choice(colors)
+                elif u < 0.6 or c == 0:
+                    grid[r, c] = grid[r - 1, c]
+                else:
+                    grid[r, c] = grid[r, c - 1]
+        elif kind == "shift":
+            step = int(rng.integers(3, 7)) * (1 if rng.random() < 0.5 else -1)
+            rows = images[i, tail].reshape(-1, SIDE)
+            shifted = np.zeros_like(rows)
+            if step > 0:
+                shifted[:, step:] = rows[:, :-step]
+            else:
+                shifted[:, :step] = rows[:, -step:]
+            out[i, tail] = shifted.reshape(-1)
         else:  # shuffle 5×5 patches
             grid = images[i].reshape(4, 5, 4, 5).transpose(0, 2, 1, 3).reshape(16, 5, 5)
             grid = grid[rng.permutation(16)].reshape(4, 4, 5, 5).transpose(0, 2, 1, 3)
@@ -86,58 +131,113 @@ def make_negatives(images: np.ndarray, rng: np.random.Generator, n_colors: int) 
     return out
 
 
+def dev_negatives(dev: np.ndarray, n_colors: int) -> dict[str, np.ndarray]:
+    """Every kind of negative made from every dev sprite, with a fixed seed: {kind: (n, 400)}."""
+    rng = np.random.default_rng(12345)
+    return {kind: make_negatives(dev, rng, n_colors, (kind,) * len(dev)) for kind in NEGATIVE_KINDS}
+
+
+class Ensemble(nn.Module):
+    """Members' mean P(pokemon) over the image and its mirror image, returned as a logit (so
+    `sigmoid(ensemble(x))` is the mean probability)."""
+
+    def __init__(self, members: list[SpriteClassifier]) -> None:
+        super().__init__()
+        self.members = nn.ModuleList(members)
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        views = (images, images.flip(3))  # the sprite and its mirror image (members are trained on both)
+        prob = torch.stack([torch.sigmoid(m(v)) for m in self.members for v in views]).mean(0)
+        return torch.logit(prob, eps=1e-6)
+
+
+def train_member(
+    i: int, p: config.PokemonParams, data: dict, device: torch.device, tracker, dev_x: torch.Tensor, dev_y
+) -> SpriteClassifier:
+    c = p.classifier
+    seed = p.seed * 1000 + i
+    torch.manual_seed(seed)
+    rng = np.random.default_rng(seed)
+    palette, n_colors = data["palette"], len(data["palette"])
+    model = SpriteClassifier(c.width).to(device)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=c.lr, weight_decay=1e-4)
+    positives = data["train"]
+    steps = c.epochs * -(-2 * len(positives) // c.batch_size)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 0.5 * (1 + math.cos(math.pi * step / steps)))
+    for epoch in range(1, c.epochs + 1):
+        model.train()
+        negatives = make_negatives(positives, rng, n_colors)
+        rgb = render(np.concatenate([positives, negatives]), palette)
+        flip = rng.random(len(rgb)) < 0.5
+        rgb[flip] = rgb[flip, :, ::-1]
+        x = to_tensor(rgb)
+        y = torch.cat([torch.ones(len(positives)), torch.zeros(len(negatives))])
+        order = torch.from_numpy(rng.permutation(len(x)))
+        losses = []
+        for batch in order.split(c.batch_size):
+            logits = model(x[batch].to(device))
+            loss = nn.functional.binary_cross_entropy_with_logits(logits, y[batch].to(device))
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            scheduler.step()
+            losses.append(loss.item())
+        dev_accuracy = accuracy(model, dev_x, dev_y, c.threshold)
+        step = (i * c.epochs) + epoch
+        tracker.log_metrics({"train_loss": float(np.mean(losses)), "dev_accuracy": dev_accuracy}, step=step)
+        print(
+            f"classifier {i + 1}/{c.members} epoch {epoch}: loss {np.mean(losses):.4f} dev accuracy {dev_accuracy:.3f}"
+        )
+    return model.eval()
+
+
 def run(p: config.PokemonParams, common: config.CommonParams, paths: config.Paths) -> dict:
     device = setup(p.seed, common.device, common.threads)
     c = p.classifier
     data = load_prepared(paths.prepared)
     palette, n_colors = data["palette"], len(data["palette"])
-    dev_neg = make_negatives(data["dev"], np.random.default_rng(12345), n_colors)
-    dev_x = to_tensor(render(np.concatenate([data["dev"], dev_neg]), palette)).to(device)
-    dev_y = torch.cat([torch.ones(len(data["dev"])), torch.zeros(len(dev_neg))]).to(device)
-
-    model = SpriteClassifier(c.width).to(device)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=c.lr, weight_decay=1e-4)
-    rng = np.random.default_rng(p.seed)
+    negatives = dev_negatives(data["dev"], n_colors)
+    # the per-epoch check: the real dev sprites against one negative of each kind in turn
+    mixed = np.stack([negatives[NEGATIVE_KINDS[i % len(NEGATIVE_KINDS)]][i] for i in range(len(data["dev"]))])
+    dev_x = to_tensor(render(np.concatenate([data["dev"], mixed]), palette)).to(device)
+    dev_y = torch.cat([torch.ones(len(data["dev"])), torch.zeros(len(mixed))]).to(device)
     start = time.time()
     with tracked_run(
         config.TASK, "pokemon-classifier", {"seed": p.seed, "classifier": vars(c)}, common.mlflow, paths.root
     ) as tracker:
-        for epoch in range(1, c.epochs + 1):
-            model.train()
-            positives = data["train"]
-            negatives = make_negatives(positives, rng, n_colors)
-            rgb = render(np.concatenate([positives, negatives]), palette)
-            flip = rng.random(len(rgb)) < 0.5
-            rgb[flip] = rgb[flip, :, ::-1]
-            x = to_tensor(rgb)
-            y = torch.cat([torch.ones(len(positives)), torch.zeros(len(negatives))])
-            order = torch.from_numpy(rng.permutation(len(x)))
-            losses = []
-            for batch in order.split(c.batch_size):
-                logits = model(x[batch].to(device))
-                loss = nn.functional.binary_cross_entropy_with_logits(logits, y[batch].to(device))
-                optimizer.zero_grad()
-                loss.backward()
-                optimizer.step()
-                losses.append(loss.item())
-            dev_accuracy = accuracy(model, dev_x, dev_y, c.threshold)
-            tracker.log_metrics({"train_loss": float(np.mean(losses)), "dev_accuracy": dev_accuracy}, step=epoch)
-            print(f"classifier epoch {epoch}: loss {np.mean(losses):.4f} dev accuracy {dev_accuracy:.3f}")
-        model.eval()
-        with torch.inference_mode():
-            dev_prob = torch.sigmoid(model(dev_x))
+        ensemble = Ensemble([train_member(i, p, data, device, tracker, dev_x, dev_y) for i in range(c.members)])
         metrics = {
-            "dev_accuracy": accuracy(model, dev_x, dev_y, c.threshold),
-            "dev_real_detection_rate": float((dev_prob[dev_y == 1] > c.threshold).float().mean()),
-            "dev_negative_detection_rate": float((dev_prob[dev_y == 0] > c.threshold).float().mean()),
+            "dev_accuracy": accuracy(ensemble, dev_x, dev_y, c.threshold),
+            **precision_recall(ensemble, c.threshold, data["dev"], negatives, palette),
+            "members": c.members,
         }
         timings = {"train_seconds": round(time.time() - start, 1)}
-        tracker.log_metrics({**metrics, **timings})
+        tracker.log_metrics({**{k: v for k, v in metrics.items() if isinstance(v, float)}, **timings})
     with atomic_path(paths.classifier) as tmp:
-        torch.save({"width": c.width, "threshold": c.threshold, "state_dict": model.cpu().state_dict()}, tmp)
+        members = [m.cpu().state_dict() for m in ensemble.members]
+        torch.save({"width": c.width, "threshold": c.threshold, "members": members}, tmp)
     write_json(paths.metrics / "pokemon_classifier.json", metrics)
     write_json(paths.timings("pokemon-classifier"), timings)
     return metrics
+
+
+def precision_recall(
+    model: nn.Module, threshold: float, real: np.ndarray, negatives: dict[str, np.ndarray], palette: np.ndarray
+) -> dict:
+    """Recall on the real dev sprites; per negative kind, the share accepted (false-positive rate) and the
+    precision of the real sprites against that kind (as many negatives as real sprites)."""
+    recall = detection_rate(model, threshold, real, palette)
+    out: dict = {"dev_recall": recall}
+    per_kind = {}
+    for kind, images in negatives.items():
+        fpr = detection_rate(model, threshold, images, palette)
+        precision = recall / (recall + fpr) if recall + fpr > 0 else 0.0
+        per_kind[kind] = {"false_positive_rate": fpr, "precision": precision}
+    all_fpr = float(np.mean([k["false_positive_rate"] for k in per_kind.values()]))
+    out["dev_precision"] = recall / (recall + all_fpr) if recall + all_fpr > 0 else 0.0
+    out["dev_false_positive_rate"] = all_fpr
+    out["negatives"] = per_kind
+    return out
 
 
 def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, threshold: float) -> float:
@@ -146,19 +246,30 @@ def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, threshold: floa
         return float(((torch.sigmoid(model(x)) > threshold).float() == y).float().mean())
 
 
-def load(path: str | Path, device: torch.device | str = "cpu") -> tuple[SpriteClassifier, float]:
+def load(path: str | Path, device: torch.device | str = "cpu") -> tuple[Ensemble, float]:
     saved = torch.load(path, map_location="cpu", weights_only=True)
-    model = SpriteClassifier(saved["width"])
-    model.load_state_dict(saved["state_dict"])
-    return model.to(device).eval(), saved["threshold"]
+    if "members" not in saved:
+        raise DataError(
+            f"{path}: a classifier from an older pokemon-classifier; re-run it (dvc repro pokemon-classifier)"
+        )
+    members = []
+    for state in saved["members"]:
+        model = SpriteClassifier(saved["width"])
+        model.load_state_dict(state)
+        members.append(model)
+    return Ensemble(members).to(device).eval(), saved["threshold"]
 
 
 @torch.inference_mode()
-def detection_rate(model: SpriteClassifier, threshold: float, images: np.ndarray, palette: np.ndarray) -> float:
-    """PDR: the share of images (n, 400) the classifier takes for a Pokémon."""
+def probabilities(model: nn.Module, images: np.ndarray, palette: np.ndarray) -> np.ndarray:
+    """P(pokemon) of each image (n, 400)."""
     device = next(model.parameters()).device
-    prob = torch.sigmoid(model(to_tensor(render(images, palette)).to(device)))
-    return float((prob > threshold).float().mean())
+    return torch.sigmoid(model(to_tensor(render(images, palette)).to(device))).cpu().numpy()
+
+
+def detection_rate(model: nn.Module, threshold: float, images: np.ndarray, palette: np.ndarray) -> float:
+    """PDR: the share of images (n, 400) the classifier takes for a Pokémon."""
+    return float((probabilities(model, images, palette) > threshold).mean())
 
 
 if __name__ == "__main__":

@@ -60,8 +60,9 @@ class ClassifierParams:
     epochs: int = 6
     batch_size: int = 64
     lr: float = 2e-3
-    width: int = 32
-    threshold: float = 0.5  # P(pokemon) above which an image counts as detected
+    width: int = 16
+    threshold: float = 0.5  # mean P(pokemon) of the members above which an image counts as detected
+    members: int = 8  # networks trained with different seeds; PDR thresholds their mean probability
 
 
 @dataclasses.dataclass
@@ -128,7 +129,8 @@ RANGES = {
     "train.weight_decay": at_least(0), "train.warmup_steps": at_least(0), "train.grad_clip": at_least(0),
     "train.max_minutes": at_least(0),
     "classifier.epochs": at_least(1), "classifier.batch_size": at_least(1), "classifier.lr": above(0),
-    "classifier.width": at_least(1), "classifier.threshold": between(0, 1),
+    "classifier.width": at_least(1), "classifier.threshold": Range(0, 1, open_low=True, open_high=True),
+    "classifier.members": between(1, 16),
     "predict.temperature": above(0), "predict.top_k": at_least(0), "predict.top_p": Range(0, 1, open_low=True),
     "predict.batch_size": at_least(1),
     "evaluate.fid_reference_images": at_least(0),

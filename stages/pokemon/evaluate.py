@@ -3,7 +3,8 @@
 - FID: rendered test completions against the real train sprites (features from
   pokemon-fid-reference); with 80 images it is a small-sample estimate, so the
   extractor and both counts are recorded next to it.
-- PDR: the share of completions our classifier (pokemon-classifier) accepts.
+- PDR: the share of completions our classifier (pokemon-classifier) accepts; next to it the mean
+  P(pokemon) it gives them (no threshold: `pdr_mean_probability`).
 - dev pixel accuracy: completed tokens 241..400 equal to the ground truth.
 """
 
@@ -40,6 +41,7 @@ def run(p: config.PokemonParams, common: config.CommonParams, paths: config.Path
     metrics = {
         **result.as_dict(),
         "pdr": classifier.detection_rate(*judge, test, palette),
+        "pdr_mean_probability": float(classifier.probabilities(judge[0], test, palette).mean()),
         "pdr_dev": classifier.detection_rate(*judge, dev, palette),
         "pdr_real_dev": classifier.detection_rate(*judge, data["dev"], palette),
         "dev_pixel_accuracy": float((dev[:, PREFIX_LEN:] == data["dev"][:, PREFIX_LEN:]).mean()),

@@ -137,3 +137,25 @@ def test_unknown_source_and_params():
         from_dict(config.MygoParams, {"models": {"cnn": {"widht": 3}}}, "mygo").check()
     with pytest.raises(ParamsError, match="not found"):
         from_dict(config.MygoParams, {"ensemble": ["nope"]}, "mygo").check()
+
+
+def test_csv_labels_meet_folder_names_by_class_name(tmp_path, course_dir, tiny):
+    """Train from class folders `0_anon`…, valid from a CSV labelled by index or by name in any case."""
+    for i, name in enumerate(("anon", "rana", "taki")):
+        (course_dir / "train" / name).rename(course_dir / "train" / f"{i}_{name}")
+    (course_dir / "valid.csv").write_text(
+        "file,label\nvalid/anon/vanon.png,0\nvalid/rana/vrana.png,Rana\nvalid/taki/vtaki.png,2_TAKI\n"
+    )
+    p, paths = run_download(tmp_path, course_dir, tiny, valid_csv="valid.csv")
+    assert json.loads((paths.raw / "classes.json").read_text()) == ["0_anon", "1_rana", "2_taki"]
+    assert sorted(f.parent.name for f in (paths.raw / "valid").rglob("*.png")) == ["0_anon", "1_rana", "2_taki"]
+    prepare.run(p, paths)
+    assert prepare.load(paths)["valid_labels"].tolist() == [0, 1, 2]
+
+
+def test_csv_label_naming_no_class_is_one_error_naming_the_csv_line(tmp_path, course_dir, tiny):
+    (course_dir / "valid.csv").write_text("file,label\nvalid/anon/vanon.png,anon\nvalid/rana/vrana.png,3\n")
+    expect_error(
+        tmp_path, course_dir, tiny, r"valid\.csv line 3: unknown label '3' in valid .*matched by class name",
+        valid_csv="valid.csv",
+    )  # fmt: skip

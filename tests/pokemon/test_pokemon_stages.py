@@ -312,3 +312,49 @@ def test_warmup_cosine_schedule_and_time_budget():
     # a budget already spent anneals the learning rate to zero right after warmup
     spent = lrs(1.0, time.time() - 10)
     assert spent[2:] == [0.0] * 8
+
+
+# --- the PDR classifier ----------------------------------------------------------------------
+
+
+def test_classifier_states_precision_and_recall_per_negative_kind(done):
+    p, _, paths, results = done
+    m = read_json(paths.metrics / "pokemon_classifier.json")
+    assert m == results["classifier"] and m["members"] == p.classifier.members
+    assert set(m["negatives"]) == set(classifier.NEGATIVE_KINDS)
+    for kind in m["negatives"].values():
+        assert 0.0 <= kind["false_positive_rate"] <= 1.0 and 0.0 <= kind["precision"] <= 1.0
+    assert 0.0 <= m["dev_recall"] <= 1.0 and 0.0 <= m["dev_precision"] <= 1.0
+    saved = classifier.load(paths.classifier)[0]
+    assert len(saved.members) == p.classifier.members
+
+
+def test_every_negative_kind_corrupts_the_sprite_and_hard_ones_keep_the_prefix():
+    pixels, _ = sprites.generate(30)
+    rng = np.random.default_rng(0)
+    for kind in classifier.NEGATIVE_KINDS:
+        negatives = classifier.make_negatives(pixels, rng, 167, (kind,) * len(pixels))
+        changed = np.mean([not np.array_equal(a, b) for a, b in zip(pixels, negatives, strict=True)])
+        assert changed > 0.9, kind
+        if kind not in ("noise", "shuffle"):
+            assert np.array_equal(negatives[:, :240], pixels[:, :240]), kind
+        if kind in ("speckle", "smear", "shift"):  # only colours the sprite already has
+            assert all(set(n) <= set(s) | {0} for n, s in zip(negatives, pixels, strict=True)), kind
+
+
+def test_ensemble_thresholds_the_mean_probability_of_its_members():
+    import torch
+
+    torch.manual_seed(0)
+    members = [classifier.SpriteClassifier(4).eval() for _ in range(3)]
+    x = torch.rand(5, 3, 20, 20)
+    with torch.inference_mode():
+        mean = torch.stack([torch.sigmoid(m(v)) for m in members for v in (x, x.flip(3))]).mean(0)
+        assert torch.allclose(torch.sigmoid(classifier.Ensemble(members)(x)), mean, atol=1e-5)
+
+
+@pytest.mark.parametrize("key, value", [("members", 0), ("members", 17), ("threshold", 1.0)])
+def test_classifier_params_out_of_range(tmp_path, key, value):
+    (tmp_path / "params.yaml").write_text(f"pokemon:\n  classifier:\n    {key}: {value}\n")
+    with pytest.raises(ParamsError, match=f"pokemon.classifier.{key}"):
+        config.load(tmp_path / "params.yaml")
