@@ -1,0 +1,193 @@
+"""Every dynconv stage as a function on tiny params; the dynamic layer's invariances; golden outputs; resuming;
+the score command; bad inputs giving one `error:` line."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+
+import pytest
+import torch
+
+from stages.common import checkpoint, cli
+from stages.common.io import DataError
+from stages.common.params import CommonParams, ParamsError
+from stages.dynconv import config, evaluate, package, score, train
+from stages.dynconv.model import DynamicConv2d, build, sample_masks, subset_mask
+from stages.mini_imagenet import config as data_config
+from stages.mini_imagenet import download, prepare
+
+
+def tiny_params() -> config.DynconvParams:
+    p = config.DynconvParams()
+    p.backbone = dataclasses.replace(p.backbone, width=4, blocks=[1, 1])
+    p.models.dynamic = dataclasses.replace(p.models.dynamic, kernels=2, hidden=4)
+    p.train = dataclasses.replace(p.train, epochs=2, runs=2, batch_size=16)
+    p.evaluate = dataclasses.replace(p.evaluate, second_size=20, batch_size=16, timing_batches=1)
+    return p
+
+
+@pytest.fixture(scope="module")
+def data_root(tmp_path_factory):
+    """The tiny shared data (mini-imagenet sample, 3/2/2 per class, 16 px) once for the module."""
+    root = tmp_path_factory.mktemp("dynconv")
+    p = data_config.MiniImagenetParams()
+    p.data = dataclasses.replace(p.data, sample_train=3, sample_val=2, sample_test=2, sample_size=24)
+    p.prepare.image_size = 16
+    common = CommonParams(device="cpu", threads=1, mlflow=False)
+    paths = data_config.Paths(root)
+    download.run(p, common, paths)
+    prepare.run(p, common, paths)
+    return root
+
+
+@pytest.fixture
+def tiny(data_root, tmp_path):
+    """Tiny dynconv params from the real defaults, common params without MLflow, paths sharing the tiny data."""
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "mini-imagenet").symlink_to(data_root / "data" / "mini-imagenet")
+    return tiny_params(), CommonParams(device="cpu", threads=1, mlflow=False), config.Paths(tmp_path)
+
+
+def test_pipeline_end_to_end(tiny, capsys) -> None:
+    p, common, paths = tiny
+    for name in config.MODELS:
+        summary = train.run(p, common, paths, name)
+        assert summary["runs"] == 2 and len(summary["final_val_accuracy_rgb"]) == 2
+        assert paths.model(name).is_file() and paths.history(name).is_file() and paths.train_timings(name).is_file()
+    assert train.run(p, common, paths, "naive")["channel_sampling"] == "none"
+    r = evaluate.run(p, common, paths)
+    assert set(r["accuracy"]["dynamic"]) == set(config.SUBSETS) and r["second_size"] == 20
+    assert r["dynamic_extra_flops_vs_naive"] < 0.05 and r["cost"]["dynamic"]["flops"] > r["cost"]["naive"]["flops"]
+    assert json.loads(paths.metrics.read_text()) == json.loads(json.dumps(r))
+    assert "ms_per_image" in json.loads(paths.timings.read_text())
+    assert "seconds" not in paths.metrics.read_text() and "ms_per" not in paths.metrics.read_text()
+    assert (paths.plots / "subsets.png").is_file() and len(paths.subsets_csv.read_text().splitlines()) == 15
+    text = package.run(p, common, paths)
+    assert "## Cost analysis" in text and "| GB |" in text and paths.report.is_file()
+    # the score command on the test list
+    capsys.readouterr()
+    result = score.cli([str(paths.raw / "test.txt"), "--root", str(paths.root), "--threads", "1"])
+    out = capsys.readouterr().out
+    assert "| R |" in out and "dynamic" in out and result["_images"] == 20
+    assert result["dynamic"]["RGB"] == pytest.approx(r["accuracy_runs"]["dynamic"]["RGB"], abs=1e-6)
+
+
+def test_outputs_deterministic(tiny) -> None:
+    p, common, paths = tiny
+    p.train.runs = 1
+    train.run(p, common, paths, "dynamic")
+    first = torch.load(paths.model("dynamic"), weights_only=False)["states"][0]
+    train.run(p, common, paths, "dynamic")
+    second = torch.load(paths.model("dynamic"), weights_only=False)["states"][0]
+    assert all(torch.equal(first[k], second[k]) for k in first)
+
+
+def test_resume_after_interruption(tiny, monkeypatch) -> None:
+    p, common, paths = tiny
+    p.train.epochs = 3
+    train.run(p, common, paths, "dynamic")
+    whole = torch.load(paths.model("dynamic"), weights_only=False)["states"]
+    real_save, calls = checkpoint.save, []
+
+    def interrupting_save(folder, epoch, state):
+        real_save(folder, epoch, state)
+        calls.append(epoch)
+        if len(calls) == 4:  # run 2, epoch 1
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(checkpoint, "save", interrupting_save)
+    with pytest.raises(KeyboardInterrupt):
+        train.run(p, common, paths, "dynamic")
+    monkeypatch.setattr(checkpoint, "save", real_save)
+    train.run(p, common, paths, "dynamic")
+    resumed = torch.load(paths.model("dynamic"), weights_only=False)["states"]
+    assert all(torch.equal(a[k], b[k]) for a, b in zip(whole, resumed, strict=True) for k in a)
+    assert not list(paths.checkpoints.rglob("*.pt"))
+
+
+def test_dynamic_layer_shapes_and_independence() -> None:
+    torch.manual_seed(0)
+    layer = DynamicConv2d(3, 8, kernels=3, hidden=8).eval()
+    for size in (16, 27):
+        x = torch.randn(2, 3, size, size)
+        for s in config.SUBSETS:
+            assert layer(x, subset_mask(s, 2)).shape == (2, 8, size, size)
+    x = torch.randn(4, 3, 16, 16)
+    for s in config.SINGLE:
+        other = x.clone()
+        for i, ch in enumerate(config.CHANNELS):
+            if ch != s:
+                other[:, i] = torch.randn(4, 16, 16) * 5  # anything in the absent channels
+        mask = subset_mask(s, 4)
+        assert torch.equal(layer(x, mask), layer(other, mask))
+    net = build("dynamic", tiny_params(), 5).eval()
+    assert net(torch.randn(2, 3, 16, 16), subset_mask("G", 2)).shape == net(torch.randn(2, 3, 33, 21)).shape
+
+
+def test_hierarchical_sampling() -> None:
+    g = torch.Generator().manual_seed(0)
+    masks = sample_masks(6000, "hierarchical", g)
+    sizes = masks.sum(1)
+    assert sizes.min() >= 1 and all(abs(float((sizes == k).float().mean()) - 1 / 3) < 0.03 for k in (1, 2, 3))
+    singles = masks[sizes == 1].mean(0)
+    assert torch.allclose(singles, torch.full((3,), 1 / 3), atol=0.04)
+    assert sample_masks(5, "none", g).eq(1).all()
+    assert sample_masks(500, "uniform", g).sum(1).min() >= 1
+
+
+GOLDEN = {"dynamic": [-0.160926, -0.271862, -0.105082], "naive": [0.078401, 0.037832, -0.072286]}
+
+
+@pytest.mark.parametrize("name", config.MODELS)
+def test_golden_outputs(name) -> None:
+    """Fixed seed, fixed input: the logits must not drift (an unintended change to either model shows here)."""
+    torch.manual_seed(0)
+    net = build(name, tiny_params(), 3).eval()
+    x = torch.linspace(-2, 2, 2 * 3 * 12 * 12).view(2, 3, 12, 12)
+    with torch.no_grad():
+        out = net(x, subset_mask("RB", 2))[0]
+    assert out.tolist() == pytest.approx(GOLDEN[name], abs=1e-4), out.tolist()
+
+
+def test_bad_params_and_inputs(tiny, capsys) -> None:
+    p, common, paths = tiny
+    with pytest.raises(ParamsError, match="model name"):
+        train.run(p, common, paths)
+    p.backbone.width = 0
+    with pytest.raises(ParamsError, match="dynconv.backbone.width"):
+        train.run(p, common, paths, "naive")
+    p.backbone.width, p.models.dynamic.kernels = 4, 0
+    with pytest.raises(ParamsError, match="kernels"):
+        train.run(p, common, paths, "dynamic")
+    p.evaluate.second_size = 2
+    with pytest.raises(ParamsError, match="second_size"):
+        evaluate.run(p, common, paths)
+    p.evaluate.second_size = 20
+    with pytest.raises(DataError, match="trained model not found"):
+        evaluate.run(p, common, paths)
+
+
+def _one_error_line(fn, capsys) -> str:
+    with pytest.raises(SystemExit) as info:
+        cli.main(fn)
+    err = capsys.readouterr().err.strip().splitlines()
+    assert info.value.code == 1 and len(err) == 1 and err[0].startswith("error: "), err
+    return err[0]
+
+
+def test_score_bad_list_one_error_line(tiny, capsys, tmp_path) -> None:
+    p, common, paths = tiny
+    p.train.runs, p.train.epochs = 1, 1
+    for name in config.MODELS:
+        train.run(p, common, paths, name)
+    bad = tmp_path / "bad.txt"
+    first = (paths.raw / "test.txt").read_text().splitlines()[0].split()[0]
+    bad.write_text(f"{paths.raw / first} 0\n{paths.raw / first} 42\n")
+    line = _one_error_line(lambda: score.cli([str(bad), "--root", str(paths.root)]), capsys)
+    assert f"{bad}:2" in line and "label 42" in line
+    missing = tmp_path / "missing.txt"
+    missing.write_text("images/nope.jpg 1\n")
+    assert f"{missing}:1" in _one_error_line(lambda: score.cli([str(missing), "--root", str(paths.root)]), capsys)
+    line = _one_error_line(lambda: score.cli([str(bad), "--root", str(tmp_path / "nowhere")]), capsys)
+    assert "trained model not found" in line
