@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
 from stages.common.params import CommonParams, ParamsError, load_params
 from stages.common.paths import TaskPaths
@@ -77,19 +77,12 @@ class CocoCaptionParams:
     train: TrainParams = dataclasses.field(default_factory=TrainParams)
     predict: PredictParams = dataclasses.field(default_factory=PredictParams)
     # the course's three configurations; the DVC matrix runs one stage per key
-    configs: Any = dataclasses.field(default_factory=_default_configs)
+    configs: dict[str, ConfigParams] = dataclasses.field(default_factory=_default_configs)
 
     def config(self, name: str) -> ConfigParams:
         if name not in self.configs:
             raise ParamsError(f"unknown configuration '{name}' (coco-caption.configs: {', '.join(self.configs)})")
-        c = self.configs[name]
-        return c if isinstance(c, ConfigParams) else from_mapping(name, c)
-
-
-def from_mapping(name: str, value: object) -> ConfigParams:
-    from stages.common.params import from_dict
-
-    return from_dict(ConfigParams, value, where=f"coco-caption.configs.{name}")
+        return self.configs[name]
 
 
 # The course's expected final train loss per configuration.
@@ -117,7 +110,6 @@ class Paths(TaskPaths):
 
 def load(path: str | Path = "params.yaml") -> tuple[CocoCaptionParams, CommonParams]:
     p = load_params(TASK, CocoCaptionParams, path)
-    if not isinstance(p.configs, dict) or not p.configs:
+    if not p.configs:
         raise ParamsError("'coco-caption.configs' must be a non-empty mapping of name -> {num_heads, num_layers, lr}")
-    p.configs = {name: from_mapping(name, value) for name, value in p.configs.items()}
     return p, load_params("common", CommonParams, path)

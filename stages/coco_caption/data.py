@@ -292,3 +292,9 @@ def convert_flickr(src: Path, dest: Path, size: int, min_count: int, feature_dim
     return _assemble(
         dest, np.stack(images), [captions[n] for n in names], split, feature_dim, min_count, Image.fromarray, names
     )
+
+
+def load_prepared(folder: Path) -> tuple[dict[str, np.ndarray], dict]:
+    with np.load(folder / "data.npz") as z:
+        arrays = {k: z[k] for k in z.files}
+    return arrays, json.loads((folder / "meta.json").read_text(encoding="utf-8"))

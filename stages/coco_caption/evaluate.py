@@ -8,25 +8,21 @@ against all of that image's val captions as references, uniform n-gram weights, 
 
 from __future__ import annotations
 
-from stages.coco_caption import config, prepare
+from stages.coco_caption import config
+from stages.coco_caption.data import load_prepared
+from stages.common.bleu import corpus_bleu
 from stages.common.cli import main
 from stages.common.io import DataError, read_json, write_json
 
-WEIGHTS = {1: (1.0,), 2: (0.5, 0.5), 3: (1 / 3,) * 3, 4: (0.25,) * 4}
-
 
 def bleu(hypotheses: list[str], references: list[list[str]]) -> dict[str, float]:
-    from nltk.translate.bleu_score import SmoothingFunction, corpus_bleu
-
-    hyps = [h.split() for h in hypotheses]
-    refs = [[r.split() for r in rs] for rs in references]
-    smooth = SmoothingFunction().method1
-    return {f"bleu{n}": round(float(corpus_bleu(refs, hyps, weights=w, smoothing_function=smooth)), 4)
-            for n, w in WEIGHTS.items()}  # fmt: skip
+    """BLEU-1..4 as fractions, whitespace tokens (the captions are already the vocabulary's words)."""
+    scores = corpus_bleu([h.split() for h in hypotheses], [[r.split() for r in rs] for rs in references])
+    return {k: round(v, 4) for k, v in scores.items()}
 
 
-def run(p: config.CocoCaptionParams, paths: config.Paths) -> dict:
-    _, meta = prepare.load(paths)
+def run(p: config.CocoCaptionParams, common: config.CommonParams, paths: config.Paths) -> dict:
+    _, meta = load_prepared(paths.prepared)
     refs = meta["val_references"]
     out = {}
     for name in p.configs:
@@ -53,4 +49,4 @@ def run(p: config.CocoCaptionParams, paths: config.Paths) -> dict:
 
 
 if __name__ == "__main__":
-    main(lambda: run(config.load()[0], config.Paths()))
+    main(lambda: run(*config.load(), config.Paths()))

@@ -14,7 +14,8 @@ import time
 
 import torch
 
-from stages.coco_caption import config, prepare
+from stages.coco_caption import config
+from stages.coco_caption.data import load_prepared
 from stages.coco_caption.model import CaptioningTransformer, save_model, temporal_softmax_loss
 from stages.common.cli import main
 from stages.common.io import write_csv, write_json
@@ -33,7 +34,7 @@ def run(p: config.CocoCaptionParams, common: config.CommonParams, paths: config.
             f"coco-caption.model.embed_dim ({m.embed_dim}) must be divisible by num_heads ({c.num_heads})"
         )
     device = setup(p.seed, common.device, p.threads or common.threads)
-    arrays, meta = prepare.load(paths)
+    arrays, meta = load_prepared(paths.prepared)
     feats = torch.as_tensor(arrays["train_features"], dtype=torch.float32)
     caps = torch.as_tensor(arrays["train_captions"], dtype=torch.long)
     if caps.shape[1] - 1 > m.max_length:
@@ -78,23 +79,17 @@ def run(p: config.CocoCaptionParams, common: config.CommonParams, paths: config.
             "course_target_loss": target,
             "meets_target": None if target is None else bool(history[-1]["train_loss"] <= target),
             "parameters": sum(q.numel() for q in model.parameters()),
-            "train_seconds": round(time.time() - start, 1),
         }
         write_csv(paths.plots / f"{name}_loss.csv", history)
         line_plot(paths.plots / f"{name}_loss.png", history, "epoch", ["train_loss"], f"coco-caption {name}", "loss")
         write_json(paths.train_metrics(name), summary)
-        tracker.log_metrics({k: v for k, v in summary.items() if k in ("final_train_loss", "train_seconds")})
+        timings = {"train_seconds": round(time.time() - start, 1)}
+        write_json(paths.timings(f"coco-caption-train-{name}"), timings)
+        tracker.log_metrics({"final_train_loss": summary["final_train_loss"], **timings})
         tracker.log_artifact(paths.plots / f"{name}_loss.png")
-    print(f"coco-caption-train {name}: final loss {summary['final_train_loss']:.4f} in {summary['train_seconds']} s")
+    print(f"coco-caption-train {name}: final loss {summary['final_train_loss']:.4f} in {timings['train_seconds']} s")
     return summary
 
 
-def cli() -> None:
-    if len(sys.argv) != 2:
-        raise ParamsError("usage: python -m stages.coco_caption.train <config name from coco-caption.configs>")
-    p, common = config.load()
-    run(p, common, config.Paths(), sys.argv[1])
-
-
 if __name__ == "__main__":
-    main(cli)
+    main(lambda: run(*config.load(), config.Paths(), *sys.argv[1:]))

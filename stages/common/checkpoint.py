@@ -21,10 +21,20 @@ def scratch_dir(base: str | Path, key: Any) -> Path:
     return Path(base) / digest
 
 
-def save(folder: Path, epoch: int, state: dict[str, Any]) -> None:
-    """Write `epoch` atomically, then drop older checkpoints."""
+def save(folder: Path, epoch: int, model: Any, optimizer: Any, scheduler: Any, **extra: Any) -> None:
+    """Write the training state after `epoch` (or step) atomically, then drop older checkpoints.
+
+    The model, optimizer and scheduler state and torch's RNG are what `resume` puts back; `extra` holds
+    whatever else the trainer needs to continue exactly (history, best epoch, EMA weights, a generator)."""
     import torch
 
+    state = {
+        "model": model.state_dict(),
+        "optimizer": optimizer.state_dict(),
+        "scheduler": scheduler.state_dict(),
+        "rng": torch.get_rng_state(),
+        **extra,
+    }
     with atomic_path(folder / f"epoch-{epoch:05d}.pt") as tmp:
         torch.save(state, tmp)
     for old in folder.glob("epoch-*.pt"):

@@ -7,9 +7,11 @@ error that names the key, instead of a silently ignored setting.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import types
 import typing
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Literal, TypeVar, get_args, get_origin, get_type_hints
 
@@ -27,7 +29,7 @@ class CommonParams:
     """Settings shared by every stage: `common:` in params.yaml."""
 
     device: str = "auto"  # auto | cpu | cuda | cuda:N | mps
-    threads: int = 0  # torch intra-op threads; 0 = torch's default
+    threads: int = 2  # torch intra-op threads: a fixed number, since the float reductions depend on it
     mlflow: bool = True  # log runs to MLflow (metrics/*.json stay the source of truth)
 
 
@@ -68,13 +70,18 @@ def from_dict(schema: type[T], data: Any, where: str = "") -> T:
         key = _join(where, name)
         if name in data:
             values[name] = _convert(hints[name], data[name], key)
+        elif _recorded is not None and dataclasses.is_dataclass(hints[name]) and field.default_factory is hints[name]:
+            values[name] = from_dict(hints[name], {}, key)  # a default section records its reads too
         elif field.default is dataclasses.MISSING and field.default_factory is dataclasses.MISSING:
             raise ParamsError(f"missing parameter '{key}'")
-    return schema(**values)
+    cls = _recording_class(schema, where) if _recorded is not None else schema
+    return cls(**values)
 
 
 def to_dict(params: Any) -> dict[str, Any]:
-    return dataclasses.asdict(params)
+    """Every value, for logging or hashing: bookkeeping, so not counted as reads by `recording()`."""
+    with unrecorded():
+        return dataclasses.asdict(params)
 
 
 def flatten(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -109,6 +116,12 @@ def _convert(hint: Any, value: Any, key: str) -> Any:
             except ParamsError:
                 pass
         raise ParamsError(f"parameter '{key}' is {value!r}, which fits none of {hint}")
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise ParamsError(f"parameter '{key}' must be a mapping, got {value!r}")
+        _, item = get_args(hint) or (str, Any)
+        return {str(k): _convert(item, {} if v is None and dataclasses.is_dataclass(item) else v, _join(key, str(k)))
+                for k, v in value.items()}  # fmt: skip
     if origin is list:
         if not isinstance(value, list):
             raise ParamsError(f"parameter '{key}' must be a list, got {value!r}")
@@ -133,3 +146,67 @@ def _convert(hint: Any, value: Any, key: str) -> Any:
             raise ParamsError(f"parameter '{key}' must be a {hint.__name__}, got {value!r}")
         return value
     raise TypeError(f"unsupported parameter type {hint} for '{key}'")
+
+
+# --- Which keys a stage reads -------------------------------------------------------------
+# While `recording()` is active, `from_dict` builds instances that note every field read, as the
+# full key ('pokemon.train.lr'). The contract test runs each stage this way and compares the keys
+# with the stage's `params:` in dvc.yaml. A field whose value holds dataclasses (a nested section,
+# a dict of sections) is not a read by itself: the reads of its fields are.
+
+_recorded: set[str] | None = None
+_paused = 0
+_classes: dict[tuple[type, str], type] = {}
+
+
+@contextlib.contextmanager
+def recording() -> Iterator[set[str]]:
+    """Record the params keys read while inside (for params loaded inside too); yields the growing set."""
+    global _recorded
+    outer, _recorded = _recorded, set()
+    try:
+        yield _recorded
+    finally:
+        _recorded = outer
+
+
+@contextlib.contextmanager
+def unrecorded() -> Iterator[None]:
+    """Reads that are bookkeeping, not use (logging every param, hashing them for a checkpoint key)."""
+    global _paused
+    _paused += 1
+    try:
+        yield
+    finally:
+        _paused -= 1
+
+
+def _holds_sections(value: Any) -> bool:
+    if dataclasses.is_dataclass(value):
+        return True
+    if isinstance(value, dict):
+        return any(dataclasses.is_dataclass(v) for v in value.values())
+    return False
+
+
+def _recording_class(schema: type[T], where: str) -> type[T]:
+    key = (schema, where)
+    if key not in _classes:
+        names = frozenset(f.name for f in dataclasses.fields(schema))
+
+        def __getattribute__(self: Any, name: str) -> Any:  # noqa: N807
+            value = object.__getattribute__(self, name)
+            if name in names and _recorded is not None and not _paused and not _holds_sections(value):
+                _recorded.add(_join(where, name))
+            return value
+
+        _classes[key] = type(
+            schema.__name__,
+            (schema,),
+            {
+                "__getattribute__": __getattribute__,
+                "__module__": schema.__module__,
+                "__qualname__": schema.__qualname__,
+            },
+        )
+    return _classes[key]

@@ -20,6 +20,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from stages.common.io import DataError, atomic_path, read_json, write_json
 
 COURSE_FILES = ("News_train.json", "News_test.json")
@@ -288,3 +290,26 @@ def read_raw(folder: Path) -> tuple[dict[str, list[Row]], dict[str, Any]]:
     meta = read_json(folder / "meta.json")
     splits = {name: read_jsonl(folder / f"{name}.jsonl") for name in ("train", "test", "dev") if name in meta["counts"]}
     return splits, meta
+
+
+def load_prepared(folder: Path) -> tuple[dict[str, dict[str, np.ndarray]], dict]:
+    """The prepared splits {name: {ids, lengths, labels}} and meta.json."""
+    meta = read_json(folder / "meta.json")
+    splits = {}
+    for name in ("train", "val", "test"):
+        path = folder / f"{name}.npz"
+        if not path.is_file():
+            raise DataError(f"{path}: file not found (run news-prepare)")
+        with np.load(path) as npz:
+            splits[name] = {k: npz[k] for k in ("ids", "lengths", "labels")}
+    return splits, meta
+
+
+def read_predictions(path: Path, columns: tuple[str, ...]) -> list[dict]:
+    if not path.is_file():
+        raise DataError(f"{path}: file not found (run news-predict)")
+    with path.open(newline="", encoding="utf-8") as f:
+        rows = list(csv.DictReader(f))
+    if rows and not set(columns) <= set(rows[0]):
+        raise DataError(f"{path}: expected columns {', '.join(columns)}")
+    return rows

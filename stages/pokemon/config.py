@@ -110,3 +110,7 @@ class Paths(TaskPaths):
 
 def load(path: str | Path = "params.yaml") -> tuple[PokemonParams, CommonParams]:
     return load_params(TASK, PokemonParams, path), load_params("common", CommonParams, path)
+
+
+# The course's grading thresholds: (FID at most, PDR at least).
+BASELINES = {"simple": (84.5, 0.1), "medium": (81.0, 0.5), "strong": (73.0, 0.85)}

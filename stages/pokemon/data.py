@@ -90,3 +90,15 @@ def render(images: np.ndarray, palette: np.ndarray) -> np.ndarray:
 
 def split(images: np.ndarray) -> dict[str, np.ndarray]:
     return {name: images[start:stop] for name, (start, stop) in SPLITS.items()}
+
+
+def load_prepared(folder: Path) -> dict[str, np.ndarray]:
+    """The prepared splits: train/dev (n, 400), test_prefix (80, 240), palette (167, 3)."""
+    palette = read_colormap(folder / "colormap.txt")
+    n = len(palette)
+    return {
+        "train": read_pixels(folder / "train.txt", n, None),
+        "dev": read_pixels(folder / "dev.txt", n, None),
+        "test_prefix": read_pixels(folder / "test_prefix.txt", n, None, seq_len=PREFIX_LEN),
+        "palette": palette,
+    }

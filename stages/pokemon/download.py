@@ -20,7 +20,7 @@ from stages.pokemon.data import N_IMAGES, PREFIX_LEN, SEQ_LEN, read_colormap, re
 FILES = ("pixel_color.txt", "colormap.txt")
 
 
-def run(p: config.PokemonParams, paths: config.Paths) -> Path:
+def run(p: config.PokemonParams, common: config.CommonParams, paths: config.Paths) -> Path:
     source = parse_source(p.data.source, ("sample", "dir", "url", "hf"), key="pokemon.data.source")
     with atomic_path(paths.raw) as out:
         out.mkdir()
@@ -82,4 +82,4 @@ def from_hub(dataset: str, colormap_dataset: str) -> tuple[np.ndarray, np.ndarra
 
 
 if __name__ == "__main__":
-    main(lambda: run(config.load()[0], config.Paths()))
+    main(lambda: run(*config.load(), config.Paths()))

@@ -10,13 +10,14 @@ from stages.common.cli import main
 from stages.common.io import read_json, write_json
 from stages.common.plots import confusion_matrix_plot
 from stages.common.runtime import setup
-from stages.vit import config, prepare
+from stages.vit import config
+from stages.vit.data import load_prepared
 from stages.vit.model import load_model, predict
 
 
 def run(p: config.VitParams, common: config.CommonParams, paths: config.Paths) -> dict:
     device = setup(p.seed, common.device, p.threads or common.threads)
-    splits, meta = prepare.load(paths)
+    splits, meta = load_prepared(paths.prepared)
     model, saved = load_model(paths.model, device)
     train_summary = read_json(paths.train_metrics)
     acc = {}
@@ -34,7 +35,6 @@ def run(p: config.VitParams, common: config.CommonParams, paths: config.Paths) -
         "final_train_loss": train_summary["final_train_loss"],
         "epochs": train_summary["epochs"],
         "parameters": train_summary["parameters"],
-        "train_seconds": train_summary["train_seconds"],
         "test_images": int(len(y)),
         "per_class_test_accuracy": {
             c: round(float(cm[i, i] / max(cm[i].sum(), 1)), 4) for i, c in enumerate(meta["classes"])

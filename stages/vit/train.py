@@ -20,7 +20,8 @@ from stages.common.params import ParamsError
 from stages.common.plots import line_plot
 from stages.common.runtime import setup
 from stages.common.tracking import tracked_run
-from stages.vit import config, prepare
+from stages.vit import config
+from stages.vit.data import load_prepared
 from stages.vit.model import ViT, normalise, predict, save_model
 
 STAGE = "vit-train"
@@ -76,7 +77,7 @@ def run(p: config.VitParams, common: config.CommonParams, paths: config.Paths) -
     if 32 % m.patch_size:
         raise ParamsError(f"vit.model.patch_size ({m.patch_size}) must divide 32")
     device = setup(p.seed, common.device, p.threads or common.threads)
-    splits, meta = prepare.load(paths)
+    splits, meta = load_prepared(paths.prepared)
     (xtr, ytr), (xte, yte) = splits["train"], splits["test"]
     xtr_t, ytr_t, xte_t, yte_t = map(torch.as_tensor, (xtr, ytr, xte, yte))
     model = ViT(len(meta["classes"]), 32, m.patch_size, m.dim, m.depth, m.heads, m.mlp_ratio, m.dropout,
@@ -149,7 +150,6 @@ def run(p: config.VitParams, common: config.CommonParams, paths: config.Paths) -
             "final_train_accuracy": last["train_accuracy"],
             "final_test_accuracy": last["test_accuracy"],
             "best_test_accuracy": max(r["test_accuracy"] for r in history),
-            "train_seconds": round(time.time() - start, 1),
         }
         rows = [{k: v for k, v in r.items() if k != "epoch_seconds"} for r in history]
         write_csv(paths.plots / "train_history.csv", rows)
@@ -158,10 +158,12 @@ def run(p: config.VitParams, common: config.CommonParams, paths: config.Paths) -
         )
         line_plot(paths.plots / "loss_out.png", rows, "epoch", ["train_loss"], "vit: train loss", "cross-entropy")
         write_json(paths.train_metrics, summary)
-        tracker.log_metrics({k: v for k, v in summary.items() if isinstance(v, (int, float))})
+        timings = {"train_seconds": round(time.time() - start, 1)}
+        write_json(paths.timings(STAGE), timings)
+        tracker.log_metrics({k: v for k, v in {**summary, **timings}.items() if isinstance(v, (int, float))})
         tracker.log_artifact(paths.plots / "acc_out.png")
         tracker.log_artifact(paths.plots / "loss_out.png")
-    print(f"vit-train: test accuracy {summary['final_test_accuracy']:.4f} in {summary['train_seconds']} s")
+    print(f"vit-train: test accuracy {summary['final_test_accuracy']:.4f} in {timings['train_seconds']} s")
     return summary
 
 

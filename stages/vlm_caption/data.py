@@ -309,3 +309,24 @@ def from_hub(name: str) -> dict[str, list[dict]]:
             )
         out[split] = rows
     return out
+
+
+def load_split(prepared: Path, split: str) -> list[dict]:
+    import pyarrow.parquet as pq
+
+    return pq.read_table(prepared / f"{split}.parquet").to_pylist()
+
+
+def messages(instruction: str, caption: str | None = None) -> list[dict]:
+    """The course's task as one chat: the user sends the image and the instruction, the assistant the caption."""
+    chat = [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": instruction}]}]
+    if caption is not None:
+        chat.append({"role": "assistant", "content": [{"type": "text", "text": caption}]})
+    return chat
+
+
+def references(rows: list[dict]) -> dict[str, list[str]]:
+    refs: dict[str, list[str]] = {}
+    for r in rows:
+        refs.setdefault(r["key"], []).append(r["caption"])
+    return refs
