@@ -81,7 +81,7 @@ class TrainParams:
 class EvaluateParams:
     second_size: int = 48  # a second test resolution (the raw test images resized to it): spatial invariance
     batch_size: int = 100
-    timing_batches: int = 3  # forward passes timed for CPU ms/image (timings/dynconv.json)
+    timing_batches: int = 3  # forward passes timed for CPU ms/image (timings/dynconv-evaluate.json)
 
 
 @dataclasses.dataclass
@@ -165,16 +165,9 @@ class Paths(TaskPaths):
     def history(self, name: str) -> Path:
         return self._p("plots", TASK, f"train_{name}.csv")
 
-    def train_timings(self, name: str) -> Path:
-        return self._p("timings", f"{TASK}_train_{name}.json")
-
     @property
     def metrics(self) -> Path:
         return self._p("metrics", f"{TASK}.json")
-
-    @property
-    def timings(self) -> Path:
-        return self._p("timings", f"{TASK}.json")
 
     @property
     def subsets_csv(self) -> Path:

@@ -1,7 +1,7 @@
 """dynconv-evaluate: both models on the test split for every channel subset (RGB, RG, RB, GB, R, G, B), at the
 training resolution and at `dynconv.evaluate.second_size` (the raw test images resized to it: spatial
 invariance shown, not claimed); parameters and FLOPs (torch.utils.flop_counter) of both and the dynamic
-module's share of them; CPU ms per image (timings/dynconv.json, not a metric).
+module's share of them; CPU ms per image (timings/dynconv-evaluate.json, not a metric).
 
 Writes metrics/dynconv.json, plots/dynconv/subsets.csv (the `dvc plots` data of the bar chart) and
 plots/dynconv/subsets.png (grouped bars, subset × model, with the run-to-run spread).
@@ -106,7 +106,7 @@ def run(p: config.DynconvParams, common: config.CommonParams, paths: config.Path
         write_csv(paths.subsets_csv, rows)
         bar_chart(paths.plots / "subsets.png", result)
         write_json(paths.metrics, result)
-        write_json(paths.timings, timings)
+        write_json(paths.timings(STAGE), timings)
         tracker.log_metrics({f"{m}_{s}": v for m in config.MODELS for s, v in result["accuracy"][m].items()})
         tracker.log_metrics({k: v for k, v in result.items() if isinstance(v, (int, float))})
         tracker.log_artifact(paths.plots / "subsets.png")

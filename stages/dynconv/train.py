@@ -7,7 +7,7 @@ cosine decay, random crop + flip. Per epoch: train loss/accuracy and validation 
 the mean of the single channels. Resumes from per-epoch checkpoints after an interruption.
 
 Writes models/dynconv/<model>.pt (every run's weights), plots/dynconv/train_<model>.csv/.png (per-epoch
-curves, mean over runs), metrics/dynconv_train_<model>.json, timings/dynconv_train_<model>.json.
+curves, mean over runs), metrics/dynconv_train_<model>.json, timings/dynconv-train-<model>.json.
 """
 
 from __future__ import annotations
@@ -91,7 +91,8 @@ def run(p: config.DynconvParams, common: config.CommonParams, paths: config.Path
                 optimizer.load_state_dict(saved["optimizer"])
                 scheduler.load_state_dict(saved["scheduler"])
                 g.set_state(saved["generator"])
-                first = saved["epoch"] + 1
+                torch.set_rng_state(saved["rng"])
+                first = saved["run_epoch"] + 1
             n_params = sum(q.numel() for q in model.parameters())
             print(f"{stage} run {r + 1}/{t.runs}: {n_params:,} parameters, {len(xtr)} train images {size}², "
                   f"{t.epochs} epochs, channel sampling {variant.channel_sampling}, on {device}")  # fmt: skip
@@ -125,11 +126,8 @@ def run(p: config.DynconvParams, common: config.CommonParams, paths: config.Path
                 print(
                     " ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in row.items()), flush=True
                 )
-                checkpoint.save(scratch, r * t.epochs + epoch, {
-                    "run": r, "epoch": epoch, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                    "scheduler": scheduler.state_dict(), "generator": g.get_state(), "states": states,
-                    "history": history,
-                })  # fmt: skip
+                checkpoint.save(scratch, r * t.epochs + epoch, model, optimizer, scheduler, run=r, run_epoch=epoch,
+                                generator=g.get_state(), states=states, history=history)  # fmt: skip
             states.append({k: v.detach().cpu().clone() for k, v in model.state_dict().items()})
             saved = None
         save(paths.model(name), name, states, p, classes, size)
@@ -151,7 +149,7 @@ def run(p: config.DynconvParams, common: config.CommonParams, paths: config.Path
             "final_train_loss": [row["train_loss"] for row in finals],
         }
         write_json(paths.train_metrics(name), summary)
-        write_json(paths.train_timings(name), {"train_seconds": round(time.time() - start, 1), "device": str(device),
+        write_json(paths.timings(f"{STAGE}-{name}"), {"train_seconds": round(time.time() - start, 1), "device": str(device),
                                                "threads": common.threads})  # fmt: skip
         tracker.log_artifact(paths.plots / f"train_{name}.png")
         tracker.log_artifact(paths.history(name))

@@ -3,15 +3,15 @@ the score command; bad inputs giving one `error:` line."""
 
 from __future__ import annotations
 
-import dataclasses
 import json
 
 import pytest
 import torch
+from tiny import COMMON, tiny_task
 
 from stages.common import checkpoint, cli
 from stages.common.io import DataError
-from stages.common.params import CommonParams, ParamsError
+from stages.common.params import ParamsError
 from stages.dynconv import config, evaluate, package, score, train
 from stages.dynconv.model import DynamicConv2d, build, sample_masks, subset_mask
 from stages.mini_imagenet import config as data_config
@@ -19,25 +19,16 @@ from stages.mini_imagenet import download, prepare
 
 
 def tiny_params() -> config.DynconvParams:
-    p = config.DynconvParams()
-    p.backbone = dataclasses.replace(p.backbone, width=4, blocks=[1, 1])
-    p.models.dynamic = dataclasses.replace(p.models.dynamic, kernels=2, hidden=4)
-    p.train = dataclasses.replace(p.train, epochs=2, runs=2, batch_size=16)
-    p.evaluate = dataclasses.replace(p.evaluate, second_size=20, batch_size=16, timing_batches=1)
-    return p
+    return tiny_task("dynconv", config.DynconvParams)
 
 
 @pytest.fixture(scope="module")
 def data_root(tmp_path_factory):
     """The tiny shared data (mini-imagenet sample, 3/2/2 per class, 16 px) once for the module."""
     root = tmp_path_factory.mktemp("dynconv")
-    p = data_config.MiniImagenetParams()
-    p.data = dataclasses.replace(p.data, sample_train=3, sample_val=2, sample_test=2, sample_size=24)
-    p.prepare.image_size = 16
-    common = CommonParams(device="cpu", threads=1, mlflow=False)
-    paths = data_config.Paths(root)
-    download.run(p, common, paths)
-    prepare.run(p, common, paths)
+    p, paths = tiny_task("mini-imagenet", data_config.MiniImagenetParams), data_config.Paths(root)
+    download.run(p, COMMON, paths)
+    prepare.run(p, COMMON, paths)
     return root
 
 
@@ -46,7 +37,7 @@ def tiny(data_root, tmp_path):
     """Tiny dynconv params from the real defaults, common params without MLflow, paths sharing the tiny data."""
     (tmp_path / "data").mkdir()
     (tmp_path / "data" / "mini-imagenet").symlink_to(data_root / "data" / "mini-imagenet")
-    return tiny_params(), CommonParams(device="cpu", threads=1, mlflow=False), config.Paths(tmp_path)
+    return tiny_params(), COMMON, config.Paths(tmp_path)
 
 
 def test_pipeline_end_to_end(tiny, capsys) -> None:
@@ -54,13 +45,17 @@ def test_pipeline_end_to_end(tiny, capsys) -> None:
     for name in config.MODELS:
         summary = train.run(p, common, paths, name)
         assert summary["runs"] == 2 and len(summary["final_val_accuracy_rgb"]) == 2
-        assert paths.model(name).is_file() and paths.history(name).is_file() and paths.train_timings(name).is_file()
+        assert (
+            paths.model(name).is_file()
+            and paths.history(name).is_file()
+            and paths.timings(f"dynconv-train-{name}").is_file()
+        )
     assert train.run(p, common, paths, "naive")["channel_sampling"] == "none"
     r = evaluate.run(p, common, paths)
     assert set(r["accuracy"]["dynamic"]) == set(config.SUBSETS) and r["second_size"] == 20
     assert r["dynamic_extra_flops_vs_naive"] < 0.05 and r["cost"]["dynamic"]["flops"] > r["cost"]["naive"]["flops"]
     assert json.loads(paths.metrics.read_text()) == json.loads(json.dumps(r))
-    assert "ms_per_image" in json.loads(paths.timings.read_text())
+    assert "ms_per_image" in json.loads(paths.timings("dynconv-evaluate").read_text())
     assert "seconds" not in paths.metrics.read_text() and "ms_per" not in paths.metrics.read_text()
     assert (paths.plots / "subsets.png").is_file() and len(paths.subsets_csv.read_text().splitlines()) == 15
     text = package.run(p, common, paths)
@@ -90,8 +85,8 @@ def test_resume_after_interruption(tiny, monkeypatch) -> None:
     whole = torch.load(paths.model("dynamic"), weights_only=False)["states"]
     real_save, calls = checkpoint.save, []
 
-    def interrupting_save(folder, epoch, state):
-        real_save(folder, epoch, state)
+    def interrupting_save(folder, epoch, *args, **kwargs):
+        real_save(folder, epoch, *args, **kwargs)
         calls.append(epoch)
         if len(calls) == 4:  # run 2, epoch 1
             raise KeyboardInterrupt

@@ -3,7 +3,6 @@ the real folder in ../shared/data (skipped where absent), and every bad input gi
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import shutil
 import zipfile
@@ -11,10 +10,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from tiny import COMMON, tiny_task
 
 from stages.common import cli
 from stages.common.io import DataError
-from stages.common.params import CommonParams, ParamsError
+from stages.common.params import ParamsError
 from stages.mini_imagenet import config, data, download, prepare
 
 REAL = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "mini_imagenet"
@@ -23,10 +23,7 @@ REAL = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "mini_im
 @pytest.fixture
 def tiny(tmp_path):
     """Tiny mini-imagenet params from the real defaults, common params without MLflow, paths under tmp_path."""
-    p = config.MiniImagenetParams()
-    p.data = dataclasses.replace(p.data, sample_train=3, sample_val=2, sample_test=2, sample_size=24)
-    p.prepare = dataclasses.replace(p.prepare, image_size=16)
-    return p, CommonParams(device="cpu", threads=1, mlflow=False), config.Paths(tmp_path / "repo")
+    return tiny_task("mini-imagenet", config.MiniImagenetParams), COMMON, config.Paths(tmp_path / "repo")
 
 
 def _layout(folder: Path, n_classes: int = 3, per: int = 2, val_name: str = "val.txt") -> Path:
