@@ -32,25 +32,34 @@ def data_root(tmp_path_factory):
     return root
 
 
+def _paths(root, data_root) -> config.Paths:
+    (root / "data").mkdir(parents=True)
+    (root / "data" / "mini-imagenet").symlink_to(data_root / "data" / "mini-imagenet")
+    return config.Paths(root)
+
+
 @pytest.fixture
 def tiny(data_root, tmp_path):
     """Tiny dynconv params from the real defaults, common params without MLflow, paths sharing the tiny data."""
-    (tmp_path / "data").mkdir()
-    (tmp_path / "data" / "mini-imagenet").symlink_to(data_root / "data" / "mini-imagenet")
-    return tiny_params(), COMMON, config.Paths(tmp_path)
+    return tiny_params(), COMMON, _paths(tmp_path, data_root)
 
 
-def test_pipeline_end_to_end(tiny, capsys) -> None:
-    p, common, paths = tiny
+@pytest.fixture(scope="module")
+def trained(data_root, tmp_path_factory) -> config.Paths:
+    """Both models trained once on the tiny params (2 runs × 2 epochs each) for the module's tests."""
+    paths = _paths(tmp_path_factory.mktemp("trained"), data_root)
     for name in config.MODELS:
-        summary = train.run(p, common, paths, name)
+        summary = train.run(tiny_params(), COMMON, paths, name)
         assert summary["runs"] == 2 and len(summary["final_val_accuracy_rgb"]) == 2
-        assert (
-            paths.model(name).is_file()
-            and paths.history(name).is_file()
-            and paths.timings(f"dynconv-train-{name}").is_file()
-        )
-    assert train.run(p, common, paths, "naive")["channel_sampling"] == "none"
+    return paths
+
+
+def test_pipeline_end_to_end(trained, capsys) -> None:
+    p, common, paths = tiny_params(), COMMON, trained
+    for name in config.MODELS:
+        assert paths.model(name).is_file() and paths.history(name).is_file()
+        assert paths.timings(f"dynconv-train-{name}").is_file()
+    assert json.loads(paths.train_metrics("naive").read_text())["channel_sampling"] == "none"
     r = evaluate.run(p, common, paths)
     assert set(r["accuracy"]["dynamic"]) == set(config.SUBSETS) and r["second_size"] == 20
     assert r["dynamic_extra_flops_vs_naive"] < 0.05 and r["cost"]["dynamic"]["flops"] > r["cost"]["naive"]["flops"]
@@ -60,7 +69,7 @@ def test_pipeline_end_to_end(tiny, capsys) -> None:
     assert (paths.plots / "subsets.png").is_file() and len(paths.subsets_csv.read_text().splitlines()) == 15
     text = package.run(p, common, paths)
     assert "## Cost analysis" in text and "| GB |" in text and paths.report.is_file()
-    # the score command on the test list
+    # the score command on the test list gives evaluate's numbers
     capsys.readouterr()
     result = score.cli([str(paths.raw / "test.txt"), "--root", str(paths.root), "--threads", "1"])
     out = capsys.readouterr().out
@@ -68,36 +77,38 @@ def test_pipeline_end_to_end(tiny, capsys) -> None:
     assert result["dynamic"]["RGB"] == pytest.approx(r["accuracy_runs"]["dynamic"]["RGB"], abs=1e-6)
 
 
-def test_outputs_deterministic(tiny) -> None:
-    p, common, paths = tiny
-    p.train.runs = 1
-    train.run(p, common, paths, "dynamic")
-    first = torch.load(paths.model("dynamic"), weights_only=False)["states"][0]
-    train.run(p, common, paths, "dynamic")
-    second = torch.load(paths.model("dynamic"), weights_only=False)["states"][0]
-    assert all(torch.equal(first[k], second[k]) for k in first)
+def _states(paths: config.Paths, name: str) -> list[dict]:
+    return torch.load(paths.model(name), weights_only=False)["states"]
 
 
-def test_resume_after_interruption(tiny, monkeypatch) -> None:
+def _same(a: list[dict], b: list[dict]) -> bool:
+    return len(a) == len(b) and all(torch.equal(x[k], y[k]) for x, y in zip(a, b, strict=True) for k in x)
+
+
+def test_outputs_deterministic(tiny, trained) -> None:
     p, common, paths = tiny
-    p.train.epochs = 3
-    train.run(p, common, paths, "dynamic")
-    whole = torch.load(paths.model("dynamic"), weights_only=False)["states"]
+    train.run(p, common, paths, "naive")
+    assert _same(_states(paths, "naive"), _states(trained, "naive"))
+    assert paths.history("naive").read_bytes() == trained.history("naive").read_bytes()
+
+
+def test_resume_after_interruption(tiny, trained, monkeypatch) -> None:
+    p, common, paths = tiny
     real_save, calls = checkpoint.save, []
 
     def interrupting_save(folder, epoch, *args, **kwargs):
         real_save(folder, epoch, *args, **kwargs)
         calls.append(epoch)
-        if len(calls) == 4:  # run 2, epoch 1
+        if len(calls) == 3:  # run 2, epoch 1
             raise KeyboardInterrupt
 
     monkeypatch.setattr(checkpoint, "save", interrupting_save)
     with pytest.raises(KeyboardInterrupt):
         train.run(p, common, paths, "dynamic")
+    assert not paths.model("dynamic").exists()
     monkeypatch.setattr(checkpoint, "save", real_save)
     train.run(p, common, paths, "dynamic")
-    resumed = torch.load(paths.model("dynamic"), weights_only=False)["states"]
-    assert all(torch.equal(a[k], b[k]) for a, b in zip(whole, resumed, strict=True) for k in a)
+    assert _same(_states(paths, "dynamic"), _states(trained, "dynamic"))  # resumed = uninterrupted
     assert not list(paths.checkpoints.rglob("*.pt"))
 
 
@@ -171,11 +182,8 @@ def _one_error_line(fn, capsys) -> str:
     return err[0]
 
 
-def test_score_bad_list_one_error_line(tiny, capsys, tmp_path) -> None:
-    p, common, paths = tiny
-    p.train.runs, p.train.epochs = 1, 1
-    for name in config.MODELS:
-        train.run(p, common, paths, name)
+def test_score_bad_list_one_error_line(trained, capsys, tmp_path) -> None:
+    paths = trained
     bad = tmp_path / "bad.txt"
     first = (paths.raw / "test.txt").read_text().splitlines()[0].split()[0]
     bad.write_text(f"{paths.raw / first} 0\n{paths.raw / first} 42\n")
