@@ -52,6 +52,7 @@ class DynamicParams:
     hidden: int = 32  # hidden units of the attention MLP
     pooled_attention: bool = True  # attention also sees the present channels' mean (Chen et al.'s input-dependence)
     temperature: float = 1.0  # softmax temperature of the attention over kernels
+    redistribute: bool = True  # share the absent channels' kernel columns out over the present ones
 
 
 @dataclasses.dataclass

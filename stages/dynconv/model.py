@@ -4,7 +4,11 @@
   A bank of K candidate kernels W_k (out, 3, k, k) with biases b_k; an attention MLP maps the
   channel-presence vector m ∈ {0,1}³ (and, with `pooled`, the present channels' spatial means) to
   π = softmax(MLP(·)/T) over the K kernels; the image's kernel is Σ π_k W_k, applied to the input
-  with the absent channels zeroed, so the output never depends on absent channels' values. This is
+  with the absent channels zeroed, so the output never depends on absent channels' values. With
+  `redistribute`, the absent channels' kernel columns are shared out over the present ones (W'_c =
+  W_c + Σ_absent W_a / |present| for each present c): natural images' channels are strongly correlated,
+  so a single channel then drives the next layer much as the full image would (the way RGB-trained
+  first layers are adapted to grey input by summing their kernels over channels). This is
   Dynamic Convolution (Chen et al., CVPR 2020: attention over K kernels, aggregated before the one
   convolution) with the attention driven by channel presence, the weight-generating network the sheet
   asks for. Nothing depends on the input resolution.
@@ -29,10 +33,11 @@ class DynamicConv2d(nn.Module):
     """(B, C, H, W) + presence mask (B, C) -> (B, out, H', W'): the kernel is generated from the mask."""
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int = 3, stride: int = 1,
-                 kernels: int = 4, hidden: int = 32, pooled: bool = True, temperature: float = 1.0) -> None:  # fmt: skip
+                 kernels: int = 4, hidden: int = 32, pooled: bool = True, temperature: float = 1.0,
+                 redistribute: bool = True) -> None:  # fmt: skip
         super().__init__()
         self.in_channels, self.out_channels, self.stride, self.pad = in_channels, out_channels, stride, kernel_size // 2
-        self.pooled, self.temperature = pooled, temperature
+        self.pooled, self.temperature, self.redistribute = pooled, temperature, redistribute
         self.weight = nn.Parameter(torch.empty(kernels, out_channels, in_channels, kernel_size, kernel_size))
         self.bias = nn.Parameter(torch.zeros(kernels, out_channels))
         for k in range(kernels):
@@ -53,7 +58,12 @@ class DynamicConv2d(nn.Module):
         x = x * mask[:, :, None, None]  # absent channels are exactly 0: their kernel columns see nothing
         pi = self.attend(x, mask)  # (B, K)
         k = self.weight.shape[-1]
-        weight = (pi @ self.weight.flatten(1)).view(b * self.out_channels, c, k, k)  # one kernel per image
+        weight = (pi @ self.weight.flatten(1)).view(b, self.out_channels, c, k, k)  # one kernel per image
+        if self.redistribute:
+            present = mask[:, None, :, None, None]  # (B, 1, C, 1, 1)
+            absent_sum = (weight * (1 - present)).sum(2, keepdim=True)  # (B, out, 1, k, k)
+            weight = weight + present * absent_sum / mask.sum(1).clamp(min=1)[:, None, None, None, None]
+        weight = weight.reshape(b * self.out_channels, c, k, k)
         bias = (pi @ self.bias).flatten()  # (B·out,)
         y = F.conv2d(x.reshape(1, b * c, h, w), weight, bias, self.stride, self.pad, groups=b)
         return y.view(b, self.out_channels, y.shape[-2], y.shape[-1])
@@ -101,7 +111,7 @@ def build(name: str, p: config.DynconvParams, num_classes: int) -> ChannelNet:
     if name == "dynamic":
         d = p.models.dynamic
         stem: nn.Module = DynamicConv2d(3, b.width, 3, b.stem_stride, d.kernels, d.hidden, d.pooled_attention,
-                                        d.temperature)  # fmt: skip
+                                        d.temperature, d.redistribute)  # fmt: skip
     else:
         stem = NaiveConv2d(3, b.width, 3, b.stem_stride, padding=1)
     return ChannelNet(stem, b.width, list(b.blocks), num_classes, b.dropout)
