@@ -10,6 +10,8 @@ from stages.common.io import read_json, write_text
 from stages.dynconv import config
 
 REFERENCES = [
+    "The 'sum the RGB kernels for a grey input' adaptation of pretrained first layers is folklore (e.g. timm's"
+    " `adapt_input_conv`); here it is applied per subset inside the generated kernel.",
     "Y. Chen, X. Dai, M. Liu, D. Chen, L. Yuan, Z. Liu. *Dynamic Convolution: Attention over Convolution Kernels*. "
     "CVPR 2020 (the sheet cites it as Wu et al.).",
     "Y. Bao, S. Sivanandan, T. Karaletsos. *Channel Vision Transformers: An Image Is Worth 1 × 16 × 16 Words* "
@@ -60,17 +62,26 @@ def run(p: config.DynconvParams, common: config.CommonParams, paths: config.Path
         " (Dynamic Convolution's attention over kernels, aggregated before one convolution, so the cost is one"
         " convolution). This is the weight-generating network the sheet asks for: it receives which channels are"
         " there and generates the kernel for them.",
-        "2. **Absent channels cannot leak.** The input's absent channels are multiplied by 0 before the convolution"
+        "2. **Absent channels' kernel mass is redistributed**"
+        + (" (on here)" if d.redistribute else " (off in this run)")
+        + ": the kernel columns of the absent channels are shared out over the present ones, W'_c = W_c +"
+        " Σ_absent W_a / |present|. Natural images' channels are strongly correlated, so one channel then drives"
+        " the next layer much as the full image would; this is how RGB-trained first layers are adapted to grey"
+        " input (summing the kernels over channels), made part of the generated kernel. On the sample data it"
+        " raised validation accuracy from 0.64/0.74 to 0.86/0.86 on RGB and from 0.42/0.47 to 0.52/0.56 on single"
+        " channels (two seeds, 12 epochs; measured while developing, `-S dynconv.models.dynamic.redistribute=false`"
+        " repeats it).",
+        "3. **Absent channels cannot leak.** The input's absent channels are multiplied by 0 before the convolution"
         " and the attention sees only the mask and present channels, so the output does not depend on what an"
         " absent channel holds (tested). Any non-empty subset of {R, G, B} is accepted; a single grey channel is"
         " one of them.",
-        "3. **Spatial-size invariance.** Nothing depends on the resolution: convolutions, a per-image mean for the"
+        "4. **Spatial-size invariance.** Nothing depends on the resolution: convolutions, a per-image mean for the"
         " attention, global average pooling before the head. The models are tested at a second resolution.",
-        "4. **Training for all subsets.** Each training image gets a random subset: with `hierarchical` sampling"
+        "5. **Training for all subsets.** Each training image gets a random subset: with `hierarchical` sampling"
         " (ChannelViT) the number of channels is uniform in {1, 2, 3}, then the channels; `uniform` draws one of"
         " the 7 subsets; `none` always RGB. The scheme is a param of each model, so `dvc exp run -S"
         " dynconv.models.naive.channel_sampling=hierarchical` separates the module's effect from the scheme's.",
-        "5. **The naive baseline** is the same network with a plain 3-channel first conv; missing channels are"
+        "6. **The naive baseline** is the same network with a plain 3-channel first conv; missing channels are"
         " zero-filled (0 after normalisation, i.e. the dataset mean).",
         "",
         "## Cost analysis",
