@@ -74,6 +74,7 @@ class CombineParams:
 @dataclasses.dataclass
 class DipDdpmParams:
     seed: int = 0
+    threads: int = 1  # torch CPU threads for these stages; 0 = common.threads (small convs: 1 is fastest, and far faster on a loaded CPU)
     data: DataParams = dataclasses.field(default_factory=DataParams)
     noise: NoiseParams = dataclasses.field(default_factory=NoiseParams)
     net: NetParams = dataclasses.field(default_factory=NetParams)
@@ -93,6 +94,7 @@ def _check(ok: bool, key: str, message: str) -> None:
 def validate(p: DipDdpmParams) -> None:
     """Ranges of every parameter, before anything is built (bounds that need the prior are checked in restore)."""
     d, n, net, dip, dd, c = p.data, p.noise, p.net, p.dip, p.ddpm, p.combine
+    _check(p.threads >= 0, "threads", "must be >= 0")
     _check(d.n_images >= 1, "data.n_images", f"is {d.n_images}; must be >= 1")
     _check(d.val_images >= 1, "data.val_images", f"is {d.val_images}; must be >= 1")
     _check(d.image_size >= 8 and d.image_size % 8 == 0, "data.image_size", f"is {d.image_size}; must be a multiple of 8")

@@ -22,3 +22,7 @@ def ssim(clean: np.ndarray, estimate: np.ndarray) -> float:
 def to_uint8(images01: np.ndarray) -> np.ndarray:
     """(N, 3, H, W) floats in [0, 1] -> (N, H, W, 3) uint8, as an image file would store them."""
     return (np.clip(images01, 0, 1) * 255).round().astype(np.uint8).transpose(0, 2, 3, 1)
+
+
+
+LIBRARY = "scikit-image (skimage.metrics: peak_signal_noise_ratio, structural_similarity; data range 255)"

@@ -65,7 +65,8 @@ def run_dip(p: config.DipDdpmParams, arrays: dict, device: torch.device) -> tupl
         print(f"  σ={sigma:g}: stop at {stop} ({d.stop_rule}); test PSNR there {psnr[its.index(stop), :n_test].mean():.2f},"
               f" oracle {psnr[:, :n_test].max(0).mean():.2f} dB")  # fmt: skip
     out = {"images": np.stack(images), "oracle": np.stack(oracle), "stop": np.array(stops),
-           "curve_iterations": np.array(its), "curve_psnr": np.stack(curves)}  # fmt: skip
+           "curve_iterations": np.array(its), "curve_psnr": np.stack(curves),
+           "flops_per_iteration": np.array(dip.flops_per_iteration(p.net, clean.shape[1]))}  # fmt: skip
     m = len(clean)
     per_iteration = seconds / (len(arrays["sigmas"]) * d.iterations * m)
     timing = {
@@ -76,6 +77,16 @@ def run_dip(p: config.DipDdpmParams, arrays: dict, device: torch.device) -> tupl
         "note": f"{m} images (test + validation) fitted in one grouped batch per σ; per image = batch time / {m}",
     }  # fmt: skip
     return out, timing
+
+
+def unet_flops(model, size: int, device: torch.device | str = "cpu") -> int:
+    """FLOPs of one U-Net forward pass for one image (torch's FlopCounterMode)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    x = torch.zeros(1, model.cfg.channels, size, size, device=device)
+    with torch.no_grad(), FlopCounterMode(display=False) as counter:
+        model(x, torch.zeros(1, dtype=torch.long, device=device))
+    return int(counter.get_total_flops())
 
 
 def start_timestep(sigma: float, schedule) -> int:
@@ -98,7 +109,8 @@ def run_ddpm(p: config.DipDdpmParams, arrays: dict, device: torch.device, model,
         starts.append(t + 1)
         steps_used.append(len(timesteps))
         print(f"  σ={sigma:g}: start at t={t + 1} of {schedule.timesteps}, {len(timesteps)} reverse steps")
-    out = {"images": np.stack(images), "t_start": np.array(starts), "steps": np.array(steps_used)}
+    out = {"images": np.stack(images), "t_start": np.array(starts), "steps": np.array(steps_used),
+           "unet_flops": np.array(unet_flops(model, arrays["clean"].shape[1], device))}  # fmt: skip
     timing = {"seconds_total": round(seconds, 3), "seconds_per_image": round(seconds / (n_test * len(starts)), 4)}
     return out, timing
 
@@ -128,7 +140,7 @@ def run_combined(p: config.DipDdpmParams, arrays: dict, device: torch.device, mo
     n_test = int(arrays["n_test"])
     generator = torch.Generator().manual_seed(p.seed)
     seeds = dip.image_seeds(p.seed, list(range(n_test)))  # the same networks as DIP alone gives these images
-    images, dips, dip_seconds, ddpm_seconds = [], [], 0.0, 0.0
+    images, dips, steps, dip_seconds, ddpm_seconds = [], [], [], 0.0, 0.0
     for s, sigma in enumerate(arrays["sigmas"]):
         y = noisy_tensor(arrays["noisy"][s][:n_test])
         result = dip.fit(y, p.net, p.combine.dip_iterations, seeds, 0, device, desc=f"dip-ddpm σ={sigma:g}")
@@ -138,8 +150,9 @@ def run_combined(p: config.DipDdpmParams, arrays: dict, device: torch.device, mo
         ddpm_seconds += time.perf_counter() - start
         images.append(quality.to_uint8(x.numpy()))
         dips.append(quality.to_uint8(result.final.numpy()))
+        steps.append(len(reverse.partial_timesteps(p.combine.t0 - 1, min(p.combine.steps, p.combine.t0))) if p.combine.t0 else 0)
     k = n_test * len(arrays["sigmas"])
-    out = {"images": np.stack(images), "dip_estimate": np.stack(dips)}
+    out = {"images": np.stack(images), "dip_estimate": np.stack(dips), "steps": np.array(steps)}
     timing = {
         "seconds_total": round(dip_seconds + ddpm_seconds, 3),
         "seconds_per_image": round((dip_seconds + ddpm_seconds) / k, 4),
@@ -168,7 +181,7 @@ def run(p: config.DipDdpmParams, common: config.CommonParams, paths: config.Path
         raise ParamsError(f"dip-ddpm-restore takes one method ({', '.join(config.METHODS)}), got {list(variant)}")
     method = check_method(variant[0])
     arrays = data.load(paths.prepared)
-    device = setup(p.seed, common.device, common.threads)
+    device = setup(p.seed, common.device, p.threads or common.threads)
     if method == "dip":
         out, timing = run_dip(p, arrays, device)
     else:

@@ -30,13 +30,15 @@ def timestep_for_noise_std(schedule: Schedule, std: float) -> int:
 
 
 def partial_timesteps(t0: int, steps: int = 0) -> list[int]:
-    """`steps` evenly spaced 0-based timesteps from t0 down (t0 first, descending); 0 = every one of t0 … 0."""
+    """`steps` evenly spaced 0-based timesteps from t0 down to 0 (t0 first, descending); 0 = every one of t0 … 0."""
     if t0 < 0:
         raise ValueError(f"t0 must be >= 0, got {t0}")
     steps = steps or t0 + 1
     if not 1 <= steps <= t0 + 1:
         raise ValueError(f"steps must be in [1, {t0 + 1}] from t0 = {t0}, got {steps}")
-    return sorted({round(t0 * (steps - i) / steps) for i in range(steps)}, reverse=True)
+    if steps == 1:
+        return [t0]
+    return sorted({round(t0 * j / (steps - 1)) for j in range(steps)}, reverse=True)
 
 
 @torch.no_grad()
