@@ -36,7 +36,9 @@ class NetParams:
     """DIP's encoder–decoder (Ulyanov et al.'s `skip` network, smaller), shared by `dip` and `dip-ddpm`."""
 
     arch: Literal["skip", "plain"] = "skip"  # plain = the same encoder–decoder without skip connections
-    channels: list[int] = dataclasses.field(default_factory=lambda: [16, 16, 16])  # one level per entry, each halves H, W
+    channels: list[int] = dataclasses.field(
+        default_factory=lambda: [16, 16, 16]
+    )  # one level per entry, each halves H, W
     skip_channels: int = 4
     input_channels: int = 32  # the fixed noise input z ~ U(0, 0.1)
     upsample: Literal["bilinear", "nearest"] = "bilinear"
@@ -97,7 +99,9 @@ def validate(p: DipDdpmParams) -> None:
     _check(p.threads >= 0, "threads", "must be >= 0")
     _check(d.n_images >= 1, "data.n_images", f"is {d.n_images}; must be >= 1")
     _check(d.val_images >= 1, "data.val_images", f"is {d.val_images}; must be >= 1")
-    _check(d.image_size >= 8 and d.image_size % 8 == 0, "data.image_size", f"is {d.image_size}; must be a multiple of 8")
+    _check(
+        d.image_size >= 8 and d.image_size % 8 == 0, "data.image_size", f"is {d.image_size}; must be a multiple of 8"
+    )
     _check(len(n.sigmas) >= 1, "noise.sigmas", "is empty")
     for i, s in enumerate(n.sigmas):
         _check(0 < s <= 255, f"noise.sigmas[{i}]", f"is {s:g}; σ must be in (0, 255] (the 0–255 scale)")

@@ -61,9 +61,7 @@ class GroupedSkipNet(nn.Module):
             cin = deeper + (net.skip_channels if self.skip else 0)
             cout = net.channels[i]
             self.up.append(
-                nn.Sequential(
-                    nn.BatchNorm2d(cin * groups), _block(cin, cout, groups, 3), _block(cout, cout, groups, 1)
-                )
+                nn.Sequential(nn.BatchNorm2d(cin * groups), _block(cin, cout, groups, 3), _block(cout, cout, groups, 1))
             )
         self.out = nn.Conv2d(net.channels[0] * groups, out_channels * groups, 1, groups=groups)
 
@@ -132,7 +130,9 @@ def fit(
     for it in tqdm(range(1, iterations + 1), desc=desc, leave=False, mininterval=5):
         zi = z
         if net.input_noise > 0:
-            zi = z + net.input_noise * torch.cat([torch.randn((1, net.input_channels, h, w), generator=g) for g in gens], 1).to(device)
+            zi = z + net.input_noise * torch.cat(
+                [torch.randn((1, net.input_channels, h, w), generator=g) for g in gens], 1
+            ).to(device)
         out = model(zi)
         loss = ((out - target) ** 2).mean(dim=(1, 2, 3)).sum()
         optimizer.zero_grad(set_to_none=True)

@@ -94,7 +94,10 @@ def run(p: config.DipDdpmParams, common: config.CommonParams, paths: config.Path
         tracker.log_artifact(paths.plots / "dip_curve.csv")
     for sigma in sigmas:
         e = metrics[sigma_key(sigma)]
-        print(f"  σ={sigma:g}: " + ", ".join(f"{n} {e[n]['psnr']['mean']:.2f} dB / {e[n]['ssim']['mean']:.3f}" for n in SHOWN))
+        print(
+            f"  σ={sigma:g}: "
+            + ", ".join(f"{n} {e[n]['psnr']['mean']:.2f} dB / {e[n]['ssim']['mean']:.3f}" for n in SHOWN)
+        )
     print(f"dip-ddpm-evaluate: {len(curve_rows)} curve points -> {paths.metrics}")
     return metrics
 

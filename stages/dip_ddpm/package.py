@@ -114,8 +114,11 @@ def run(p: config.DipDdpmParams, common: config.CommonParams, paths: config.Path
         f"- **Data** (`{p.data.source}`): {n} test images and {p.data.val_images} separate validation images at "
         f"{p.data.image_size}×{p.data.image_size}; y = x + σ·ε on the 0–255 scale (not clipped), one fixed draw "
         f"per (image, σ) stored by dip-ddpm-prepare, σ ∈ {{{', '.join(f'{s:g}' for s in sigmas)}}}. "
-        + ("The faces are drawn with a seed the ddpm task never uses, so none is in the prior's training set."
-           if p.data.source == "sample" else "Test images come from a split the prior was not trained on."),
+        + (
+            "The faces are drawn with a seed the ddpm task never uses, so none is in the prior's training set."
+            if p.data.source == "sample"
+            else "Test images come from a split the prior was not trained on."
+        ),
         f"- **Prior**: the ddpm task's U-Net (`{config.PRIOR.as_posix()}`, EMA weights), used as trained.",
         f"- **DIP**: one independent `{net.arch}` encoder–decoder per image (channels {net.channels}, skip "
         f"{net.skip_channels}, input z ~ U(0, 0.1) with {net.input_channels} channels, perturbed by "
@@ -124,8 +127,12 @@ def run(p: config.DipDdpmParams, common: config.CommonParams, paths: config.Path
         "fitted together as the groups of grouped convolutions: separate weights, BatchNorm statistics and Adam "
         "state per image, each image's init from its own seed.",
         f"- **DIP stopping rule** (no clean test image): `{dip.stop_rule}` — "
-        + ("the recorded iteration with the best mean PSNR on the validation images (fitted alongside, never "
-           "the test images)." if dip.stop_rule == "validation" else f"iteration {dip.stop_iteration}.")
+        + (
+            "the recorded iteration with the best mean PSNR on the validation images (fitted alongside, never "
+            "the test images)."
+            if dip.stop_rule == "validation"
+            else f"iteration {dip.stop_iteration}."
+        )
         + " **DIP (oracle)** is each test image at its own best recorded iteration: it needs the clean image, "
         "so it is an upper bound, not a method.",
         f"- **DDPM alone**: sqrt(ᾱ_t)·y as x_t at the matched t, then {'every timestep' if dd.steps == 0 else f'{dd.steps} DDIM steps'} "

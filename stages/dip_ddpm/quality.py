@@ -24,5 +24,4 @@ def to_uint8(images01: np.ndarray) -> np.ndarray:
     return (np.clip(images01, 0, 1) * 255).round().astype(np.uint8).transpose(0, 2, 3, 1)
 
 
-
 LIBRARY = "scikit-image (skimage.metrics: peak_signal_noise_ratio, structural_similarity; data range 255)"

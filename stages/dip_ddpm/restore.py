@@ -33,7 +33,9 @@ from stages.dip_ddpm import config, data, dip, quality, reverse
 
 def check_method(method: str) -> str:
     if method not in config.METHODS:
-        raise ParamsError(f"unknown dip-ddpm-restore method {method!r} (the matrix variants: {', '.join(config.METHODS)})")
+        raise ParamsError(
+            f"unknown dip-ddpm-restore method {method!r} (the matrix variants: {', '.join(config.METHODS)})"
+        )
     return method
 
 
@@ -150,7 +152,9 @@ def run_combined(p: config.DipDdpmParams, arrays: dict, device: torch.device, mo
         ddpm_seconds += time.perf_counter() - start
         images.append(quality.to_uint8(x.numpy()))
         dips.append(quality.to_uint8(result.final.numpy()))
-        steps.append(len(reverse.partial_timesteps(p.combine.t0 - 1, min(p.combine.steps, p.combine.t0))) if p.combine.t0 else 0)
+        steps.append(
+            len(reverse.partial_timesteps(p.combine.t0 - 1, min(p.combine.steps, p.combine.t0))) if p.combine.t0 else 0
+        )
     k = n_test * len(arrays["sigmas"])
     out = {"images": np.stack(images), "dip_estimate": np.stack(dips), "steps": np.array(steps)}
     timing = {
@@ -195,7 +199,9 @@ def run(p: config.DipDdpmParams, common: config.CommonParams, paths: config.Path
     params = {"seed": p.seed, "net": vars(p.net), section: vars(getattr(p, section))}
     with tracked_run(config.TASK, f"dip-ddpm-restore@{method}", params, common.mlflow, paths.root) as tracker:
         tracker.log_metrics({k: v for k, v in timing.items() if isinstance(v, (int, float))})
-    print(f"dip-ddpm-restore@{method}: {out['images'].shape[1]} images × {out['images'].shape[0]} σ -> {paths.restored(method)}")
+    print(
+        f"dip-ddpm-restore@{method}: {out['images'].shape[1]} images × {out['images'].shape[0]} σ -> {paths.restored(method)}"
+    )
     return {"out": out, "timing": timing}
 
 

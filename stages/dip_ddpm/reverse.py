@@ -7,8 +7,8 @@ diffusion.py, are not invalidated; they are general and could move there.
 from __future__ import annotations
 
 import math
-from pathlib import Path
 from collections.abc import Callable, Sequence
+from pathlib import Path
 
 import torch
 from torch import nn

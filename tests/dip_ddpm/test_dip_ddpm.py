@@ -80,7 +80,9 @@ def test_sigma_to_timestep_matches_the_noise_level_numerically():
         std = 2 * sigma / 255
         t = reverse.timestep_for_noise_std(s, std)
         assert 0 < t < 199 and ratio[t - 1] < ratio[t] < ratio[t + 1]
-        assert abs(ratio[t].log() - np.log(std)) <= min(abs(ratio[t - 1].log() - np.log(std)), abs(ratio[t + 1].log() - np.log(std)))
+        assert abs(ratio[t].log() - np.log(std)) <= min(
+            abs(ratio[t - 1].log() - np.log(std)), abs(ratio[t + 1].log() - np.log(std))
+        )
         # y = x0 + std·ε scaled by sqrt(ᾱ_t) has the noise of x_t = sqrt(ᾱ_t)·x0 + sqrt(1 − ᾱ_t)·ε
         g = torch.Generator().manual_seed(0)
         x0 = torch.rand(64, 3, 16, 16, generator=g) * 2 - 1
@@ -154,7 +156,9 @@ def test_restore_outputs(done):
     assert list(d["curve_iterations"]) == [3, 6, 9, 12] and d["curve_psnr"].shape == (3, 4, 5)
     assert all(s in (3, 6, 9, 12) for s in d["stop"])
     dd = data.load_arrays(paths.restored("ddpm"), "x")
-    assert list(dd["t_start"]) == [reverse.timestep_for_noise_std(Schedule("linear", 50), 2 * s / 255) + 1 for s in p.noise.sigmas]
+    assert list(dd["t_start"]) == [
+        reverse.timestep_for_noise_std(Schedule("linear", 50), 2 * s / 255) + 1 for s in p.noise.sigmas
+    ]
     c = data.load_arrays(paths.restored("dip-ddpm"), "x")
     assert c["images"].shape == (3, 3, 16, 16, 3) and list(c["steps"]) == [2, 2, 2]
     assert read_json(paths.restore_timing("dip"))["method"] == "dip"
