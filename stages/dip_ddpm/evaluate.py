@@ -62,15 +62,15 @@ def run(p: config.DipDdpmParams, common: config.CommonParams, paths: config.Path
         metrics[sigma_key(sigma)] = entry
 
     flops = {k: int(restored[m][k]) for m, k in (("dip", "flops_per_iteration"), ("ddpm", "unet_flops"))}
-    cost = {}
+    cost, dip_its = {}, int(restored["dip-ddpm"]["dip_iterations"])
     for s, sigma in enumerate(sigmas):
         stop, steps = int(restored["dip"]["stop"][s]), int(restored["ddpm"]["steps"][s])
         c_steps = int(restored["dip-ddpm"]["steps"][s])
         cost[sigma_key(sigma)] = {
             "dip": {"dip_iterations": stop, "unet_evaluations": 0, "gflops": round(stop * flops["flops_per_iteration"] / 1e9, 3)},
             "ddpm": {"dip_iterations": 0, "unet_evaluations": steps, "gflops": round(steps * flops["unet_flops"] / 1e9, 3)},
-            "dip-ddpm": {"dip_iterations": p.combine.dip_iterations, "unet_evaluations": c_steps,
-                         "gflops": round((p.combine.dip_iterations * flops["flops_per_iteration"] + c_steps * flops["unet_flops"]) / 1e9, 3)},
+            "dip-ddpm": {"dip_iterations": dip_its, "unet_evaluations": c_steps,
+                         "gflops": round((dip_its * flops["flops_per_iteration"] + c_steps * flops["unet_flops"]) / 1e9, 3)},
         }  # fmt: skip
     metrics["cost_per_image"] = cost
     metrics["flops"] = flops

@@ -79,9 +79,9 @@ def grid(paths: config.Paths, arrays: dict, restored: dict) -> None:
 
 def ablation_lines(paths: config.Paths) -> list[str]:
     file = paths.root / "reports" / ABLATIONS
-    if not file.is_file():
+    ab = json.loads(file.read_text(encoding="utf-8")) if file.is_file() else {}
+    if not ab.get("rows"):
         return ["Not run yet: `python -m stages.dip_ddpm.ablate` runs them as `dvc exp run` experiments.", ""]
-    ab = json.loads(file.read_text(encoding="utf-8"))
     lines = [f"Each row is one `dvc exp run -S …` on top of the defaults (σ = {ab['sigma']:g}; PSNR/SSIM means over "
              f"the {ab['test_images']} test images; command: `{ab['command']}`).", "",
              "| experiment | changed | DIP | DDPM | DIP+DDPM | DIP+DDPM SSIM | DIP+DDPM GFLOPs/image |",

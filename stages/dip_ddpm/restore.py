@@ -156,7 +156,8 @@ def run_combined(p: config.DipDdpmParams, arrays: dict, device: torch.device, mo
             len(reverse.partial_timesteps(p.combine.t0 - 1, min(p.combine.steps, p.combine.t0))) if p.combine.t0 else 0
         )
     k = n_test * len(arrays["sigmas"])
-    out = {"images": np.stack(images), "dip_estimate": np.stack(dips), "steps": np.array(steps)}
+    out = {"images": np.stack(images), "dip_estimate": np.stack(dips), "steps": np.array(steps),
+           "dip_iterations": np.array(p.combine.dip_iterations)}  # fmt: skip
     timing = {
         "seconds_total": round(dip_seconds + ddpm_seconds, 3),
         "seconds_per_image": round((dip_seconds + ddpm_seconds) / k, 4),
