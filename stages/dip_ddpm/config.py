@@ -64,9 +64,10 @@ class DdpmParams:
 
 @dataclasses.dataclass
 class CombineParams:
-    """DIP + DDPM: a short DIP fit, noised forward to t0, then a shortened DDIM reverse process."""
+    """DIP + DDPM: a short DIP fit, brought to the noise level of t0, then a shortened DDIM reverse process."""
 
     dip_iterations: int = 60
+    noise: Literal["residual", "fresh"] = "residual"  # residual: x_dip + β·(y − x_dip); fresh: x_dip + Gaussian noise
     t0: int = 6  # 1-based start timestep (x_{t0}); 0 = return the DIP estimate itself
     steps: int = 3  # DDIM steps from t0 (at most t0: a smaller t0 takes every timestep)
     eta: float = 0.0

@@ -8,9 +8,11 @@
 - `ddpm`: y scaled to [-1, 1] has noise std 2σ/255; at the timestep t with
   sqrt((1 − ᾱ_t)/ᾱ_t) = 2σ/255, sqrt(ᾱ_t)·y is distributed as x_t, and the reverse process
   runs from there (`ddpm.steps` DDIM steps, `ddpm.eta`; η = 1 with every step is DDPM's chain).
-- `dip-ddpm`: a short DIP fit (`combine.dip_iterations`), noised forward to t0
-  (x_{t0} = sqrt(ᾱ)·x_dip + sqrt(1 − ᾱ)·ε), then `combine.steps` DDIM steps to x_0, with
-  x̂_0 pulled towards y by `combine.guidance` at each step. t0 = 0 returns the DIP estimate.
+- `dip-ddpm`: a short DIP fit (`combine.dip_iterations`), brought to the noise level of t0 —
+  by default with the observation's own residual, x_dip + β·(y − x_dip), β = s_{t0}/s_y
+  (`combine.noise: residual`), or with fresh Gaussian noise (`fresh`, SDEdit) — then
+  `combine.steps` DDIM steps to x_0, x̂_0 optionally pulled towards y by `combine.guidance`.
+  t0 = 0 returns the DIP estimate; t0 = the σ-matched timestep with `residual` is DDPM alone.
 
 Writes data/dip-ddpm/restored/<method>/ (uint8 images, per σ) and timings/dip-ddpm-restore-<method>.json.
 """
@@ -118,11 +120,16 @@ def run_ddpm(p: config.DipDdpmParams, arrays: dict, device: torch.device, model,
 
 
 def combine(
-    p: config.DipDdpmParams, x_dip: torch.Tensor, y: torch.Tensor, model, schedule, generator: torch.Generator,
-    device: torch.device | str = "cpu",
+    p: config.DipDdpmParams, x_dip: torch.Tensor, y: torch.Tensor, sigma: float, model, schedule,
+    generator: torch.Generator, device: torch.device | str = "cpu",
 ) -> torch.Tensor:  # fmt: skip
     """DIP estimate x_dip and observation y, both (N, 3, H, W) in [0, 1] -> the restored images in [0, 1].
 
+    In [-1, 1], with s_t = sqrt((1 − ᾱ_t)/ᾱ_t) the noise level of x_t and s_y = 2σ/255 the observation's:
+    x_{t0} = sqrt(ᾱ_{t0}) · (x_dip + β·(y − x_dip) + sqrt(s_{t0}² − β²·s_y²)·ε), then DDIM steps to x_0.
+    `combine.noise: residual` sets β = min(1, s_{t0}/s_y): the observation's own residual y − x_dip (its noise
+    plus the detail DIP has not fitted yet) supplies the noise, so x_dip + β·(y − x_dip) = (1 − β)·x_dip + β·y
+    and t0 = the σ-matched timestep is DDPM alone. `fresh`: β = 0, plain forward noising (SDEdit).
     t0 = 0 returns x_dip itself (no noise, no reverse step).
     """
     c = p.combine
@@ -130,11 +137,14 @@ def combine(
         return x_dip
     t = c.t0 - 1  # 0-based index of x_{t0}
     timesteps = reverse.partial_timesteps(t, min(c.steps, c.t0))
-    x0 = 2 * x_dip.to(device) - 1
+    a = schedule.alphas_cumprod[t]
+    s_t, s_y = float(((1 - a) / a).sqrt()), 2 * sigma / 255
+    beta = min(1.0, s_t / s_y) if c.noise == "residual" else 0.0
+    fresh = max(0.0, s_t**2 - (beta * s_y) ** 2) ** 0.5
+    x0, obs = 2 * x_dip.to(device) - 1, 2 * y.to(device) - 1
     noise = torch.randn(x0.shape, generator=generator).to(device)
-    x_t = schedule.q_sample(x0, torch.full((len(x0),), t, device=device), noise)
-    y = 2 * y.to(device) - 1
-    hook = (lambda x0_hat, _t: x0_hat + c.guidance * (y - x0_hat)) if c.guidance > 0 else None
+    x_t = a.sqrt() * (x0 + beta * (obs - x0) + fresh * noise)
+    hook = (lambda x0_hat, _t: x0_hat + c.guidance * (obs - x0_hat)) if c.guidance > 0 else None
     return (reverse.reverse_from(model, schedule, x_t, timesteps, generator, c.eta, hook).cpu() + 1) / 2
 
 
@@ -148,7 +158,7 @@ def run_combined(p: config.DipDdpmParams, arrays: dict, device: torch.device, mo
         result = dip.fit(y, p.net, p.combine.dip_iterations, seeds, 0, device, desc=f"dip-ddpm σ={sigma:g}")
         dip_seconds += result.seconds
         start = time.perf_counter()
-        x = combine(p, result.final, y, model, schedule, generator, device)
+        x = combine(p, result.final, y, float(sigma), model, schedule, generator, device)
         ddpm_seconds += time.perf_counter() - start
         images.append(quality.to_uint8(x.numpy()))
         dips.append(quality.to_uint8(result.final.numpy()))

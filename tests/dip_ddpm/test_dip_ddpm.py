@@ -143,10 +143,29 @@ def test_combination_with_t0_zero_returns_the_dip_estimate():
     torch.manual_seed(0)
     model, s = UNet(TINY_UNET).eval(), Schedule("linear", 50)
     x_dip = torch.rand(2, 3, 16, 16)
-    out = restore.combine(p, x_dip, torch.rand(2, 3, 16, 16), model, s, torch.Generator().manual_seed(0))
-    assert torch.equal(out, x_dip)
-    p.combine = dataclasses.replace(p.combine, t0=3)
-    assert not torch.equal(restore.combine(p, x_dip, x_dip, model, s, torch.Generator().manual_seed(0)), x_dip)
+    y = torch.rand(2, 3, 16, 16)
+    for noise in ("residual", "fresh"):
+        p.combine = dataclasses.replace(p.combine, t0=0, noise=noise)
+        assert torch.equal(restore.combine(p, x_dip, y, 25.0, model, s, torch.Generator().manual_seed(0)), x_dip)
+        p.combine = dataclasses.replace(p.combine, t0=3)
+        assert not torch.equal(restore.combine(p, x_dip, y, 25.0, model, s, torch.Generator().manual_seed(0)), x_dip)
+
+
+def test_combination_at_the_sigma_timestep_with_residual_noise_is_ddpm_alone():
+    """β = 1 at t0 = the σ-matched timestep: the start is sqrt(ᾱ)·y, exactly DDPM alone's."""
+    p, _ = tiny_params()
+    torch.manual_seed(0)
+    model, s = UNet(TINY_UNET).eval(), Schedule("linear", 50)
+    sigma = 25.0
+    t = restore.start_timestep(sigma, s)
+    s_t = float(((1 - s.alphas_cumprod[t]) / s.alphas_cumprod[t]).sqrt())
+    y = torch.rand(2, 3, 16, 16)
+    sigma_exact = s_t * 255 / 2  # the σ whose level is exactly that of x_t, so β = 1 and no fresh noise
+    p.combine = dataclasses.replace(p.combine, t0=t + 1, steps=t + 1, noise="residual")
+    ours = restore.combine(p, torch.rand(2, 3, 16, 16), y, sigma_exact, model, s, torch.Generator().manual_seed(0))
+    alone = reverse.reverse_from(model, s, s.alphas_cumprod[t].sqrt() * (2 * y - 1), reverse.partial_timesteps(t),
+                                 torch.Generator().manual_seed(0))  # fmt: skip
+    torch.testing.assert_close(ours, (alone + 1) / 2, atol=1e-5, rtol=1e-5)
 
 
 def test_restore_outputs(done):
