@@ -24,36 +24,41 @@ COLUMNS = ("clean", "noisy", "DIP", "DIP (oracle)", "DDPM", "DIP+DDPM")
 THEORY = """\
 ## Why the combination should work (and where it cannot)
 
-**The two priors are complementary.** Deep Image Prior (Ulyanov et al.) has no training data:
-the inductive bias of a convolutional encoder–decoder makes gradient descent fit smooth,
-low-frequency image content long before it fits noise, so its output passes through a good
-estimate and then overfits the noise (the curve below). Its estimate at a no-reference stopping
-point is therefore *biased towards smoothness*: the remaining error is missing high-frequency
-detail, not Gaussian. A DDPM trained on clean images of the same kind knows exactly that
-missing part — the score of the data distribution at every noise level — but used alone on a
-noisy image y = x + n it must take y as x_t at the matched timestep (sqrt((1 − ᾱ_t)/ᾱ_t) = 2σ/255)
-and remove *all* of the noise; a prior trained briefly on a small set hallucinates or mis-colours
-when the noise is large, and every reverse step costs a U-Net evaluation.
+**Two priors with different errors.** Deep Image Prior (Ulyanov et al. 2018) uses no training
+data: a convolutional encoder–decoder fitted to the noisy image by gradient descent reproduces
+smooth, low-frequency content long before it reproduces noise, so its output passes through a
+good estimate and then overfits (the curve below). Stopped without a reference, its error is
+mostly *missing detail* (bias towards smoothness), and it costs hundreds of forward–backward
+passes per image. A DDPM trained on clean images of the same kind knows the detail — it
+approximates the score of the data distribution at every noise level — and denoising with it
+is principled: y = x + n scaled by sqrt(ᾱ_t) *is* a sample of x_t at the t where
+sqrt((1 − ᾱ_t)/ᾱ_t) = 2σ/255, so the reverse process from t estimates x. Its error is of a different
+kind: at large σ it must invent everything the noise hides, and it can only be as good as the
+prior (a small model trained briefly hallucinates or shifts colours), with one U-Net evaluation
+per reverse step.
 
-**The combination** uses each where it is strong: a *short* DIP fit gives a coarse estimate
-x_dip whose error is small but structured; noising it forward to a small t0
-(x_{t0} = sqrt(ᾱ_{t0})·x_dip + sqrt(1 − ᾱ_{t0})·ε) drowns that structured error in Gaussian noise
-of a known level, which is exactly the input the DDPM was trained to denoise; a few DDIM steps
-from t0 then restore detail consistent with the prior (SDEdit-style: Meng et al. 2022). Because
-t0 is below the σ-matched timestep, the reverse process is shorter than DDPM alone's, and
-because the DIP fit stops early it is cheaper than DIP alone run to its stopping point. An
-optional pull of x̂_0 towards y at each step (x̂_0 += g·(y − x̂_0)) keeps the result consistent
-with the observation.
+**The combination.** A *short* DIP fit gives x_dip (cheap: it stops before the curve peaks).
+It is brought to the noise level s_{t0} = sqrt((1 − ᾱ_{t0})/ᾱ_{t0}) of a start timestep t0 below the
+σ-matched one and a few DDIM steps run from there. The noise is taken from the observation's own
+residual: x_{t0} = sqrt(ᾱ_{t0})·(x_dip + β·(y − x_dip)), β = s_{t0}/s_y, s_y = 2σ/255. The residual
+y − x_dip is the noise n plus the detail DIP has not fitted yet; its noise part has std β·s_y = s_{t0},
+so the input has exactly the noise level the U-Net expects at t0 (Gaussian, independent of x), and
+its signal part x_dip + β·(x − x_dip) keeps a fraction β of the missing detail instead of throwing
+it away as fresh noise would (SDEdit, Meng et al. 2022: `combine.noise: fresh`, an ablation). The
+two methods are the ends of this path: t0 = 0 is DIP (returned exactly), t0 = the σ-matched
+timestep is DDPM alone. In between, the DDPM removes a *smaller* noise level (shorter chain, less
+to invent, so fewer hallucinations) from an input whose signal DIP has already brought close to
+x, and DIP's smoothness bias is corrected by the prior's detail. When the two errors are not
+perfectly correlated an interior t0 beats both ends; and the cost is a short DIP fit plus a few
+U-Net evaluations, below DIP run to its stopping point.
 
-**Where it cannot help.** (i) If t0 is too small, the Gaussian noise does not cover DIP's error
-and the DDPM sees an input off its training distribution: the output is DIP's (t0 = 0 returns it
-exactly). (ii) If t0 is too large, the DDPM regenerates content that neither DIP nor the
-observation constrains: identity drifts to a plausible but different image and PSNR falls
-towards (or below) DDPM alone. (iii) The combination can only be as good as the prior: on
-images unlike its training data (or with a weak prior) the reverse steps add the prior's own
-errors. (iv) PSNR rewards the posterior *mean*; a DDPM reverse process with η > 0 draws a
-posterior *sample*, which is sharper but has about 3 dB more MSE in theory — so η = 0 (DDIM)
-is used for the tables.
+**Where it cannot help.** (i) If DIP's estimate is poor (too few iterations, large σ), the
+fraction 1 − β of its error stays in the input, and a small t0 cannot remove it. (ii) If t0 is too
+large the combination degrades to DDPM alone, with its hallucinations. (iii) It inherits the
+prior's limits: on images unlike the prior's training data the reverse steps add the prior's own
+errors. (iv) PSNR rewards the posterior *mean*; a reverse process with η > 0 draws a posterior
+*sample* (sharper, but with about twice the MSE of the mean in theory), so η = 0 (DDIM, close to the
+mean) is used for the tables. (v) A DIP stop chosen on a few validation images is itself noisy.
 """
 
 
@@ -137,8 +142,9 @@ def run(p: config.DipDdpmParams, common: config.CommonParams, paths: config.Path
         "so it is an upper bound, not a method.",
         f"- **DDPM alone**: sqrt(ᾱ_t)·y as x_t at the matched t, then {'every timestep' if dd.steps == 0 else f'{dd.steps} DDIM steps'} "
         f"to x_0 (η = {dd.eta:g}).",
-        f"- **DIP+DDPM**: DIP for {c.dip_iterations} iterations, noised to t0 = {c.t0}, then "
-        f"{c.steps} DDIM steps (at most t0; η = {c.eta:g}), pull towards y g = {c.guidance:g}.",
+        f"- **DIP+DDPM**: DIP for {c.dip_iterations} iterations, brought to t0 = {c.t0} with "
+        + ("the observation's residual (β = s_t0/s_y)" if c.noise == "residual" else "fresh Gaussian noise")
+        + f", then {c.steps} DDIM steps (at most t0; η = {c.eta:g}), pull of x̂_0 towards y g = {c.guidance:g}.",
         f"- **Quality**: {m['library']}, on uint8 images against the clean uint8 image; ± is the standard deviation "
         "over the test images.",
         "",
