@@ -47,6 +47,11 @@ def resolve_device(name: str = "auto") -> torch.device:  # noqa: F821
     return device
 
 
+def thread_count(task_threads: int, common_threads: int) -> int:
+    """A task's own `threads` when set (> 0), else `common.threads`: both keys decide it, so both are declared."""
+    return task_threads or common_threads
+
+
 def set_threads(threads: int) -> None:
     if threads > 0:
         import torch

@@ -6,7 +6,15 @@ import dataclasses
 from pathlib import Path
 from typing import Literal
 
-from stages.common.params import CommonParams, ParamsError, load_params
+from stages.common.params import (
+    CommonParams,
+    above,
+    at_least,
+    between,
+    check_ranges,
+    load_common,
+    load_params,
+)
 from stages.common.paths import TaskPaths
 
 TASK = "vlm-caption"
@@ -123,17 +131,31 @@ class Paths(TaskPaths):
 
 def load(path: str | Path = "params.yaml") -> tuple[VlmCaptionParams, CommonParams]:
     p = load_params(TASK, VlmCaptionParams, path)
-    checks = {
-        "train.max_steps": p.train.max_steps >= 1,
-        "train.batch_size": p.train.batch_size >= 1,
-        "train.checkpoint_every": p.train.checkpoint_every >= 0,
-        "predict.batch_size": p.predict.batch_size >= 1,
-        "predict.max_new_tokens": p.predict.max_new_tokens >= 1,
-        "predict.num_beams": p.predict.num_beams >= 1,
-        "predict.no_repeat_ngram_size": p.predict.no_repeat_ngram_size >= 0,
-        "predict.repetition_penalty": p.predict.repetition_penalty > 0,
-    }
-    for key, ok in checks.items():
-        if not ok:
-            raise ParamsError(f"'{TASK}.{key}' is out of range")
-    return p, load_params("common", CommonParams, path)
+    check_ranges(p, TASK, RANGES)
+    return p, load_common(path)
+
+
+RANGES = {
+    "threads": at_least(0),
+    "train.max_steps": at_least(1),
+    "train.batch_size": at_least(1),
+    "train.checkpoint_every": at_least(0),
+    "predict.batch_size": at_least(1),
+    "predict.max_new_tokens": at_least(1),
+    "predict.num_beams": at_least(1),
+    "predict.no_repeat_ngram_size": at_least(0),
+    "predict.repetition_penalty": above(0),
+    "data.sample_train": at_least(1),
+    "data.sample_valid": at_least(1),
+    "data.sample_test": at_least(1),
+    "prepare.max_train_rows": at_least(0),
+    "lora.r": at_least(1),
+    "lora.alpha": at_least(1),
+    "lora.dropout": between(0, 1, open_high=True),
+    "train.grad_accum": at_least(1),
+    "train.lr": above(0),
+    "train.warmup_steps": at_least(0),
+    "train.weight_decay": at_least(0),
+    "train.logging_steps": at_least(1),
+    "predict.examples": at_least(0),
+}
