@@ -6,7 +6,7 @@ import dataclasses
 from pathlib import Path
 from typing import Literal
 
-from stages.common.params import CommonParams, ParamsError, load_params
+from stages.common.params import CommonParams, ParamsError, load_common, load_params, validator
 from stages.common.paths import TaskPaths
 
 TASK = "dip-ddpm"
@@ -85,16 +85,14 @@ class DipDdpmParams:
     ddpm: DdpmParams = dataclasses.field(default_factory=DdpmParams)
     combine: CombineParams = dataclasses.field(default_factory=CombineParams)
 
-    def __post_init__(self) -> None:
-        validate(self)
-
 
 def _check(ok: bool, key: str, message: str) -> None:
     if not ok:
         raise ParamsError(f"parameter 'dip-ddpm.{key}' {message}")
 
 
-def validate(p: DipDdpmParams) -> None:
+@validator
+def validate(p: DipDdpmParams) -> DipDdpmParams:
     """Ranges of every parameter, before anything is built (bounds that need the prior are checked in restore)."""
     d, n, net, dip, dd, c = p.data, p.noise, p.net, p.dip, p.ddpm, p.combine
     _check(p.threads >= 0, "threads", "must be >= 0")
@@ -129,6 +127,7 @@ def validate(p: DipDdpmParams) -> None:
     _check(c.steps >= 1, "combine.steps", "must be >= 1")
     _check(0 <= c.eta <= 1, "combine.eta", "must be in [0, 1]")
     _check(0 <= c.guidance <= 1, "combine.guidance", "must be in [0, 1]")
+    return p
 
 
 class Paths(TaskPaths):
@@ -156,4 +155,4 @@ class Paths(TaskPaths):
 
 
 def load(path: str | Path = "params.yaml") -> tuple[DipDdpmParams, CommonParams]:
-    return load_params(TASK, DipDdpmParams, path), load_params("common", CommonParams, path)
+    return validate(load_params(TASK, DipDdpmParams, path)), load_common(path)

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from tiny import COMMON, tiny_task
 
 from stages.common.diffusion import Schedule, UNet, UNetConfig
 from stages.common.io import read_json
@@ -20,13 +21,8 @@ TINY_UNET = UNetConfig(image_size=16, base_channels=8, channel_mults=(1, 2), att
 
 
 def tiny_params() -> tuple[config.DipDdpmParams, config.CommonParams]:
-    p = config.DipDdpmParams()
-    p.data = dataclasses.replace(p.data, n_images=3, val_images=2, image_size=16)
-    p.net = dataclasses.replace(p.net, channels=[8, 8], input_channels=8, skip_channels=2)
-    p.dip = dataclasses.replace(p.dip, iterations=12, record_every=3)
-    p.combine = dataclasses.replace(p.combine, dip_iterations=6, t0=4, steps=2)
-    config.validate(p)
-    return p, config.CommonParams(device="cpu", mlflow=False)
+    """tests/tiny_params.yaml's dip-ddpm section on the real defaults, and CPU / one thread / no MLflow."""
+    return config.validate(tiny_task(config.TASK, config.DipDdpmParams)), COMMON
 
 
 def write_prior(paths: config.Paths, timesteps: int = 50) -> None:
