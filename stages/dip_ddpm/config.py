@@ -68,7 +68,7 @@ class CombineParams:
 
     dip_iterations: int = 60
     noise: Literal["residual", "fresh"] = "residual"  # residual: x_dip + β·(y − x_dip); fresh: x_dip + Gaussian noise
-    t0: int = 6  # 1-based start timestep (x_{t0}); 0 = return the DIP estimate itself
+    t0: int = 10  # 1-based start timestep (x_{t0}); 0 = return the DIP estimate itself
     steps: int = 3  # DDIM steps from t0 (at most t0: a smaller t0 takes every timestep)
     eta: float = 0.0
     guidance: float = 0.0  # pull of x̂_0 towards the observation at each step: x̂_0 += g·(y − x̂_0)
