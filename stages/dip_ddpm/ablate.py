@@ -19,11 +19,12 @@ from stages.dip_ddpm import config
 
 # (name, the -S settings under dip-ddpm., what it tests)
 EXPERIMENTS = [
-    ("t0 = 0", ["combine.t0=0"], "the DIP estimate alone (60 iterations)"),
-    ("t0 = 3", ["combine.t0=3"], "start timestep"),
+    ("t0 = 0", ["combine.t0=0"], "the DIP estimate alone (combine.dip_iterations)"),
+    ("t0 = 4", ["combine.t0=4"], "start timestep"),
+    ("t0 = 7", ["combine.t0=7"], "start timestep"),
     ("t0 = 12", ["combine.t0=12"], "start timestep ≈ the σ = 25 timestep (β ≈ 1: DDPM alone in 3 steps)"),
     ("fresh noise", ["combine.noise=fresh"], "SDEdit: fresh Gaussian noise instead of the residual"),
-    ("fresh noise, t0 = 3", ["combine.noise=fresh", "combine.t0=3"], "SDEdit at a small t0"),
+    ("fresh noise, t0 = 4", ["combine.noise=fresh", "combine.t0=4"], "SDEdit at a small t0"),
     ("DIP 30 iterations", ["combine.dip_iterations=30"], "a shorter DIP fit"),
     ("DIP 120 iterations", ["combine.dip_iterations=120"], "a longer DIP fit"),
     ("1 reverse step", ["combine.steps=1"], "reverse steps"),
@@ -31,6 +32,7 @@ EXPERIMENTS = [
     ("guidance 0.1", ["combine.guidance=0.1"], "pull of x̂_0 towards y"),
     ("plain DIP net", ["net.arch=plain"], "DIP architecture: no skip connections (re-runs @dip too)"),
     ("DDPM η = 1", ["ddpm.eta=1.0"], "DDPM alone as the ancestral chain (a posterior sample)"),
+    ("DDPM 3 steps", ["ddpm.steps=3"], "DDPM alone with as many U-Net evaluations as the combination"),
     ("seed 1", ["seed=1"], "run-to-run spread: DIP init and reverse noise"),
     ("seed 2", ["seed=2"], "run-to-run spread"),
 ]
