@@ -28,7 +28,7 @@ import torch
 from stages.common.cli import main
 from stages.common.io import write_json
 from stages.common.params import ParamsError
-from stages.common.runtime import setup
+from stages.common.runtime import setup, thread_count
 from stages.common.tracking import tracked_run
 from stages.dip_ddpm import config, data, dip, quality, reverse
 
@@ -178,13 +178,13 @@ def run_combined(p: config.DipDdpmParams, arrays: dict, device: torch.device, mo
     return out, timing
 
 
-def check_prior(p: config.DipDdpmParams, arrays: dict, model, schedule) -> None:
+def check_prior(p: config.DipDdpmParams, method: str, arrays: dict, model, schedule) -> None:
     size = arrays["clean"].shape[1]
     if model.cfg.image_size != size:
         raise ParamsError(
             f"parameter 'dip-ddpm.data.image_size' is {size}, but the prior was trained at {model.cfg.image_size}"
         )
-    if p.combine.t0 > schedule.timesteps:
+    if method == "dip-ddpm" and p.combine.t0 > schedule.timesteps:
         raise ParamsError(
             f"parameter 'dip-ddpm.combine.t0' is {p.combine.t0}, beyond the prior's schedule (T = {schedule.timesteps})"
         )
@@ -196,12 +196,12 @@ def run(p: config.DipDdpmParams, common: config.CommonParams, paths: config.Path
         raise ParamsError(f"dip-ddpm-restore takes one method ({', '.join(config.METHODS)}), got {list(variant)}")
     method = check_method(variant[0])
     arrays = data.load(paths.prepared)
-    device = setup(p.seed, common.device, p.threads or common.threads)
+    device = setup(p.seed, common.device, thread_count(p.threads, common.threads))
     if method == "dip":
         out, timing = run_dip(p, arrays, device)
     else:
         model, schedule = reverse.load_prior(paths.prior, device)
-        check_prior(p, arrays, model, schedule)
+        check_prior(p, method, arrays, model, schedule)
         runner = run_ddpm if method == "ddpm" else run_combined
         out, timing = runner(p, arrays, device, model, schedule)
     data.save_arrays(paths.restored(method), **out)

@@ -149,7 +149,7 @@ def test_csv_labels_meet_folder_names_by_class_name(tmp_path, course_dir, tiny):
     p, paths = run_download(tmp_path, course_dir, tiny, valid_csv="valid.csv")
     assert json.loads((paths.raw / "classes.json").read_text()) == ["0_anon", "1_rana", "2_taki"]
     assert sorted(f.parent.name for f in (paths.raw / "valid").rglob("*.png")) == ["0_anon", "1_rana", "2_taki"]
-    prepare.run(p, paths)
+    prepare.run(p, COMMON, paths)
     assert prepare.load(paths)["valid_labels"].tolist() == [0, 1, 2]
 
 

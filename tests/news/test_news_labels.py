@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 from news_helpers import AG_HF, AG_ORIGINAL, tiny_params
+from tiny import COMMON
 
 from stages.common.io import DataError
 from stages.news import download, predict, prepare, train
@@ -63,8 +64,8 @@ def test_train_on_hf_form_score_original_form_true_accuracy(tmp_path, common) ->
     paths = config.Paths(tmp_path / "repo")
     p = tiny_params(f"dir:{AG_HF}")
     p.train.epochs = 1
-    download.run(p, paths)
-    prepare.run(p, paths)
+    download.run(p, COMMON, paths)
+    prepare.run(p, COMMON, paths)
     train.run(p, common, paths)
     hf = predict.predict_file(AG_HF / "dev.csv", tmp_path / "hf.csv", p, common, paths)
     original_dir = tmp_path / "original"
@@ -102,7 +103,7 @@ def test_training_folder_with_a_test_file_in_the_other_form(tmp_path, paths) -> 
     (folder / "train.csv").write_text("".join((AG_HF / "train.csv").read_text().splitlines(keepends=True)[-200:]))
     to_original_form(AG_HF / "dev.csv", folder / "test.csv")
     (folder / "classes.txt").unlink()  # one names file for the folder: class.txt (HF order, 0-based)
-    download.run(tiny_params(f"dir:{folder}"), paths)
+    download.run(tiny_params(f"dir:{folder}"), COMMON, paths)
     splits, meta = read_raw(paths.raw)
     with (AG_HF / "dev.csv").open(newline="", encoding="utf-8") as f:
         truth = [label for _, label in csv.reader(f)]
