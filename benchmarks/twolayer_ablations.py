@@ -46,6 +46,7 @@ def main(selected: list[str]) -> None:
         for name, (group, overrides) in VARIANTS.items():
             if selected and name not in selected:
                 continue
+            run(["git", "checkout", "--", "params.yaml"])  # -S applies on top of the workspace: start from the defaults
             run(["dvc", "exp", "run", *[a for o in overrides for a in ("-S", o)], "twolayer-evaluate"])
             m = json.loads(Path("metrics/twolayer.json").read_text())
             runs[name] = {

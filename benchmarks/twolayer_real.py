@@ -87,7 +87,7 @@ def main() -> None:
         })  # fmt: skip
         timings = {name: json.loads(paths.train_timings(name).read_text()) for name in config.MODELS}
         timings["evaluate"] = json.loads(paths.timings.read_text())
-        timings["note"] = "2-core CPU shared with other sessions' jobs (load average about 12): slow and noisy"
+        timings["note"] = "2-core CPU shared with other sessions' jobs (load average 12-22 during training): slow and noisy"
         write_json("timings/twolayer_real.json", timings)
     else:
         raise SystemExit(f"unknown step {step} (data | train <model> | finish)")
