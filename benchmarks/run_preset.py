@@ -51,7 +51,7 @@ def main() -> None:
             train.run(p, common, paths, name)
             predict.run(p, common, paths, name)
         if set(names) == set(p.configs):
-            evaluate.run(p, paths)
+            evaluate.run(p, common, paths)
             package.run(p, paths)
     elif task == "vit":
         from stages.vit import config, download, evaluate, package, prepare, train

@@ -1,4 +1,3 @@
-import dataclasses
 import sys
 from pathlib import Path
 
@@ -17,15 +16,11 @@ def shared_data() -> Path:
 @pytest.fixture
 def tiny_pokemon(tmp_path):
     """Tiny pokemon params (seconds per stage), the common params without MLflow, and paths under tmp_path."""
+    from tiny import COMMON, tiny_task
+
     from stages.pokemon import config
 
-    p = config.PokemonParams()
-    p.model = config.ModelParams(d_model=16, n_layer=1, n_head=2)
-    p.train = dataclasses.replace(p.train, epochs=2, batch_size=64, lr=3e-3, warmup_steps=2)
-    p.classifier = dataclasses.replace(p.classifier, epochs=1, width=8)
-    p.evaluate = dataclasses.replace(p.evaluate, fid_reference_images=4, fid_extractor="fid-helper")
-    common = config.CommonParams(device="cpu", mlflow=False)
-    return p, common, config.Paths(tmp_path)
+    return tiny_task("pokemon", config.PokemonParams), COMMON, config.Paths(tmp_path)
 
 
 def shrink_prepared(paths, n_train: int = 64, n_dev: int = 16) -> None:

@@ -9,14 +9,9 @@ import zipfile
 from pathlib import Path
 
 import yaml
+from tiny import write_tiny_params
 
 ROOT = Path(__file__).resolve().parents[1]
-TINY_POKEMON = {
-    "model": {"d_model": 16, "n_layer": 1, "n_head": 2},
-    "train": {"epochs": 1, "batch_size": 64},
-    "classifier": {"epochs": 1, "width": 8},
-    "evaluate": {"fid_reference_images": 4, "fid_extractor": "fid-helper"},
-}
 
 
 def copy_repo(dest: Path) -> Path:
@@ -42,8 +37,8 @@ def set_params(repo: Path, updates: dict) -> None:
     (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
 
 
-def dvc(repo: Path, *args: str) -> str:
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+def dvc(repo: Path, *args: str, env: dict | None = None) -> str:
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}", **(env or {})}
     env.pop("MLFLOW_TRACKING_URI", None)
     result = subprocess.run(
         [sys.executable, "-m", "dvc", *args], cwd=repo, env=env, capture_output=True, text=True, timeout=900
@@ -58,7 +53,7 @@ def stages_run(output: str) -> set[str]:
 
 def test_repro_is_complete_then_a_no_op_then_reruns_only_downstream(tmp_path):
     repo = copy_repo(tmp_path / "repo")
-    set_params(repo, {"pokemon": TINY_POKEMON})
+    write_tiny_params(repo)
 
     first = stages_run(dvc(repo, "repro", "pokemon-package"))
     assert first == {
@@ -89,7 +84,7 @@ def check_mlflow(repo: Path) -> None:
     assert {r.data.tags["stage"] for r in runs} >= {"pokemon-classifier", "pokemon-train", "pokemon-evaluate"}
     train_run = next(r for r in runs if r.data.tags["stage"] == "pokemon-train")  # newest first
     assert train_run.data.params["train.lr"] == "0.01"
-    assert [m.step for m in client.get_metric_history(train_run.info.run_id, "dev_loss")] == [1]
+    assert [m.step for m in client.get_metric_history(train_run.info.run_id, "dev_loss")] == [1, 2]
     lock = yaml.safe_load((repo / "dvc.lock").read_text())["stages"]["pokemon-train"]["deps"]
     for dep in lock:
         assert train_run.data.tags[f"dep.{dep['path']}"] == dep["md5"], dep["path"]
@@ -115,21 +110,11 @@ def test_stage_errors_are_one_line_without_traceback(tmp_path):
     assert "Traceback" not in result.stderr
 
 
-TINY_DDPM = {
-    "data": {"sample_images": 40},
-    "prepare": {"image_size": 16},
-    "diffusion": {"timesteps": 20},
-    "model": {"base_channels": 8, "channel_mults": [1, 2], "attention_resolutions": [8]},
-    "train": {"steps": 4, "batch_size": 8, "warmup_steps": 1, "log_every": 2, "checkpoint_every": 2},
-    "sample": {"sampler": "ddim", "steps": 5, "n_images": 4, "batch_size": 4},
-    "evaluate": {"fid_real_images": 4, "fid_extractor": "fid-helper", "compare": ["ddim:5"], "compare_images": 2},
-}
-
-
 def test_ddpm_sampler_change_reruns_only_sampling_and_after(tmp_path):
     """The issue's ablation: `-S ddpm.sample.sampler=ddim -S ddpm.sample.steps=…` must not retrain."""
     repo = copy_repo(tmp_path / "repo")
-    set_params(repo, {"ddpm": TINY_DDPM, "common": {"mlflow": False}})
+    write_tiny_params(repo)
+    set_params(repo, {"common": {"mlflow": False}})
     first = stages_run(dvc(repo, "repro", "ddpm-package"))
     assert {"ddpm-train", "ddpm-sample", "ddpm-evaluate", "ddpm-package"} <= first
     with zipfile.ZipFile(repo / "submissions/ddpm/submission.zip") as archive:

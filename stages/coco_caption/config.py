@@ -4,9 +4,20 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
-from stages.common.params import CommonParams, ParamsError, load_params
+from stages.common.params import (
+    PROBABILITY,
+    CommonParams,
+    ParamsError,
+    above,
+    at_least,
+    check_ranges,
+    load_common,
+    load_params,
+    require,
+    validator,
+)
 from stages.common.paths import TaskPaths
 
 TASK = "coco-caption"
@@ -77,19 +88,12 @@ class CocoCaptionParams:
     train: TrainParams = dataclasses.field(default_factory=TrainParams)
     predict: PredictParams = dataclasses.field(default_factory=PredictParams)
     # the course's three configurations; the DVC matrix runs one stage per key
-    configs: Any = dataclasses.field(default_factory=_default_configs)
+    configs: dict[str, ConfigParams] = dataclasses.field(default_factory=_default_configs)
 
     def config(self, name: str) -> ConfigParams:
         if name not in self.configs:
             raise ParamsError(f"unknown configuration '{name}' (coco-caption.configs: {', '.join(self.configs)})")
-        c = self.configs[name]
-        return c if isinstance(c, ConfigParams) else from_mapping(name, c)
-
-
-def from_mapping(name: str, value: object) -> ConfigParams:
-    from stages.common.params import from_dict
-
-    return from_dict(ConfigParams, value, where=f"coco-caption.configs.{name}")
+        return self.configs[name]
 
 
 # The course's expected final train loss per configuration.
@@ -117,7 +121,30 @@ class Paths(TaskPaths):
 
 def load(path: str | Path = "params.yaml") -> tuple[CocoCaptionParams, CommonParams]:
     p = load_params(TASK, CocoCaptionParams, path)
-    if not isinstance(p.configs, dict) or not p.configs:
+    if not p.configs:
         raise ParamsError("'coco-caption.configs' must be a non-empty mapping of name -> {num_heads, num_layers, lr}")
-    p.configs = {name: from_mapping(name, value) for name, value in p.configs.items()}
-    return p, load_params("common", CommonParams, path)
+    return validate(p), load_common(path)
+
+
+RANGES = {
+    "threads": at_least(0),
+    "data.sample_images": at_least(5), "data.flickr_image_size": at_least(1), "data.flickr_min_count": at_least(1),
+    "data.feature_dim": at_least(1),
+    "prepare.train_captions": at_least(1), "prepare.val_captions": at_least(1),
+    "model.embed_dim": at_least(1), "model.ff_dim": at_least(1), "model.dropout": PROBABILITY,
+    "model.max_length": at_least(1),
+    "train.epochs": at_least(1), "train.batch_size": at_least(1),
+    "predict.beam_size": at_least(1), "predict.samples": at_least(0),
+}  # fmt: skip
+CONFIG_RANGES = {"num_heads": at_least(1), "num_layers": at_least(1), "lr": above(0)}
+
+
+@validator
+def validate(p: CocoCaptionParams) -> CocoCaptionParams:
+    """Every range and cross-parameter rule (each configuration's too), before any stage builds anything."""
+    check_ranges(p, TASK, RANGES)
+    for name, c in p.configs.items():
+        check_ranges(c, f"{TASK}.configs.{name}", CONFIG_RANGES)
+        require(p.model.embed_dim % c.num_heads == 0, f"parameter '{TASK}.model.embed_dim' ({p.model.embed_dim}) "
+                f"must be divisible by '{TASK}.configs.{name}.num_heads' ({c.num_heads})")  # fmt: skip
+    return p

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from stages.common.io import DataError
+from stages.common.io import DataError, read_text
 
 SPECIAL = ["<NULL>", "<START>", "<END>", "<UNK>"]
 NULL, START, END, UNK = range(4)
@@ -53,8 +53,8 @@ def load_layout(folder: str | Path) -> dict:
             raise DataError(f"{folder / name}: file not found (the coco_captioning layout needs {name})")
     vocab_path = folder / FILES["vocab"]
     try:
-        vocab = json.loads(vocab_path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        vocab = json.loads(read_text(vocab_path))
+    except json.JSONDecodeError as err:
         raise DataError(f"{vocab_path}: not valid JSON ({err})") from None
     if not isinstance(vocab, dict) or "idx_to_word" not in vocab or "word_to_idx" not in vocab:
         raise DataError(f"{vocab_path}: needs keys 'idx_to_word' and 'word_to_idx'")
@@ -77,16 +77,24 @@ def load_layout(folder: str | Path) -> dict:
             with h5py.File(fpath, "r") as f:
                 if "features" not in f:
                     raise DataError(f"{fpath}: missing key 'features'")
-                out[f"{split}_features"] = np.asarray(f["features"], dtype=np.float32)
+                out[f"{split}_features"] = np.asarray(f["features"])
         except OSError as err:
             raise DataError(f"{fpath}: not a readable HDF5 file ({err})") from None
+        if not np.issubdtype(out[f"{split}_features"].dtype, np.number):
+            raise DataError(f"{fpath}: 'features' must be numbers, got {out[f'{split}_features'].dtype}")
+        out[f"{split}_features"] = out[f"{split}_features"].astype(np.float32)
         urls_path = folder / FILES[f"{split}_urls"]
-        out[f"{split}_urls"] = urls_path.read_text(encoding="utf-8").splitlines()
+        out[f"{split}_urls"] = read_text(urls_path).splitlines()
         caps, idxs, feats = out[f"{split}_captions"], out[f"{split}_image_idxs"], out[f"{split}_features"]
-        if caps.ndim != 2 or caps.shape[0] == 0 or not np.issubdtype(caps.dtype, np.integer):
-            raise DataError(f"{path}: '{split}_captions' must be a non-empty N×T integer array, got {caps.shape}")
+        if caps.ndim != 2 or caps.shape[0] == 0 or caps.shape[1] < 2 or not np.issubdtype(caps.dtype, np.integer):
+            raise DataError(
+                f"{path}: '{split}_captions' must be an N×T integer array with N ≥ 1 and T ≥ 2 "
+                f"(<START> ... <END>), got shape {caps.shape} of {caps.dtype}"
+            )
         if idxs.shape != (caps.shape[0],):
             raise DataError(f"{path}: '{split}_image_idxs' has shape {idxs.shape}; expected ({caps.shape[0]},)")
+        if not np.issubdtype(idxs.dtype, np.integer):
+            raise DataError(f"{path}: '{split}_image_idxs' must be integers (image rows), got {idxs.dtype}")
         if caps.min() < 0 or caps.max() >= len(idx_to_word):
             bad = int(caps.max() if caps.max() >= len(idx_to_word) else caps.min())
             raise DataError(
@@ -265,7 +273,7 @@ def convert_flickr(src: Path, dest: Path, size: int, min_count: int, feature_dim
 
     token_files = sorted(src.rglob("*.token*.txt"))
     captions: dict[str, list[str]] = {}
-    for line in token_files[0].read_text(encoding="utf-8").splitlines():
+    for line in read_text(token_files[0]).splitlines():
         if not line.strip():
             continue
         m = TOKEN_LINE.match(line)
@@ -278,7 +286,7 @@ def convert_flickr(src: Path, dest: Path, size: int, min_count: int, feature_dim
         raise DataError(f"{src / 'images'}: none of the images named in {token_files[0].name} is there")
     train_list = sorted(src.rglob("Flickr_8k.trainImages.txt"))
     if train_list:
-        train_names = set(train_list[0].read_text(encoding="utf-8").split())
+        train_names = set(read_text(train_list[0]).split())
         split = np.array(["train" if n in train_names else "val" for n in names])
     else:
         split = np.array(["train" if i % 5 else "val" for i in range(len(names))])
@@ -292,3 +300,9 @@ def convert_flickr(src: Path, dest: Path, size: int, min_count: int, feature_dim
     return _assemble(
         dest, np.stack(images), [captions[n] for n in names], split, feature_dim, min_count, Image.fromarray, names
     )
+
+
+def load_prepared(folder: Path) -> tuple[dict[str, np.ndarray], dict]:
+    with np.load(folder / "data.npz") as z:
+        arrays = {k: z[k] for k in z.files}
+    return arrays, json.loads((folder / "meta.json").read_text(encoding="utf-8"))

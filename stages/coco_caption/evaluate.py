@@ -4,29 +4,27 @@ into metrics/coco-caption.json keyed by configuration.
 BLEU: nltk `corpus_bleu` over the sampled val images, one hypothesis (the generated caption) per image
 against all of that image's val captions as references, uniform n-gram weights, smoothing method1
 (Chen & Cherry 2014) so that a missing 4-gram gives a small score instead of 0.
+The scores are logged to MLflow too (experiment `coco-caption`, run `coco-caption-evaluate`, `<config>.bleu4`).
 """
 
 from __future__ import annotations
 
-from stages.coco_caption import config, prepare
+from stages.coco_caption import config
+from stages.coco_caption.data import load_prepared
+from stages.common.bleu import corpus_bleu
 from stages.common.cli import main
 from stages.common.io import DataError, read_json, write_json
-
-WEIGHTS = {1: (1.0,), 2: (0.5, 0.5), 3: (1 / 3,) * 3, 4: (0.25,) * 4}
+from stages.common.tracking import tracked_run
 
 
 def bleu(hypotheses: list[str], references: list[list[str]]) -> dict[str, float]:
-    from nltk.translate.bleu_score import SmoothingFunction, corpus_bleu
-
-    hyps = [h.split() for h in hypotheses]
-    refs = [[r.split() for r in rs] for rs in references]
-    smooth = SmoothingFunction().method1
-    return {f"bleu{n}": round(float(corpus_bleu(refs, hyps, weights=w, smoothing_function=smooth)), 4)
-            for n, w in WEIGHTS.items()}  # fmt: skip
+    """BLEU-1..4 as fractions, whitespace tokens (the captions are already the vocabulary's words)."""
+    scores = corpus_bleu([h.split() for h in hypotheses], [[r.split() for r in rs] for rs in references])
+    return {k: round(v, 4) for k, v in scores.items()}
 
 
-def run(p: config.CocoCaptionParams, paths: config.Paths) -> dict:
-    _, meta = prepare.load(paths)
+def run(p: config.CocoCaptionParams, common: config.CommonParams, paths: config.Paths) -> dict:
+    _, meta = load_prepared(paths.prepared)
     refs = meta["val_references"]
     out = {}
     for name in p.configs:
@@ -49,8 +47,12 @@ def run(p: config.CocoCaptionParams, paths: config.Paths) -> dict:
         print(f"coco-caption-evaluate {name}: loss {train['final_train_loss']:.4f} " + " ".join(
             f"{k} {v:.3f}" for k, v in scores.items()))  # fmt: skip
     write_json(paths.metrics, out)
+    with tracked_run(
+        config.TASK, "coco-caption-evaluate", {"configs": list(p.configs)}, common.mlflow, paths.root
+    ) as t:
+        t.log_metrics({f"{name}.{k}": v for name, r in out.items() for k, v in r.items() if k.startswith("bleu")})
     return out
 
 
 if __name__ == "__main__":
-    main(lambda: run(config.load()[0], config.Paths()))
+    main(lambda: run(*config.load(), config.Paths()))

@@ -8,7 +8,7 @@ from stages.common.cli import main
 from stages.common.io import read_json, write_text
 
 
-def run(p: config.CocoCaptionParams, paths: config.Paths) -> str:
+def run(p: config.CocoCaptionParams, common: config.CommonParams, paths: config.Paths) -> str:
     metrics = read_json(paths.metrics)
     d, m, t = p.data, p.model, p.train
     lines = [
@@ -53,4 +53,4 @@ def run(p: config.CocoCaptionParams, paths: config.Paths) -> str:
 
 
 if __name__ == "__main__":
-    main(lambda: run(config.load()[0], config.Paths()))
+    main(lambda: run(*config.load(), config.Paths()))

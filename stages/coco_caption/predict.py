@@ -12,12 +12,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from stages.coco_caption import config, prepare
-from stages.coco_caption.data import decode
+from stages.coco_caption import config
+from stages.coco_caption.data import decode, load_prepared
 from stages.coco_caption.model import load_model
 from stages.common.cli import main
 from stages.common.io import write_json
-from stages.common.params import ParamsError
 from stages.common.runtime import setup
 
 STAGE = "coco-caption-predict"
@@ -36,7 +35,7 @@ def generate(model, feats: np.ndarray, p: config.CocoCaptionParams, idx_to_word:
 def run(p: config.CocoCaptionParams, common: config.CommonParams, paths: config.Paths, name: str) -> dict:
     p.config(name)
     device = setup(p.seed, common.device, p.threads or common.threads)
-    arrays, meta = prepare.load(paths)
+    arrays, meta = load_prepared(paths.prepared)
     model = load_model(paths.model(name), device)
     words = meta["idx_to_word"]
     result: dict = {"config": name, "strategy": p.predict.strategy}
@@ -87,12 +86,5 @@ def draw_samples(path: Path, result: dict, raw: Path, n: int, name: str) -> None
     _save(fig, path)
 
 
-def cli() -> None:
-    if len(sys.argv) != 2:
-        raise ParamsError("usage: python -m stages.coco_caption.predict <config name from coco-caption.configs>")
-    p, common = config.load()
-    run(p, common, config.Paths(), sys.argv[1])
-
-
 if __name__ == "__main__":
-    main(cli)
+    main(lambda: run(*config.load(), config.Paths(), *sys.argv[1:]))

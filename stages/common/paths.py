@@ -42,3 +42,7 @@ class TaskPaths:
     def checkpoints(self) -> Path:
         """Scratch space for resumable training checkpoints (git- and DVC-ignored)."""
         return self._p(".cache", "checkpoints", self.task)
+
+    def timings(self, stage: str) -> Path:
+        """Wall-clock figures of one stage run (a DVC out, not a metric: they differ run to run)."""
+        return self._p("timings", f"{stage}.json")

@@ -61,6 +61,7 @@ def download(url: str, dest: str | Path, sha256: str, chunk: int = 1 << 20) -> P
     The file only appears at `dest` once complete and verified.
     """
     dest = Path(dest)
+    sha256 = sha256.strip().lower()  # hex digests are written in either case
     if not sha256:
         raise ParamsError(f"a sha256 is required to download {url} (set <task>.data.sha256)")
     if dest.is_file() and file_sha256(dest) == sha256:
@@ -135,6 +136,7 @@ def safe_extract(archive: str | Path, dest: str | Path) -> Path:
 def fetch_url(url: str, sha256: str, workdir: str | Path) -> Path:
     """Download `url` into `workdir` (kept between runs, for resuming); return a folder holding its content."""
     workdir = Path(workdir)
+    sha256 = sha256.strip().lower()
     name = Path(urllib.request.url2pathname(url.split("?")[0])).name or "download"
     file = download(url, workdir / sha256[:16] / name, sha256)
     if not is_archive(file):

@@ -28,6 +28,10 @@ class Tracker:
 
     def __init__(self, mlflow: Any = None) -> None:
         self._mlflow = mlflow
+        self.run_id: str | None = None
+        if mlflow is not None:
+            with contextlib.suppress(Exception):
+                self.run_id = mlflow.active_run().info.run_id
 
     @property
     def active(self) -> bool:
@@ -59,14 +63,26 @@ class Tracker:
 
 @contextlib.contextmanager
 def tracked_run(
-    task: str, stage: str, params: dict[str, Any], enabled: bool = True, root: str | Path = "."
+    task: str,
+    stage: str,
+    params: dict[str, Any],
+    enabled: bool = True,
+    root: str | Path = ".",
+    run_id: str | None = None,
 ) -> Iterator[Tracker]:
-    """Open an MLflow run in experiment `task`, tagged with the stage, git commit and dep hashes."""
+    """Open an MLflow run in experiment `task`, tagged with the stage, git commit and dep hashes.
+
+    `run_id`: continue that run (a trainer resuming from a checkpoint passes the id it saved with it,
+    `tracker.run_id`), so one run holds the whole history and ends FINISHED instead of staying RUNNING.
+    If that run cannot be reopened, a new one starts, tagged `resumes_run_id`.
+    """
     root = Path(root)
-    mlflow = _start(task, stage, root) if enabled else None
+    mlflow = _start(task, stage, root, run_id) if enabled else None
     tracker = Tracker(mlflow)
     tracker.log_params(params)
     tracker.set_tags({"stage": stage, "git_commit": git_commit(root), **_dep_tags(stage, root)})
+    if run_id:
+        tracker.set_tags({"resumed": "true"} if tracker.run_id == run_id else {"resumes_run_id": run_id})
     status = "FAILED"
     try:
         yield tracker
@@ -75,7 +91,7 @@ def tracked_run(
         tracker._call("end_run", status=status)
 
 
-def _start(task: str, stage: str, root: Path) -> Any:
+def _start(task: str, stage: str, root: Path, run_id: str | None = None) -> Any:
     # A server that is down should cost seconds, not MLflow's default minutes of retries.
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "5")
@@ -88,6 +104,12 @@ def _start(task: str, stage: str, root: Path) -> Any:
             if mlflow.get_experiment_by_name(task) is None:
                 mlflow.create_experiment(task, artifact_location=(root / "mlartifacts" / task).resolve().as_uri())
         mlflow.set_experiment(task)
+        if run_id:
+            try:
+                mlflow.start_run(run_id=run_id)
+                return mlflow
+            except Exception as err:  # noqa: BLE001 - e.g. the tracking store was reset since the checkpoint
+                warnings.warn(f"MLflow run {run_id} cannot be continued ({err}); starting a new one", stacklevel=3)
         mlflow.start_run(run_name=stage)
         return mlflow
     except Exception as err:  # noqa: BLE001 - tracking must never fail a stage

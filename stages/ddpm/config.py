@@ -7,7 +7,19 @@ from pathlib import Path
 from typing import Literal
 
 from stages.common.diffusion import UNetConfig
-from stages.common.params import CommonParams, load_params
+from stages.common.params import (
+    PROBABILITY,
+    CommonParams,
+    above,
+    at_least,
+    between,
+    check_ranges,
+    check_sha256,
+    load_common,
+    load_params,
+    require,
+    validator,
+)
 from stages.common.paths import TaskPaths
 
 TASK = "ddpm"
@@ -130,5 +142,48 @@ class Paths(TaskPaths):
         return self._p("submissions", TASK, "submission.zip")
 
 
+RANGES = {
+    "data.sample_images": at_least(1), "prepare.image_size": at_least(4), "prepare.max_images": at_least(0),
+    "diffusion.timesteps": at_least(2),
+    "model.base_channels": at_least(8), "model.channel_mults": at_least(1), "model.blocks_per_level": at_least(1),
+    "model.attention_resolutions": at_least(1), "model.dropout": PROBABILITY,
+    "train.steps": at_least(1), "train.batch_size": at_least(1), "train.lr": above(0),
+    "train.weight_decay": at_least(0), "train.warmup_steps": at_least(0), "train.grad_clip": at_least(0),
+    "train.ema_decay": between(0, 1), "train.log_every": at_least(1), "train.checkpoint_every": at_least(0),
+    "sample.steps": at_least(0), "sample.eta": between(0, 1), "sample.n_images": at_least(1),
+    "sample.batch_size": at_least(1), "sample.jpeg_quality": between(1, 100),
+    "evaluate.fid_real_images": at_least(0), "evaluate.compare_images": at_least(0),
+}  # fmt: skip
+GROUPS = 8  # GroupNorm groups of the U-Net (UNetConfig.groups)
+
+
+@validator
+def validate(p: DdpmParams) -> DdpmParams:
+    """Every range and cross-parameter rule, before any stage builds anything."""
+    check_ranges(p, TASK, RANGES)
+    check_sha256(p.data.sha256, f"{TASK}.data.sha256")
+    m, size, T = p.model, p.prepare.image_size, p.diffusion.timesteps
+    require(bool(m.channel_mults), f"parameter '{TASK}.model.channel_mults' is empty; give one entry per level")
+    halvings = 2 ** (len(m.channel_mults) - 1)
+    require(size % halvings == 0 and size // halvings >= 1, f"parameter '{TASK}.prepare.image_size' ({size}) must "
+            f"be a multiple of {halvings} ({len(m.channel_mults)} levels in '{TASK}.model.channel_mults' each halve it)")  # fmt: skip
+    require(m.base_channels % GROUPS == 0, f"parameter '{TASK}.model.base_channels' ({m.base_channels}) must be a "
+            f"multiple of {GROUPS} (GroupNorm groups)")  # fmt: skip
+    require(p.sample.steps <= T, f"parameter '{TASK}.sample.steps' ({p.sample.steps}) exceeds "
+            f"'{TASK}.diffusion.timesteps' ({T})")  # fmt: skip
+    for i, entry in enumerate(p.evaluate.compare):
+        name, _, steps = entry.partition(":")
+        key = f"{TASK}.evaluate.compare[{i}]"
+        ok = (name == "ddpm" and not steps) or (name == "ddim" and steps.isdigit() and int(steps) > 0)
+        require(ok, f"parameter '{key}' is {entry!r}; expected 'ddpm' or 'ddim:<steps>'")
+        require(name == "ddpm" or int(steps) <= T, f"parameter '{key}' is {entry!r}; DDIM steps must be in "
+                f"[1, {T}] ('{TASK}.diffusion.timesteps')")  # fmt: skip
+    for key, n in (("evaluate.fid_real_images", p.evaluate.fid_real_images),):
+        require(n != 1, f"parameter '{TASK}.{key}' is 1; FID needs at least 2 images (0 = all)")
+    require(p.evaluate.compare_images != 1, f"parameter '{TASK}.evaluate.compare_images' is 1; FID needs at least "
+            "2 images (0 = skip the comparison)")  # fmt: skip
+    return p
+
+
 def load(path: str | Path = "params.yaml") -> tuple[DdpmParams, CommonParams]:
-    return load_params(TASK, DdpmParams, path), load_params("common", CommonParams, path)
+    return validate(load_params(TASK, DdpmParams, path)), load_common(path)

@@ -18,7 +18,7 @@ from stages.ddpm import config, faces
 from stages.ddpm.images import decode, list_files, save_jpeg
 
 
-def run(p: config.DdpmParams, paths: config.Paths) -> dict:
+def run(p: config.DdpmParams, common: config.CommonParams, paths: config.Paths) -> dict:
     source = parse_source(p.data.source, ("sample", "dir", "url"), key="ddpm.data.source")
     skipped: list[str] = []
     with atomic_path(paths.raw) as out:
@@ -63,4 +63,4 @@ def copy_images(folder: Path, out: Path, skip_bad: bool) -> tuple[int, list[str]
 
 
 if __name__ == "__main__":
-    main(lambda: run(config.load()[0], config.Paths()))
+    main(lambda: run(*config.load(), config.Paths()))

@@ -21,9 +21,9 @@ from stages.common.io import DataError, write_csv, write_json
 from stages.common.params import ParamsError
 from stages.common.runtime import setup
 from stages.common.tracking import tracked_run
-from stages.ddpm import config, train
+from stages.ddpm import config
 from stages.ddpm.images import decode
-from stages.ddpm.sample import sample_images
+from stages.ddpm.model import load_model, sample_images
 
 
 def read_samples(paths: config.Paths) -> np.ndarray:
@@ -54,9 +54,9 @@ def run(p: config.DdpmParams, common: config.CommonParams, paths: config.Paths) 
         return fid.FidResult(fid.frechet_distance(real_features, fake), extractor[1], len(real_features), len(images))
 
     result = score(read_samples(paths))
-    rows = []
+    rows, timings = [], {}
     if e.compare_images > 0:
-        model, schedule = train.load_model(paths, device)
+        model, schedule = load_model(paths, device)
         for entry, (name, steps) in zip(e.compare, compare, strict=True):
             sampler = make_sampler(name, schedule, steps)
             start = time.perf_counter()
@@ -64,23 +64,24 @@ def run(p: config.DdpmParams, common: config.CommonParams, paths: config.Paths) 
             seconds = time.perf_counter() - start
             rows.append({
                 "sampler": entry, "steps": len(sampler.timesteps), "images": e.compare_images,
-                "seconds_per_image": round(seconds / e.compare_images, 4), "fid": round(score(images).fid, 2),
+                "fid": round(score(images).fid, 2),
             })  # fmt: skip
+            timings[f"{entry.replace(':', '')}_seconds_per_image"] = round(seconds / e.compare_images, 4)
             print(
-                f"  {entry}: {rows[-1]['seconds_per_image']} s/image, FID {rows[-1]['fid']} ({e.compare_images} images)"
+                f"  {entry}: {seconds / e.compare_images:.4f} s/image, FID {rows[-1]['fid']} ({e.compare_images} images)"
             )
-    write_csv(paths.plots / "samplers.csv", rows, ["sampler", "steps", "images", "seconds_per_image", "fid"])
+    write_csv(paths.plots / "samplers.csv", rows, ["sampler", "steps", "images", "fid"])
 
     metrics = {**result.as_dict(), "fid_protocol": f"{info['images']} vs generated JPEGs at 64×64"}
     for row in rows:
         key = row["sampler"].replace(":", "")
-        metrics[f"{key}_seconds_per_image"] = row["seconds_per_image"]
         metrics[f"{key}_fid"] = row["fid"]
     if rows:
         metrics["compare_images"] = e.compare_images
     write_json(paths.metrics / "ddpm.json", metrics)
+    write_json(paths.timings("ddpm-evaluate"), timings)
     with tracked_run(config.TASK, "ddpm-evaluate", {"evaluate": vars(e)}, common.mlflow, paths.root) as tracker:
-        tracker.log_metrics(metrics)
+        tracker.log_metrics({**metrics, **timings})
         tracker.set_tags({"fid_extractor": extractor[1]})
     print(f"ddpm-evaluate: FID {result.fid:.2f} ({result.n_fake} generated vs {result.n_real} real, {extractor[1]})")
     return metrics

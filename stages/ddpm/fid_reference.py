@@ -13,7 +13,7 @@ from stages.common import fid
 from stages.common.cli import main
 from stages.common.runtime import setup
 from stages.ddpm import config
-from stages.ddpm.prepare import read_folder
+from stages.ddpm.images import read_folder
 
 
 def run(p: config.DdpmParams, common: config.CommonParams, paths: config.Paths) -> Path:

@@ -12,28 +12,12 @@ from pathlib import Path
 import numpy as np
 
 from stages.common.cli import main
-from stages.common.io import DataError, atomic_path, write_json
+from stages.common.io import atomic_path, write_json
 from stages.ddpm import config
-from stages.ddpm.images import decode, list_files, square
+from stages.ddpm.images import read_folder
 
 
-def read_folder(folder: Path, size: int, resize: bool = True, limit: int = 0) -> np.ndarray:
-    """The images of `folder` in name order as N×size×size×3 uint8."""
-    files = list_files(folder)[: limit or None]
-    if not files:
-        raise DataError(f"{folder}: no images")
-    out = np.empty((len(files), size, size, 3), dtype=np.uint8)
-    for i, file in enumerate(files):
-        image = decode(file)
-        if not resize and image.shape[:2] != (size, size):
-            raise DataError(
-                f"{file}: {image.shape[1]}×{image.shape[0]}, expected {size}×{size} (or set ddpm.prepare.resize: true)"
-            )
-        out[i] = square(image, size)
-    return out
-
-
-def run(p: config.DdpmParams, paths: config.Paths) -> Path:
+def run(p: config.DdpmParams, common: config.CommonParams, paths: config.Paths) -> Path:
     images = read_folder(paths.raw, p.prepare.image_size, p.prepare.resize, p.prepare.max_images)
     with atomic_path(paths.prepared) as out:
         out.mkdir()
@@ -43,14 +27,5 @@ def run(p: config.DdpmParams, paths: config.Paths) -> Path:
     return paths.prepared
 
 
-def load(paths: config.Paths) -> np.ndarray:
-    """The prepared images as N×3×S×S float32 in [-1, 1]."""
-    file = paths.prepared / "images.npy"
-    if not file.is_file():
-        raise DataError(f"{file}: not found; run ddpm-prepare")
-    images = np.load(file)
-    return (images.transpose(0, 3, 1, 2).astype(np.float32) / 127.5) - 1.0
-
-
 if __name__ == "__main__":
-    main(lambda: run(config.load()[0], config.Paths()))
+    main(lambda: run(*config.load(), config.Paths()))

@@ -10,50 +10,26 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
-from PIL import Image
 
 from stages.common.cli import main
-from stages.common.diffusion import DDIMSampler, DDPMSampler, Schedule, UNet, generate, make_sampler, to_uint8
+from stages.common.diffusion import Schedule, make_sampler, to_uint8
 from stages.common.io import atomic_path, write_json
 from stages.common.plots import image_grid
 from stages.common.runtime import setup
 from stages.common.tracking import tracked_run
-from stages.ddpm import config, prepare, train
-from stages.ddpm.images import save_jpeg
+from stages.ddpm import config
+from stages.ddpm.images import load_prepared, save_jpeg, upscale
+from stages.ddpm.model import load_model, sample_images
 
 FIGURE_ROWS = 5  # images in the denoising and forward figures
 FIGURE_COLS = 8  # steps shown, x_T … x_0
 
 
-def upscale(images: np.ndarray, size: int = config.SUBMISSION_SIZE) -> np.ndarray:
-    """N×s×s×3 uint8 -> N×size×size×3 (bicubic); unchanged when already that size."""
-    if images.shape[1] == size:
-        return images
-    return np.stack([np.asarray(Image.fromarray(im).resize((size, size), Image.Resampling.BICUBIC)) for im in images])
-
-
-def sample_images(
-    model: UNet, sampler: DDPMSampler | DDIMSampler, n: int, batch_size: int, seed: int, device: torch.device | str,
-    record: tuple[int, ...] = (),
-) -> tuple[np.ndarray, dict[int, torch.Tensor]]:  # fmt: skip
-    """`n` images (N×64×64×3 uint8) in batches from one seeded generator; the trajectory of the first batch."""
-    generator = torch.Generator().manual_seed(seed)
-    out, first = [], {}
-    for start in range(0, n, batch_size):
-        x0, trajectory = generate(
-            model, sampler, min(batch_size, n - start), generator, device, record if start == 0 else ()
-        )
-        out.append(to_uint8(x0).numpy())
-        first = first or trajectory
-    return upscale(np.concatenate(out)), first
-
-
 def run(p: config.DdpmParams, common: config.CommonParams, paths: config.Paths) -> Path:
     device = setup(p.seed, common.device, common.threads)
     s = p.sample
-    model, schedule = train.load_model(paths, device)
+    model, schedule = load_model(paths, device)
     sampler = make_sampler(s.sampler, schedule, s.steps, s.eta)
     shown = [
         sampler.timesteps[round(i * (len(sampler.timesteps) - 1) / (FIGURE_COLS - 2))] for i in range(FIGURE_COLS - 1)
@@ -82,12 +58,12 @@ def run(p: config.DdpmParams, common: config.CommonParams, paths: config.Paths) 
         "sampler_steps": len(sampler.timesteps),
         "eta": s.eta if s.sampler == "ddim" else 1.0,
         "n_images": s.n_images,
-        "sample_seconds": round(seconds, 2),
-        "seconds_per_image": round(seconds / max(1, s.n_images), 4),
     }
     write_json(paths.metrics / "ddpm_sample.json", metrics)
+    timings = {"sample_seconds": round(seconds, 2), "seconds_per_image": round(seconds / max(1, s.n_images), 4)}
+    write_json(paths.timings("ddpm-sample"), timings)
     with tracked_run(config.TASK, "ddpm-sample", {"sample": vars(s)}, common.mlflow, paths.root) as tracker:
-        tracker.log_metrics(metrics)
+        tracker.log_metrics({**metrics, **timings})
         for name in ("denoising.png", "samples.png", "forward.png"):
             tracker.log_artifact(paths.plots / name)
     print(
@@ -98,7 +74,7 @@ def run(p: config.DdpmParams, common: config.CommonParams, paths: config.Paths) 
 
 def forward_figure(paths: config.Paths, schedule: Schedule, rows: int, seed: int) -> None:
     """q(x_t | x_0): `rows` training images at evenly spaced t, from x_0 to x_T."""
-    data = torch.from_numpy(prepare.load(paths)[:rows])
+    data = torch.from_numpy(load_prepared(paths.prepared)[:rows])
     ts = [round(i * (schedule.timesteps - 1) / (FIGURE_COLS - 2)) for i in range(FIGURE_COLS - 1)]
     noise = torch.randn(data.shape, generator=torch.Generator().manual_seed(seed))
     columns = [upscale(to_uint8(data).numpy())] + [

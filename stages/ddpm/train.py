@@ -19,10 +19,12 @@ from stages.common import checkpoint
 from stages.common.cli import main
 from stages.common.diffusion import EMA, Schedule, UNet
 from stages.common.io import atomic_path, write_csv, write_json
+from stages.common.params import to_dict
 from stages.common.plots import line_plot
 from stages.common.runtime import setup
 from stages.common.tracking import stage_dep_hashes, tracked_run
-from stages.ddpm import config, prepare
+from stages.ddpm import config
+from stages.ddpm.images import load_prepared
 
 STAGE = "ddpm-train"
 
@@ -30,7 +32,7 @@ STAGE = "ddpm-train"
 def run(p: config.DdpmParams, common: config.CommonParams, paths: config.Paths) -> dict:
     device = setup(p.seed, common.device, common.threads)
     t = p.train
-    data = torch.from_numpy(prepare.load(paths))
+    data = torch.from_numpy(load_prepared(paths.prepared))
     cfg = config.unet_config(p)
     if data.shape[-1] != cfg.image_size:
         raise ValueError(f"prepared images are {data.shape[-1]} px, the model expects {cfg.image_size}")
@@ -42,11 +44,12 @@ def run(p: config.DdpmParams, common: config.CommonParams, paths: config.Paths) 
     generator = torch.Generator().manual_seed(p.seed)
     autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda")
 
-    run_key = {"params": dataclasses.asdict(p), "device": str(device), "deps": stage_dep_hashes(STAGE, paths.root)}
+    run_key = {"params": to_dict(p), "device": str(device), "deps": stage_dep_hashes(STAGE, paths.root)}
     scratch = checkpoint.scratch_dir(paths.checkpoints, run_key)
     history: list[dict] = []
-    first_step, elapsed = 1, 0.0
+    first_step, elapsed, run_id = 1, 0.0, None
     if (saved := checkpoint.resume(scratch, model, optimizer, scheduler)) is not None:
+        run_id = saved.get("mlflow_run_id")  # the interrupted run's MLflow run, continued
         ema.shadow = saved["ema"]
         generator.set_state(saved["generator"])
         history, first_step, elapsed = saved["history"], saved["step"] + 1, saved["elapsed"]
@@ -57,7 +60,7 @@ def run(p: config.DdpmParams, common: config.CommonParams, paths: config.Paths) 
     with tracked_run(
         config.TASK, STAGE,
         {"seed": p.seed, "diffusion": vars(p.diffusion), "model": vars(p.model), "train": vars(t), "image_size": cfg.image_size},
-        common.mlflow, paths.root,
+        common.mlflow, paths.root, run_id=run_id,
     ) as tracker:  # fmt: skip
         model.train()
         for step in range(first_step, t.steps + 1):
@@ -85,11 +88,9 @@ def run(p: config.DdpmParams, common: config.CommonParams, paths: config.Paths) 
                 if step % (10 * t.log_every) == 0 or step == t.steps:
                     print(f"step {step} loss {row['loss']:.4f} ({time.time() - start:.0f} s)")
             if step % t.checkpoint_every == 0 and step < t.steps:
-                checkpoint.save(scratch, step, {
-                    "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                    "scheduler": scheduler.state_dict(), "ema": ema.shadow, "generator": generator.get_state(),
-                    "history": history, "step": step, "elapsed": time.time() - start,
-                })  # fmt: skip
+                checkpoint.save(scratch, step, model, optimizer, scheduler, ema=ema.shadow,
+                                generator=generator.get_state(), history=history, step=step,
+                                elapsed=time.time() - start, mlflow_run_id=tracker.run_id)  # fmt: skip
 
         seconds = time.time() - start
         with atomic_path(paths.model) as tmp:
@@ -100,39 +101,20 @@ def run(p: config.DdpmParams, common: config.CommonParams, paths: config.Paths) 
             "steps": t.steps,
             "image_size": cfg.image_size,
             "final_loss": float(np.mean(tail)),
-            "train_seconds": round(seconds, 1),
-            "images_per_second": round(t.steps * t.batch_size / max(seconds, 1e-9), 1),
         }
         write_csv(paths.plots / "train_history.csv", history)
         line_plot(paths.plots / "loss.png", history, "step", ["loss"], "ddpm: noise-prediction loss", "MSE")
         write_json(paths.metrics / "ddpm_train.json", summary)
-        tracker.log_metrics({k: v for k, v in summary.items() if isinstance(v, (int, float))})
+        timings = {
+            "train_seconds": round(seconds, 1),
+            "images_per_second": round(t.steps * t.batch_size / max(seconds, 1e-9), 1),
+        }
+        write_json(paths.timings(STAGE), timings)
+        tracker.log_metrics({k: v for k, v in {**summary, **timings}.items() if isinstance(v, (int, float))})
         tracker.log_artifact(paths.plots / "loss.png")
     checkpoint.clear(scratch)
-    print(f"{STAGE}: final loss {summary['final_loss']:.4f}, {summary['train_seconds']} s -> {paths.model}")
+    print(f"{STAGE}: final loss {summary['final_loss']:.4f}, {timings['train_seconds']} s -> {paths.model}")
     return summary
-
-
-def load_model(paths: config.Paths, device: torch.device | str = "cpu") -> tuple[UNet, Schedule]:
-    """The EMA weights and the schedule they were trained with."""
-    from stages.common.diffusion import UNetConfig
-    from stages.common.io import DataError
-
-    if not paths.model.is_file():
-        raise DataError(f"{paths.model}: not found; run ddpm-train")
-    saved = torch.load(paths.model, map_location="cpu", weights_only=True)
-    cfg = saved["config"]
-    model = UNet(
-        UNetConfig(
-            **{
-                **cfg,
-                "channel_mults": tuple(cfg["channel_mults"]),
-                "attention_resolutions": tuple(cfg["attention_resolutions"]),
-            }
-        )
-    )
-    model.load_state_dict(saved["ema"])
-    return model.to(device).eval(), Schedule(saved["diffusion"]["schedule"], saved["diffusion"]["timesteps"])
 
 
 if __name__ == "__main__":

@@ -4,9 +4,21 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
-from stages.common.params import CommonParams, ParamsError, load_params
+from stages.common.params import (
+    PROBABILITY,
+    CommonParams,
+    ParamsError,
+    above,
+    at_least,
+    between,
+    check_ranges,
+    check_sha256,
+    load_common,
+    load_params,
+    validator,
+)
 from stages.common.paths import TaskPaths
 
 TASK = "mygo"
@@ -87,27 +99,26 @@ class MygoParams:
     data: DataParams = dataclasses.field(default_factory=DataParams)
     prepare: PrepareParams = dataclasses.field(default_factory=PrepareParams)
     ensemble: list[str] = dataclasses.field(default_factory=lambda: ["cnn"])  # names in `models`; one train stage each
-    models: Any = dataclasses.field(default_factory=lambda: {"cnn": {}})
+    models: dict[str, ModelParams] = dataclasses.field(default_factory=lambda: {"cnn": ModelParams()})
     train: TrainParams = dataclasses.field(default_factory=TrainParams)
     predict: PredictParams = dataclasses.field(default_factory=PredictParams)
     submission: SubmissionParams = dataclasses.field(default_factory=SubmissionParams)
 
     def model(self, name: str) -> ModelParams:
-        """The typed settings of ensemble member `name`."""
-        from stages.common.params import from_dict
-
+        """The settings of ensemble member `name`."""
         if name not in self.models:
             raise ParamsError(f"unknown model '{name}' (mygo.models has: {', '.join(self.models)})")
-        return from_dict(ModelParams, self.models[name] or {}, where=f"mygo.models.{name}")
+        return self.models[name]
 
+    @validator
     def check(self) -> MygoParams:
-        if not isinstance(self.models, dict):
-            raise ParamsError("mygo.models must be a mapping of model name -> settings")
         missing = [name for name in self.ensemble if name not in self.models]
         if missing or not self.ensemble:
             raise ParamsError(f"mygo.ensemble must name entries of mygo.models; not found: {missing or '(empty list)'}")
         for name in self.models:
-            self.model(name)
+            check_ranges(self.model(name), f"{TASK}.models.{name}", MODEL_RANGES)
+        check_ranges(self, TASK, RANGES)
+        check_sha256(self.data.sha256, f"{TASK}.data.sha256")
         return self
 
 
@@ -132,5 +143,20 @@ class Paths(TaskPaths):
         return self._p("submissions", TASK, "submission.csv")
 
 
+RANGES = {
+    "data.sample_train_per_class": at_least(1), "data.sample_valid_per_class": at_least(1),
+    "data.sample_test": at_least(1), "prepare.image_size": at_least(8),
+    "train.epochs": at_least(1), "train.batch_size": at_least(1), "train.lr": above(0),
+    "train.weight_decay": at_least(0), "train.momentum": between(0, 1), "train.warmup_epochs": at_least(0),
+    "train.label_smoothing": between(0, 1, open_high=True), "train.mixup_alpha": at_least(0),
+    "train.cutmix_alpha": at_least(0), "train.patience": at_least(0), "predict.batch_size": at_least(1),
+}  # fmt: skip
+MODEL_RANGES = {"width": at_least(1), "depth": at_least(1), "convs_per_block": at_least(1), "dropout": PROBABILITY}
+
+
 def load(path: str | Path = "params.yaml") -> tuple[MygoParams, CommonParams]:
-    return load_params(TASK, MygoParams, path).check(), load_params("common", CommonParams, path)
+    return load_params(TASK, MygoParams, path).check(), load_common(path)
+
+
+# The course's public baselines (validation accuracy stands in for the hidden test score).
+BASELINES = {"simple": 0.45, "medium": 0.70, "strong": 0.83, "boss": 0.94}

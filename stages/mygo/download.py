@@ -11,20 +11,19 @@ is one clear error, and nothing is written.
 from __future__ import annotations
 
 import csv
+import io
 import json
 import shutil
-import warnings
 from pathlib import Path
 
 from stages.common.cli import main
-from stages.common.io import DataError, atomic_path
+from stages.common.io import DataError, atomic_path, read_text
 from stages.common.sources import fetch_url, parse_source, require_dir
 from stages.mygo import config, sample_images
+from stages.mygo.data import check_image, list_images, natural_key
 
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff")
 
-
-def run(p: config.MygoParams, paths: config.Paths) -> Path:
+def run(p: config.MygoParams, common: config.CommonParams, paths: config.Paths) -> Path:
     source = parse_source(p.data.source, ("sample", "dir", "url"), key="mygo.data.source")
     with atomic_path(paths.raw) as out:
         out.mkdir()
@@ -50,7 +49,7 @@ def run(p: config.MygoParams, paths: config.Paths) -> Path:
 def import_folder(folder: Path, d: config.DataParams, out: Path, copy: bool = True) -> dict[str, int]:
     """Validate the splits under `folder` and (with `copy`) write them to `out` in the normalised layout."""
     train = labelled_split(folder, d.train_dir, d.train_csv, d, "train")
-    classes = list(d.classes) or sorted({label for _, label in train}, key=_natural)
+    classes = list(d.classes) or sorted({label for _, label in train}, key=natural_key)
     valid = labelled_split(folder, d.valid_dir, d.valid_csv, d, "valid")
     for split, items in (("train", train), ("valid", valid)):
         check_labels(items, classes, split, folder)
@@ -85,7 +84,7 @@ def labelled_split(folder: Path, sub: str, csv_name: str, d: config.DataParams, 
         raise DataError(f"{root}: {split} folder not found (expected {sub}/<class>/<image>; see mygo.data.{split}_dir)")
     items = []
     class_dirs = sorted(
-        (c for c in root.iterdir() if c.is_dir() and not c.name.startswith(".")), key=lambda c: _natural(c.name)
+        (c for c in root.iterdir() if c.is_dir() and not c.name.startswith(".")), key=lambda c: natural_key(c.name)
     )
     if not class_dirs:
         raise DataError(f"{root}: no class folders (expected {sub}/<class>/<image>)")
@@ -100,7 +99,7 @@ def labelled_split(folder: Path, sub: str, csv_name: str, d: config.DataParams, 
 def read_csv_list(path: Path, file_column: str, label_column: str) -> list[tuple[Path, str]]:
     if not path.is_file():
         raise DataError(f"{path}: CSV list not found")
-    with path.open(newline="", encoding="utf-8-sig") as f:
+    with io.StringIO(read_text(path, "utf-8-sig"), newline="") as f:
         reader = csv.DictReader(f)
         missing = [c for c in (file_column, label_column) if c not in (reader.fieldnames or [])]
         if missing:
@@ -146,37 +145,10 @@ def test_images(folder: Path, sub: str) -> list[Path]:
     return images
 
 
-def list_images(folder: Path) -> list[Path]:
-    return sorted(
-        (f for f in folder.iterdir() if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES),
-        key=lambda f: _natural(f.name),
-    )
-
-
-def check_image(path: Path) -> None:
-    """Decode the whole image; truncated or corrupt files raise DataError naming the file."""
-    from PIL import Image
-
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(path) as img:
-                img.load()
-                if img.width < 1 or img.height < 1:
-                    raise ValueError("empty image")
-    except (OSError, SyntaxError, ValueError, Image.DecompressionBombWarning, Image.DecompressionBombError) as err:
-        raise DataError(f"{path}: unreadable image ({err})") from None
-
-
 def _resolve(folder: Path, sub: str) -> Path:
     path = Path(sub)
     return path if path.is_absolute() else folder / path
 
 
-def _natural(name: str) -> tuple:
-    """Sort '2' before '10' when names are numbers; otherwise plain string order."""
-    return (0, int(name), "") if name.isdigit() else (1, 0, name)
-
-
 if __name__ == "__main__":
-    main(lambda: run(config.load()[0], config.Paths()))
+    main(lambda: run(*config.load(), config.Paths()))

@@ -6,8 +6,6 @@ The final predictions are predict's: the ensemble (`mygo.predict.ensemble`) of t
 
 from __future__ import annotations
 
-import csv
-
 import numpy as np
 
 from stages.common.cli import main
@@ -15,15 +13,14 @@ from stages.common.io import DataError, read_json, write_csv, write_json
 from stages.common.params import flatten
 from stages.common.plots import confusion_matrix_plot, image_grid
 from stages.common.tracking import tracked_run
-from stages.mygo import config, ensemble, prepare
+from stages.mygo import config, ensemble
+from stages.mygo.data import load_prepared, read_predictions
 
-# The course's public baselines (validation accuracy stands in for the hidden test score).
-BASELINES = {"simple": 0.45, "medium": 0.70, "strong": 0.83, "boss": 0.94}
 GRID = 24
 
 
 def run(p: config.MygoParams, common: config.CommonParams, paths: config.Paths) -> dict:
-    data = prepare.load(paths)
+    data = load_prepared(paths.prepared)
     labels, classes = data["valid_labels"], data["classes"]
     meta = read_json(paths.predictions / "meta.json")
     if meta["classes"] != classes:
@@ -55,7 +52,7 @@ def run(p: config.MygoParams, common: config.CommonParams, paths: config.Paths) 
         "n_valid": len(labels),
     }
     metrics["ensemble_gain"] = metrics["accuracy"] - max(metrics["best_tta_accuracy"], metrics["best_single_accuracy"])
-    metrics["passes"] = {name: metrics["accuracy"] >= threshold for name, threshold in BASELINES.items()}
+    metrics["passes"] = {name: metrics["accuracy"] >= threshold for name, threshold in config.BASELINES.items()}
 
     write_json(paths.metrics / "mygo.json", metrics)
     write_csv(paths.plots / "per_class.csv", [{"class": c, "accuracy": a} for c, a in per_class.items()])
@@ -87,16 +84,6 @@ def load_logits(paths: config.Paths, name: str, split: str, n: int, n_classes: i
     if logits.ndim != 3 or logits.shape[1:] != (n, n_classes):
         raise DataError(f"{file}: expected logits (views, {n}, {n_classes}), got {logits.shape}")
     return logits
-
-
-def read_predictions(path, n: int) -> np.ndarray:
-    if not path.is_file():
-        raise DataError(f"{path}: not found; re-run mygo-predict")
-    with path.open(newline="", encoding="utf-8") as f:
-        rows = list(csv.DictReader(f))
-    if len(rows) != n:
-        raise DataError(f"{path}: {len(rows)} rows, expected {n}")
-    return np.asarray([int(r["label"]) for r in rows], dtype=np.int64)
 
 
 if __name__ == "__main__":

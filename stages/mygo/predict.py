@@ -17,7 +17,8 @@ import torch
 from stages.common.cli import main
 from stages.common.io import DataError, atomic_path, write_csv
 from stages.common.runtime import resolve_device, set_threads
-from stages.mygo import augment, config, ensemble, prepare
+from stages.mygo import augment, config, ensemble
+from stages.mygo.data import load_prepared
 from stages.mygo.model import load
 
 
@@ -25,7 +26,7 @@ def run(p: config.MygoParams, common: config.CommonParams, paths: config.Paths) 
     set_threads(common.threads)
     device = resolve_device(common.device)
     views = augment.check_views(p.predict.tta)
-    data = prepare.load(paths)
+    data = load_prepared(paths.prepared)
     index = data["index"]
     outputs: dict[str, dict[str, np.ndarray]] = {}
     for name in p.ensemble:

@@ -17,12 +17,12 @@ import numpy as np
 from stages.common.cli import main
 from stages.common.io import DataError, atomic_path, read_json
 from stages.mygo import config
-from stages.mygo.download import _natural, check_image, list_images
+from stages.mygo.data import check_image, list_images, natural_key
 
 SPLITS = ("train", "valid", "test")
 
 
-def run(p: config.MygoParams, paths: config.Paths) -> Path:
+def run(p: config.MygoParams, common: config.CommonParams, paths: config.Paths) -> Path:
     size = p.prepare.image_size
     if size < 8:
         raise DataError(f"mygo.prepare.image_size is {size}; use at least 8")
@@ -53,7 +53,7 @@ def split_files(raw: Path, split: str, classes: list[str]) -> tuple[list[Path], 
             raise DataError(f"{folder}: test folder has no images")
         return files, []
     files, labels = [], []
-    for class_dir in sorted((c for c in folder.iterdir() if c.is_dir()), key=lambda c: _natural(c.name)):
+    for class_dir in sorted((c for c in folder.iterdir() if c.is_dir()), key=lambda c: natural_key(c.name)):
         if class_dir.name not in classes:
             raise DataError(f"{class_dir}: unknown class '{class_dir.name}' (classes.json: {', '.join(classes)})")
         images = list_images(class_dir)
@@ -75,18 +75,5 @@ def load_image(path: Path, size: int) -> np.ndarray:
     return np.asarray(rgb, dtype=np.uint8)
 
 
-def load(paths: config.Paths) -> dict:
-    """The prepared arrays and index; missing files are a DataError naming them."""
-    folder = paths.prepared
-    index = read_json(folder / "index.json")
-    data = {"index": index, "classes": index["classes"]}
-    for name in ("train_images", "train_labels", "valid_images", "valid_labels", "test_images"):
-        file = folder / f"{name}.npy"
-        if not file.is_file():
-            raise DataError(f"{file}: not found; run mygo-prepare")
-        data[name] = np.load(file, allow_pickle=False)
-    return data
-
-
 if __name__ == "__main__":
-    main(lambda: run(config.load()[0], config.Paths()))
+    main(lambda: run(*config.load(), config.Paths()))

@@ -27,13 +27,14 @@ from stages.common.params import ParamsError
 from stages.common.plots import line_plot
 from stages.common.runtime import resolve_device, seed_everything, set_threads
 from stages.common.tracking import stage_dep_hashes, tracked_run
-from stages.mygo import augment, config, prepare
+from stages.mygo import augment, config
+from stages.mygo.data import load_prepared
 from stages.mygo.model import build, save
 
 STAGE = "mygo-train"
 
 
-def run(name: str, p: config.MygoParams, common: config.CommonParams, paths: config.Paths) -> dict:
+def run(p: config.MygoParams, common: config.CommonParams, paths: config.Paths, name: str) -> dict:
     m, t = p.model(name), p.train
     if t.epochs < 1 or t.batch_size < 1:
         raise ParamsError(f"mygo.train: epochs and batch_size must be ≥ 1 (got {t.epochs}, {t.batch_size})")
@@ -41,7 +42,7 @@ def run(name: str, p: config.MygoParams, common: config.CommonParams, paths: con
     set_threads(common.threads)
     device = resolve_device(common.device)
     on_gpu = device.type == "cuda"
-    data = prepare.load(paths)
+    data = load_prepared(paths.prepared)
     classes, size = data["classes"], data["index"]["image_size"]
     train_x = torch.from_numpy(data["train_images"]).permute(0, 3, 1, 2).contiguous()  # uint8 (N, 3, S, S)
     train_y = torch.from_numpy(data["train_labels"])
@@ -111,11 +112,7 @@ def run(name: str, p: config.MygoParams, common: config.CommonParams, paths: con
             history.append(row)
             tracker.log_metrics({k: v for k, v in row.items() if k != "epoch"}, step=epoch)
             print(" ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in row.items()), flush=True)
-            checkpoint.save(scratch, epoch, {
-                "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                "scheduler": scheduler.state_dict(), "rng": torch.get_rng_state(),
-                "history": history, "best": best, "epoch": epoch,
-            })  # fmt: skip
+            checkpoint.save(scratch, epoch, model, optimizer, scheduler, history=history, best=best, epoch=epoch)
             if t.patience and epoch - best["epoch"] >= t.patience:
                 print(f"{stage}: early stop, no better validation accuracy for {t.patience} epochs")
                 break
@@ -130,13 +127,14 @@ def run(name: str, p: config.MygoParams, common: config.CommonParams, paths: con
             "best_valid_accuracy": best["accuracy"],
             "best_valid_loss": best["loss"],
             "final_train_accuracy": history[-1]["train_accuracy"],
-            "train_seconds": round(time.time() - start, 1),
         }
         write_csv(paths.plots / f"train_{name}.csv", history)
         line_plot(paths.plots / f"train_{name}.png", history, "epoch", ["train_accuracy", "valid_accuracy"],
                   f"mygo {name} ({m.arch}): accuracy", "accuracy")  # fmt: skip
         write_json(paths.metrics / f"mygo_train_{name}.json", summary)
-        tracker.log_metrics({k: v for k, v in summary.items() if isinstance(v, (int, float))})
+        timings = {"train_seconds": round(time.time() - start, 1)}
+        write_json(paths.timings(f"{STAGE}-{name}"), timings)
+        tracker.log_metrics({k: v for k, v in {**summary, **timings}.items() if isinstance(v, (int, float))})
         tracker.log_artifact(paths.plots / f"train_{name}.png")
     checkpoint.clear(scratch)
     print(f"{stage}: best validation accuracy {best['accuracy']:.4f} at epoch {best['epoch']}")
@@ -188,4 +186,4 @@ def evaluate(model, x, y, device, memory_format, autocast, batch_size: int = 256
 if __name__ == "__main__":
     if len(sys.argv) != 2:
         sys.exit("usage: python -m stages.mygo.train <model name from mygo.ensemble>")
-    main(lambda: run(sys.argv[1], *config.load(), config.Paths()))
+    main(lambda: run(*config.load(), config.Paths(), *sys.argv[1:]))

@@ -6,7 +6,20 @@ import dataclasses
 from pathlib import Path
 from typing import Literal
 
-from stages.common.params import CommonParams, load_params
+from stages.common.params import (
+    PROBABILITY,
+    CommonParams,
+    Range,
+    above,
+    at_least,
+    between,
+    check_ranges,
+    check_sha256,
+    load_common,
+    load_params,
+    require,
+    validator,
+)
 from stages.common.paths import TaskPaths
 
 TASK = "news"
@@ -117,5 +130,34 @@ class Paths(TaskPaths):
         return self._p("submissions", TASK, "submission.csv")
 
 
+RANGES = {
+    "threads": at_least(0),
+    "data.sample_train": at_least(1), "data.sample_test": at_least(1), "data.sample_label_noise": between(0, 1),
+    "prepare.min_freq": at_least(1), "prepare.max_vocab": at_least(3), "prepare.bpe_merges": at_least(0),
+    "prepare.max_len": at_least(2), "prepare.val_fraction": Range(0, 1, open_low=True, open_high=True),
+    "model.d_model": at_least(1), "model.nhead": at_least(1), "model.d_hid": at_least(1),
+    "model.nlayers": at_least(1), "model.dropout": PROBABILITY, "model.max_len": at_least(2),
+    "train.epochs": at_least(1), "train.batch_size": at_least(1), "train.lr": above(0),
+    "train.weight_decay": at_least(0), "train.warmup_fraction": between(0, 1, open_high=True),
+    "train.label_smoothing": between(0, 1, open_high=True), "train.grad_clip": at_least(0),
+    "train.patience": at_least(0), "train.embedding_epochs": at_least(1),
+    "predict.batch_size": at_least(1),
+}  # fmt: skip
+
+
+@validator
+def validate(p: NewsParams) -> NewsParams:
+    """Every range and cross-parameter rule, before any stage builds anything."""
+    check_ranges(p, TASK, RANGES)
+    check_sha256(p.data.sha256, f"{TASK}.data.sha256")
+    m = p.model
+    require(m.d_model % m.nhead == 0, f"parameter '{TASK}.model.d_model' ({m.d_model}) must be divisible by "
+            f"'{TASK}.model.nhead' ({m.nhead})")  # fmt: skip
+    require(p.prepare.max_len <= m.max_len, f"parameter '{TASK}.prepare.max_len' ({p.prepare.max_len}) exceeds "
+            f"'{TASK}.model.max_len' ({m.max_len})")  # fmt: skip
+    require(bool(p.data.text_fields), f"parameter '{TASK}.data.text_fields' is empty; name at least one field")
+    return p
+
+
 def load(path: str | Path = "params.yaml") -> tuple[NewsParams, CommonParams]:
-    return load_params(TASK, NewsParams, path), load_params("common", CommonParams, path)
+    return validate(load_params(TASK, NewsParams, path)), load_common(path)

@@ -16,11 +16,14 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import io
 import json
 from pathlib import Path
 from typing import Any
 
-from stages.common.io import DataError, atomic_path, read_json, write_json
+import numpy as np
+
+from stages.common.io import DataError, atomic_path, read_json, read_text, write_json
 
 COURSE_FILES = ("News_train.json", "News_test.json")
 
@@ -51,7 +54,7 @@ def read_records(path: Path) -> list[dict[str, Any]]:
     """A JSON list of objects, JSON lines, or an object of columns (lists or {index: value}) -> list of dicts."""
     if not path.is_file():
         raise DataError(f"{path}: file not found")
-    text = path.read_text(encoding="utf-8-sig")
+    text = read_text(path, "utf-8-sig")
     if not text.strip():
         raise DataError(f"{path}: file is empty")
     try:
@@ -104,6 +107,8 @@ def rows_from_records(
         if not text:
             raise DataError(f"{where}: empty text")
         label = record.get(label_field)
+        if label is not None and (isinstance(label, bool) or not isinstance(label, (str, int, float))):
+            raise DataError(f"{where}: label must be a string or a number, got {type(label).__name__} {label!r:.60}")
         if labelled and label is None:
             present = ", ".join(map(str, record))
             raise DataError(
@@ -125,8 +130,7 @@ def check_unique_ids(rows: list[Row], path: Path) -> None:
 
 def read_submission_format(path: Path) -> tuple[list[str], list[str]]:
     """The sample submission's header and its id column."""
-    with path.open(newline="", encoding="utf-8-sig") as f:
-        table = list(csv.reader(f))
+    table = list(csv.reader(io.StringIO(read_text(path, "utf-8-sig"), newline="")))
     if not table or len(table[0]) < 2:
         raise DataError(f"{path}: expected a header with an id column and a label column")
     return table[0], [r[0] for r in table[1:] if r]
@@ -156,8 +160,7 @@ def read_ag_csv(path: Path) -> tuple[list[Row], str]:
     """Rows of an AG News CSV in either form; returns (rows, 'ag-original' | 'ag-hf')."""
     if not path.is_file():
         raise DataError(f"{path}: file not found")
-    with path.open(newline="", encoding="utf-8") as f:
-        table = [r for r in csv.reader(f) if r]
+    table = [r for r in csv.reader(io.StringIO(read_text(path), newline="")) if r]
     if not table:
         raise DataError(f"{path}: file is empty")
     width = len(table[0])
@@ -194,7 +197,7 @@ def load_ag(folder: Path) -> Dataset:
     first = 1 if form == "ag-original" else 0
     data = Dataset(train=train, test=test, dev=dev, format=form)
     if names_file is not None:
-        names = [n.strip() for n in names_file.read_text(encoding="utf-8").splitlines() if n.strip()]
+        names = [n.strip() for n in read_text(names_file).splitlines() if n.strip()]
         data.classes = [str(first + i) for i in range(len(names))]
         data.class_names = names
     return data
@@ -288,3 +291,26 @@ def read_raw(folder: Path) -> tuple[dict[str, list[Row]], dict[str, Any]]:
     meta = read_json(folder / "meta.json")
     splits = {name: read_jsonl(folder / f"{name}.jsonl") for name in ("train", "test", "dev") if name in meta["counts"]}
     return splits, meta
+
+
+def load_prepared(folder: Path) -> tuple[dict[str, dict[str, np.ndarray]], dict]:
+    """The prepared splits {name: {ids, lengths, labels}} and meta.json."""
+    meta = read_json(folder / "meta.json")
+    splits = {}
+    for name in ("train", "val", "test"):
+        path = folder / f"{name}.npz"
+        if not path.is_file():
+            raise DataError(f"{path}: file not found (run news-prepare)")
+        with np.load(path) as npz:
+            splits[name] = {k: npz[k] for k in ("ids", "lengths", "labels")}
+    return splits, meta
+
+
+def read_predictions(path: Path, columns: tuple[str, ...]) -> list[dict]:
+    if not path.is_file():
+        raise DataError(f"{path}: file not found (run news-predict)")
+    with path.open(newline="", encoding="utf-8") as f:
+        rows = list(csv.DictReader(f))
+    if rows and not set(columns) <= set(rows[0]):
+        raise DataError(f"{path}: expected columns {', '.join(columns)}")
+    return rows

@@ -17,7 +17,7 @@ from stages.news import config, corpus
 from stages.news.data import Dataset, drop_train_overlap, load_folder, settle_classes, write_raw
 
 
-def run(p: config.NewsParams, paths: config.Paths) -> Path:
+def run(p: config.NewsParams, common: config.CommonParams, paths: config.Paths) -> Path:
     source = parse_source(p.data.source, ("sample", "dir", "url"), key="news.data.source")
     d = p.data
     if source.kind == "sample":
@@ -56,4 +56,4 @@ def describe(data: Dataset) -> str:
 
 
 if __name__ == "__main__":
-    main(lambda: run(config.load()[0], config.Paths()))
+    main(lambda: run(*config.load(), config.Paths()))

@@ -6,9 +6,6 @@ and split): how much of the score word order and context add.
 
 from __future__ import annotations
 
-import csv
-from pathlib import Path
-
 import numpy as np
 
 from stages.common.cli import main
@@ -16,7 +13,8 @@ from stages.common.io import DataError, write_csv, write_json
 from stages.common.plots import confusion_matrix_plot
 from stages.common.runtime import set_threads
 from stages.common.tracking import tracked_run
-from stages.news import config, prepare
+from stages.news import config
+from stages.news.data import load_prepared, read_predictions
 
 
 def scores(true: np.ndarray, pred: np.ndarray, n_classes: int) -> tuple[dict, np.ndarray, list[dict]]:
@@ -53,19 +51,9 @@ def bag_of_words_accuracy(splits: dict, vocab_size: int, seed: int) -> float:
     return float((clf.predict(counts(splits["val"])) == splits["val"]["labels"]).mean())
 
 
-def read_predictions(path: Path, columns: tuple[str, ...]) -> list[dict]:
-    if not path.is_file():
-        raise DataError(f"{path}: file not found (run news-predict)")
-    with path.open(newline="", encoding="utf-8") as f:
-        rows = list(csv.DictReader(f))
-    if rows and not set(columns) <= set(rows[0]):
-        raise DataError(f"{path}: expected columns {', '.join(columns)}")
-    return rows
-
-
 def run(p: config.NewsParams, common: config.CommonParams, paths: config.Paths) -> dict:
     set_threads(p.threads or common.threads)
-    splits, meta = prepare.load(paths)
+    splits, meta = load_prepared(paths.prepared)
     names, n = meta["class_names"], len(meta["classes"])
     val = read_predictions(paths.predictions / "val.csv", ("true", "pred"))
     if len(val) != len(splits["val"]["labels"]):

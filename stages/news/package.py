@@ -8,8 +8,8 @@ import io
 
 from stages.common.cli import main
 from stages.common.io import DataError, read_json, write_text
-from stages.news import config, prepare
-from stages.news.evaluate import read_predictions
+from stages.news import config
+from stages.news.data import load_prepared, read_predictions
 
 
 def columns(p: config.NewsParams, meta: dict) -> tuple[str, str]:
@@ -37,8 +37,8 @@ def check_submission(text: str, test_ids: list[str], classes: list[str]) -> None
         raise DataError(f"submission: label {bad!r} is not one of {classes}")
 
 
-def run(p: config.NewsParams, paths: config.Paths) -> str:
-    _, meta = prepare.load(paths)
+def run(p: config.NewsParams, common: config.CommonParams, paths: config.Paths) -> str:
+    _, meta = load_prepared(paths.prepared)
     test = read_predictions(paths.predictions / "test.csv", ("id", "label"))
     if not test:
         raise DataError(f"{paths.predictions / 'test.csv'}: no predictions")
@@ -100,8 +100,8 @@ seconds on a CPU; more layers or width mostly add over-fitting here (see the REA
 
 Training: AdamW (lr {tp.lr}, weight decay {tp.weight_decay} on matrices only), {tp.warmup_fraction:.0%} linear warmup then cosine
 decay, label smoothing {tp.label_smoothing}, gradient clipping {tp.grad_clip}, batch {tp.batch_size}, at most {tp.epochs} epochs with
-early stopping (patience {tp.patience}) on validation accuracy. Ran {t["epochs_run"]} epochs in {t["train_seconds"]} s
-({t["train_samples_per_s"]} train samples/s); best epoch {t["best_epoch"]}.
+early stopping (patience {tp.patience}) on validation accuracy. Ran {t["epochs_run"]} epochs (time and
+throughput in `timings/news-train.json`); best epoch {t["best_epoch"]}.
 
 ![loss](../plots/news/loss.png) ![accuracy](../plots/news/accuracy.png)
 
@@ -125,4 +125,4 @@ early stopping (patience {tp.patience}) on validation accuracy. Ran {t["epochs_r
 
 
 if __name__ == "__main__":
-    main(lambda: run(config.load()[0], config.Paths()))
+    main(lambda: run(*config.load(), config.Paths()))

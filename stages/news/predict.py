@@ -13,8 +13,8 @@ import numpy as np
 from stages.common.cli import main
 from stages.common.io import DataError, atomic_path, write_csv
 from stages.common.runtime import resolve_device, seed_everything, set_threads
-from stages.news import config, prepare
-from stages.news.data import read_jsonl
+from stages.news import config
+from stages.news.data import load_prepared, read_jsonl
 from stages.news.model import load_model, predict_logits
 from stages.news.text import Tokenizer
 
@@ -23,7 +23,7 @@ def run(p: config.NewsParams, common: config.CommonParams, paths: config.Paths) 
     seed_everything(p.seed)
     set_threads(p.threads or common.threads)
     device = resolve_device(common.device)
-    splits, meta = prepare.load(paths)
+    splits, meta = load_prepared(paths.prepared)
     tokenizer = Tokenizer.load(paths.prepared / "tokenizer.json")
     test_rows = read_jsonl(paths.raw / "test.jsonl")
     if not test_rows:
@@ -60,7 +60,7 @@ def predict_file(src: Path, out: Path, p: config.NewsParams, common: config.Comm
 
     set_threads(p.threads or common.threads)
     device = resolve_device(common.device)
-    _, meta = prepare.load(paths)
+    _, meta = load_prepared(paths.prepared)
     tokenizer = Tokenizer.load(paths.prepared / "tokenizer.json")
     model = load_model(paths.model, device)
     if src.suffix == ".csv":

@@ -12,13 +12,13 @@ from pathlib import Path
 import numpy as np
 
 from stages.common.cli import main
-from stages.common.io import DataError, atomic_path, read_json, write_json
+from stages.common.io import DataError, atomic_path, write_json
 from stages.news import config
 from stages.news.data import Row, read_raw
 from stages.news.text import Tokenizer
 
 
-def run(p: config.NewsParams, paths: config.Paths) -> Path:
+def run(p: config.NewsParams, common: config.CommonParams, paths: config.Paths) -> Path:
     q = p.prepare
     if q.max_len > p.model.max_len:
         from stages.common.params import ParamsError
@@ -83,18 +83,5 @@ def encode_rows(tokenizer: Tokenizer, rows: list[Row], classes: list[str]) -> tu
     return ids, lengths, labels
 
 
-def load(paths: config.Paths) -> tuple[dict[str, dict[str, np.ndarray]], dict]:
-    """The prepared splits {name: {ids, lengths, labels}} and meta.json."""
-    meta = read_json(paths.prepared / "meta.json")
-    splits = {}
-    for name in ("train", "val", "test"):
-        path = paths.prepared / f"{name}.npz"
-        if not path.is_file():
-            raise DataError(f"{path}: file not found (run news-prepare)")
-        with np.load(path) as npz:
-            splits[name] = {k: npz[k] for k in ("ids", "lengths", "labels")}
-    return splits, meta
-
-
 if __name__ == "__main__":
-    main(lambda: run(config.load()[0], config.Paths()))
+    main(lambda: run(*config.load(), config.Paths()))

@@ -8,7 +8,6 @@ loss/accuracy go to MLflow and to plots/news/train_history.csv (dvc plots).
 from __future__ import annotations
 
 import copy
-import dataclasses
 import math
 import time
 
@@ -18,11 +17,12 @@ import torch
 from stages.common import checkpoint
 from stages.common.cli import main
 from stages.common.io import write_csv, write_json
-from stages.common.params import ParamsError
+from stages.common.params import ParamsError, to_dict
 from stages.common.plots import line_plot
 from stages.common.runtime import resolve_device, seed_everything, set_threads
 from stages.common.tracking import stage_dep_hashes, tracked_run
-from stages.news import config, prepare
+from stages.news import config
+from stages.news.data import load_prepared
 from stages.news.model import NewsClassifier, init_embeddings, predict_logits, save_model
 from stages.news.text import Tokenizer
 
@@ -45,7 +45,7 @@ def run(p: config.NewsParams, common: config.CommonParams, paths: config.Paths) 
     seed_everything(p.seed)
     set_threads(p.threads or common.threads)
     device = resolve_device(common.device)
-    splits, meta = prepare.load(paths)
+    splits, meta = load_prepared(paths.prepared)
     if splits["train"]["ids"].shape[1] > m.max_len:
         raise ParamsError(
             f"prepared sequences are {splits['train']['ids'].shape[1]} long; news.model.max_len is {m.max_len}"
@@ -77,7 +77,7 @@ def run(p: config.NewsParams, common: config.CommonParams, paths: config.Paths) 
     loss_fn = torch.nn.CrossEntropyLoss(label_smoothing=t.label_smoothing)
     autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda")
 
-    run_key = {"params": dataclasses.asdict(p), "device": str(device), "deps": stage_dep_hashes(STAGE, paths.root)}
+    run_key = {"params": to_dict(p), "device": str(device), "deps": stage_dep_hashes(STAGE, paths.root)}
     scratch = checkpoint.scratch_dir(paths.checkpoints, run_key)
     history: list[dict] = []
     best = {"val_accuracy": -1.0, "epoch": 0, "state": None}
@@ -126,11 +126,7 @@ def run(p: config.NewsParams, common: config.CommonParams, paths: config.Paths) 
             history.append(row)
             tracker.log_metrics({k: v for k, v in row.items() if k != "epoch"}, step=epoch)
             print(" ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in row.items()))
-            checkpoint.save(scratch, epoch, {
-                "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                "scheduler": scheduler.state_dict(), "rng": torch.get_rng_state(),
-                "history": history, "best": best, "epoch": epoch,
-            })  # fmt: skip
+            checkpoint.save(scratch, epoch, model, optimizer, scheduler, history=history, best=best, epoch=epoch)
 
         model.load_state_dict(best["state"])
         save_model(model, paths.model, len(vocab), n_classes)
@@ -139,8 +135,6 @@ def run(p: config.NewsParams, common: config.CommonParams, paths: config.Paths) 
             "best_epoch": best["epoch"],
             "epochs_run": len(history),
             "parameters": n_params,
-            "train_seconds": round(time.time() - start, 1),
-            "train_samples_per_s": round(float(np.mean([r["samples_per_s"] for r in history])), 1),
             **{f"best_{k}": round(v, 6) for k, v in best_row.items() if k not in ("epoch", "lr", "samples_per_s")},
         }
         history_rows = [{k: (round(v, 6) if isinstance(v, float) else v) for k, v in r.items() if k != "samples_per_s"}
@@ -152,7 +146,12 @@ def run(p: config.NewsParams, common: config.CommonParams, paths: config.Paths) 
         line_plot(paths.plots / "accuracy.png", history_rows, "epoch", ["train_accuracy", "val_accuracy"],
                   "news: accuracy", "accuracy")  # fmt: skip
         write_json(paths.metrics / "news_train.json", summary)
-        tracker.log_metrics({k: v for k, v in summary.items() if isinstance(v, (int, float))})
+        timings = {
+            "train_seconds": round(time.time() - start, 1),
+            "train_samples_per_s": round(float(np.mean([r["samples_per_s"] for r in history])), 1),
+        }
+        write_json(paths.timings(STAGE), timings)
+        tracker.log_metrics({k: v for k, v in {**summary, **timings}.items() if isinstance(v, (int, float))})
         tracker.log_artifact(paths.plots / "loss.png")
         tracker.log_artifact(paths.plots / "accuracy.png")
     checkpoint.clear(scratch)

@@ -26,8 +26,8 @@ from stages.common.cli import main
 from stages.common.io import atomic_path, write_json
 from stages.common.runtime import setup
 from stages.common.tracking import tracked_run
-from stages.pokemon import config, prepare
-from stages.pokemon.data import PREFIX_LEN, SIDE, render
+from stages.pokemon import config
+from stages.pokemon.data import PREFIX_LEN, SIDE, load_prepared, render
 
 NEGATIVE_KINDS = ("noise", "tail-noise", "splice", "repeat", "blank", "shuffle")
 
@@ -89,7 +89,7 @@ def make_negatives(images: np.ndarray, rng: np.random.Generator, n_colors: int) 
 def run(p: config.PokemonParams, common: config.CommonParams, paths: config.Paths) -> dict:
     device = setup(p.seed, common.device, common.threads)
     c = p.classifier
-    data = prepare.load(paths)
+    data = load_prepared(paths.prepared)
     palette, n_colors = data["palette"], len(data["palette"])
     dev_neg = make_negatives(data["dev"], np.random.default_rng(12345), n_colors)
     dev_x = to_tensor(render(np.concatenate([data["dev"], dev_neg]), palette)).to(device)
@@ -130,12 +130,13 @@ def run(p: config.PokemonParams, common: config.CommonParams, paths: config.Path
             "dev_accuracy": accuracy(model, dev_x, dev_y, c.threshold),
             "dev_real_detection_rate": float((dev_prob[dev_y == 1] > c.threshold).float().mean()),
             "dev_negative_detection_rate": float((dev_prob[dev_y == 0] > c.threshold).float().mean()),
-            "train_seconds": round(time.time() - start, 1),
         }
-        tracker.log_metrics({k: v for k, v in metrics.items() if k != "train_seconds"})
+        timings = {"train_seconds": round(time.time() - start, 1)}
+        tracker.log_metrics({**metrics, **timings})
     with atomic_path(paths.classifier) as tmp:
         torch.save({"width": c.width, "threshold": c.threshold, "state_dict": model.cpu().state_dict()}, tmp)
     write_json(paths.metrics / "pokemon_classifier.json", metrics)
+    write_json(paths.timings("pokemon-classifier"), timings)
     return metrics
 
 

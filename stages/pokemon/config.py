@@ -6,7 +6,20 @@ import dataclasses
 from pathlib import Path
 from typing import Literal
 
-from stages.common.params import CommonParams, load_params
+from stages.common.params import (
+    PROBABILITY,
+    CommonParams,
+    Range,
+    above,
+    at_least,
+    between,
+    check_ranges,
+    check_sha256,
+    load_common,
+    load_params,
+    require,
+    validator,
+)
 from stages.common.paths import TaskPaths
 
 TASK = "pokemon"
@@ -108,5 +121,36 @@ class Paths(TaskPaths):
         return self._p("submissions", TASK, "submission.txt")
 
 
+RANGES = {
+    "model.d_model": at_least(1), "model.n_layer": at_least(1), "model.n_head": at_least(1),
+    "model.d_ff": at_least(0), "model.dropout": PROBABILITY,
+    "train.epochs": at_least(1), "train.batch_size": at_least(1), "train.lr": above(0),
+    "train.weight_decay": at_least(0), "train.warmup_steps": at_least(0), "train.grad_clip": at_least(0),
+    "train.max_minutes": at_least(0),
+    "classifier.epochs": at_least(1), "classifier.batch_size": at_least(1), "classifier.lr": above(0),
+    "classifier.width": at_least(1), "classifier.threshold": between(0, 1),
+    "predict.temperature": above(0), "predict.top_k": at_least(0), "predict.top_p": Range(0, 1, open_low=True),
+    "predict.batch_size": at_least(1),
+    "evaluate.fid_reference_images": at_least(0),
+}  # fmt: skip
+
+
+@validator
+def validate(p: PokemonParams) -> PokemonParams:
+    """Every range and cross-parameter rule, before any stage builds anything."""
+    check_ranges(p, TASK, RANGES)
+    check_sha256(p.data.sha256, f"{TASK}.data.sha256")
+    m = p.model
+    require(m.d_model % m.n_head == 0, f"parameter '{TASK}.model.d_model' ({m.d_model}) must be divisible by "
+            f"'{TASK}.model.n_head' ({m.n_head})")  # fmt: skip
+    require(p.evaluate.fid_reference_images != 1, f"parameter '{TASK}.evaluate.fid_reference_images' is 1; "
+            "FID needs at least 2 images (0 = all)")  # fmt: skip
+    return p
+
+
 def load(path: str | Path = "params.yaml") -> tuple[PokemonParams, CommonParams]:
-    return load_params(TASK, PokemonParams, path), load_params("common", CommonParams, path)
+    return validate(load_params(TASK, PokemonParams, path)), load_common(path)
+
+
+# The course's grading thresholds: (FID at most, PDR at least).
+BASELINES = {"simple": (84.5, 0.1), "medium": (81.0, 0.5), "strong": (73.0, 0.85)}

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from stages.common.io import DataError, atomic_path
+from stages.common.io import DataError, atomic_path, read_text
 
 SIDE = 20
 SEQ_LEN = SIDE * SIDE  # 400 tokens per image
@@ -23,7 +23,7 @@ def read_colormap(path: str | Path, n_colors: int = N_COLORS) -> np.ndarray:
     if not path.is_file():
         raise DataError(f"{path}: file not found")
     rows = []
-    for lineno, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+    for lineno, line in enumerate(read_text(path).splitlines(), start=1):
         if not line.strip():
             continue
         parts = line.split()
@@ -49,7 +49,7 @@ def read_pixels(
     if not path.is_file():
         raise DataError(f"{path}: file not found")
     images = []
-    for lineno, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+    for lineno, line in enumerate(read_text(path).splitlines(), start=1):
         if not line.strip():
             continue
         parts = line.split()
@@ -90,3 +90,15 @@ def render(images: np.ndarray, palette: np.ndarray) -> np.ndarray:
 
 def split(images: np.ndarray) -> dict[str, np.ndarray]:
     return {name: images[start:stop] for name, (start, stop) in SPLITS.items()}
+
+
+def load_prepared(folder: Path) -> dict[str, np.ndarray]:
+    """The prepared splits: train/dev (n, 400), test_prefix (80, 240), palette (167, 3)."""
+    palette = read_colormap(folder / "colormap.txt")
+    n = len(palette)
+    return {
+        "train": read_pixels(folder / "train.txt", n, None),
+        "dev": read_pixels(folder / "dev.txt", n, None),
+        "test_prefix": read_pixels(folder / "test_prefix.txt", n, None, seq_len=PREFIX_LEN),
+        "palette": palette,
+    }

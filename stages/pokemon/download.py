@@ -20,7 +20,7 @@ from stages.pokemon.data import N_IMAGES, PREFIX_LEN, SEQ_LEN, read_colormap, re
 FILES = ("pixel_color.txt", "colormap.txt")
 
 
-def run(p: config.PokemonParams, paths: config.Paths) -> Path:
+def run(p: config.PokemonParams, common: config.CommonParams, paths: config.Paths) -> Path:
     source = parse_source(p.data.source, ("sample", "dir", "url", "hf"), key="pokemon.data.source")
     with atomic_path(paths.raw) as out:
         out.mkdir()
@@ -38,16 +38,18 @@ def run(p: config.PokemonParams, paths: config.Paths) -> Path:
                 if source.kind == "dir"
                 else fetch_url(source.value, p.data.sha256, paths.downloads)
             )
-            for name in FILES:
-                shutil.copyfile(find_file(folder, name), out / name)
-        validate(out)
+            found = [find_file(folder, name) for name in FILES]
+            validate(*found)  # the user's own files, so an error names them (not the copy)
+            for src, name in zip(found, FILES, strict=True):
+                shutil.copyfile(src, out / name)
+        validate(out / FILES[0], out / FILES[1])  # what we wrote must read back
     print(f"pokemon-download: {source.kind} -> {paths.raw}")
     return paths.raw
 
 
-def validate(folder: Path) -> None:
-    palette = read_colormap(folder / "colormap.txt")
-    read_pixels(folder / "pixel_color.txt", n_colors=len(palette))
+def validate(pixel_color: Path, colormap: Path) -> None:
+    palette = read_colormap(colormap)
+    read_pixels(pixel_color, n_colors=len(palette))
 
 
 def find_file(folder: Path, name: str) -> Path:
@@ -82,4 +84,4 @@ def from_hub(dataset: str, colormap_dataset: str) -> tuple[np.ndarray, np.ndarra
 
 
 if __name__ == "__main__":
-    main(lambda: run(config.load()[0], config.Paths()))
+    main(lambda: run(*config.load(), config.Paths()))

@@ -16,16 +16,13 @@ from stages.common.cli import main
 from stages.common.io import DataError, write_json
 from stages.common.runtime import setup
 from stages.common.tracking import tracked_run
-from stages.pokemon import classifier, config, prepare
-from stages.pokemon.data import PREFIX_LEN, read_pixels, render
-
-# The course's grading thresholds: (FID at most, PDR at least).
-BASELINES = {"simple": (84.5, 0.1), "medium": (81.0, 0.5), "strong": (73.0, 0.85)}
+from stages.pokemon import classifier, config
+from stages.pokemon.data import PREFIX_LEN, load_prepared, read_pixels, render
 
 
 def run(p: config.PokemonParams, common: config.CommonParams, paths: config.Paths) -> dict:
     device = str(setup(p.seed, common.device, common.threads))
-    data = prepare.load(paths)
+    data = load_prepared(paths.prepared)
     palette = data["palette"]
     test = read_pixels(paths.predictions / "test.txt", len(palette), len(data["test_prefix"]))
     dev = read_pixels(paths.predictions / "dev.txt", len(palette), len(data["dev"]))
@@ -47,7 +44,7 @@ def run(p: config.PokemonParams, common: config.CommonParams, paths: config.Path
         "pdr_real_dev": classifier.detection_rate(*judge, data["dev"], palette),
         "dev_pixel_accuracy": float((dev[:, PREFIX_LEN:] == data["dev"][:, PREFIX_LEN:]).mean()),
     }
-    for name, (max_fid, min_pdr) in BASELINES.items():
+    for name, (max_fid, min_pdr) in config.BASELINES.items():
         metrics[f"passes_{name}"] = bool(metrics["fid"] <= max_fid and metrics["pdr"] >= min_pdr)
     write_json(paths.metrics / "pokemon.json", metrics)
     with tracked_run(

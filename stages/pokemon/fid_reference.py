@@ -11,13 +11,13 @@ from pathlib import Path
 from stages.common import fid
 from stages.common.cli import main
 from stages.common.runtime import setup
-from stages.pokemon import config, prepare
-from stages.pokemon.data import render
+from stages.pokemon import config
+from stages.pokemon.data import load_prepared, render
 
 
 def run(p: config.PokemonParams, common: config.CommonParams, paths: config.Paths) -> Path:
     device = str(setup(p.seed, common.device, common.threads))
-    data = prepare.load(paths)
+    data = load_prepared(paths.prepared)
     real = data["train"][: p.evaluate.fid_reference_images or None]
     extractor = fid.load_extractor(device, p.evaluate.fid_extractor)
     fid.save_reference(paths.fid_reference, render(real, data["palette"]), extractor, device, "train split")

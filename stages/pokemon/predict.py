@@ -7,14 +7,14 @@ from pathlib import Path
 from stages.common.cli import main
 from stages.common.io import atomic_path
 from stages.common.runtime import setup
-from stages.pokemon import config, prepare
-from stages.pokemon.data import PREFIX_LEN, write_pixels
+from stages.pokemon import config
+from stages.pokemon.data import PREFIX_LEN, load_prepared, write_pixels
 from stages.pokemon.model import complete, load_model
 
 
 def run(p: config.PokemonParams, common: config.CommonParams, paths: config.Paths) -> Path:
     device = setup(p.predict.seed, common.device, common.threads)
-    data = prepare.load(paths)
+    data = load_prepared(paths.prepared)
     model = load_model(paths.model, device)
     with atomic_path(paths.predictions) as out:
         out.mkdir()

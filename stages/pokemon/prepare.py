@@ -4,15 +4,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
-
 from stages.common.cli import main
 from stages.common.io import atomic_path
 from stages.pokemon import config
 from stages.pokemon.data import PREFIX_LEN, read_colormap, read_pixels, split, write_colormap, write_pixels
 
 
-def run(paths: config.Paths) -> Path:
+def run(p: config.PokemonParams, common: config.CommonParams, paths: config.Paths) -> Path:
     palette = read_colormap(paths.raw / "colormap.txt")
     parts = split(read_pixels(paths.raw / "pixel_color.txt", n_colors=len(palette)))
     with atomic_path(paths.prepared) as out:
@@ -26,18 +24,5 @@ def run(paths: config.Paths) -> Path:
     return paths.prepared
 
 
-def load(paths: config.Paths) -> dict[str, np.ndarray]:
-    """The prepared splits: train/dev (n, 400), test_prefix (80, 240), palette (167, 3)."""
-    folder = paths.prepared
-    palette = read_colormap(folder / "colormap.txt")
-    n = len(palette)
-    return {
-        "train": read_pixels(folder / "train.txt", n, None),
-        "dev": read_pixels(folder / "dev.txt", n, None),
-        "test_prefix": read_pixels(folder / "test_prefix.txt", n, None, seq_len=PREFIX_LEN),
-        "palette": palette,
-    }
-
-
 if __name__ == "__main__":
-    main(lambda: run(config.Paths()))
+    main(lambda: run(*config.load(), config.Paths()))

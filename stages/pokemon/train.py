@@ -9,7 +9,6 @@ the best epoch by `select_by` (the course keeps the lowest training loss).
 from __future__ import annotations
 
 import copy
-import dataclasses
 import math
 import time
 
@@ -19,11 +18,12 @@ import torch
 from stages.common import checkpoint
 from stages.common.cli import main
 from stages.common.io import atomic_path, write_csv, write_json
+from stages.common.params import to_dict
 from stages.common.plots import line_plot
 from stages.common.runtime import setup
 from stages.common.tracking import stage_dep_hashes, tracked_run
-from stages.pokemon import classifier, config, prepare
-from stages.pokemon.data import PREFIX_LEN
+from stages.pokemon import classifier, config
+from stages.pokemon.data import PREFIX_LEN, load_prepared
 from stages.pokemon.model import build_model, complete, next_token_loss
 
 STAGE = "pokemon-train"
@@ -32,7 +32,7 @@ STAGE = "pokemon-train"
 def run(p: config.PokemonParams, common: config.CommonParams, paths: config.Paths) -> dict:
     device = setup(p.seed, common.device, common.threads)
     t = p.train
-    data = prepare.load(paths)
+    data = load_prepared(paths.prepared)
     train_set = torch.as_tensor(data["train"])
     dev_set = torch.as_tensor(data["dev"])
     model = build_model(p.model, len(data["palette"])).to(device)
@@ -43,18 +43,24 @@ def run(p: config.PokemonParams, common: config.CommonParams, paths: config.Path
     judge = classifier.load(paths.classifier, device) if t.select_by == "classifier" else None
     autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda")
 
-    run_key = {"params": dataclasses.asdict(p), "device": str(device), "deps": stage_dep_hashes(STAGE, paths.root)}
+    run_key = {"params": to_dict(p), "device": str(device), "deps": stage_dep_hashes(STAGE, paths.root)}
     scratch = checkpoint.scratch_dir(paths.checkpoints, run_key)
     history: list[dict] = []
     best = {"score": math.inf, "epoch": 0, "state": None}
-    first_epoch = 1
+    first_epoch, run_id = 1, None
     if (saved := checkpoint.resume(scratch, model, optimizer, scheduler)) is not None:
         history, best, first_epoch = saved["history"], saved["best"], saved["epoch"] + 1
+        run_id = saved.get("mlflow_run_id")  # the interrupted run's MLflow run, continued
 
     n_params = sum(x.numel() for x in model.parameters())
     print(f"pokemon-train: {p.model.arch}, {n_params:,} parameters, {t.epochs} epochs on {device}")
     with tracked_run(
-        config.TASK, STAGE, {"seed": p.seed, "model": vars(p.model), "train": vars(t)}, common.mlflow, paths.root
+        config.TASK,
+        STAGE,
+        {"seed": p.seed, "model": vars(p.model), "train": vars(t)},
+        common.mlflow,
+        paths.root,
+        run_id=run_id,
     ) as tracker:
         for epoch in range(first_epoch, t.epochs + 1):
             if t.max_minutes and history and time.time() - start + epoch_seconds > 60 * t.max_minutes:
@@ -90,11 +96,8 @@ def run(p: config.PokemonParams, common: config.CommonParams, paths: config.Path
             history.append(row)
             tracker.log_metrics({k: v for k, v in row.items() if k != "epoch"}, step=epoch)
             print(" ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in row.items()))
-            checkpoint.save(scratch, epoch, {
-                "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                "scheduler": scheduler.state_dict(), "rng": torch.get_rng_state(),
-                "history": history, "best": best, "epoch": epoch,
-            })  # fmt: skip
+            checkpoint.save(scratch, epoch, model, optimizer, scheduler, history=history, best=best, epoch=epoch,
+                            mlflow_run_id=tracker.run_id)  # fmt: skip
 
         model.load_state_dict(best["state"])
         with atomic_path(paths.model) as tmp:
@@ -103,7 +106,6 @@ def run(p: config.PokemonParams, common: config.CommonParams, paths: config.Path
             "best_epoch": best["epoch"],
             "select_by": t.select_by,
             "parameters": n_params,
-            "train_seconds": round(time.time() - start, 1),
             "epochs_run": len(history),
             **{f"best_{k}": v for k, v in history[best["epoch"] - 1].items() if k not in ("epoch", "lr")},
         }
@@ -117,7 +119,9 @@ def run(p: config.PokemonParams, common: config.CommonParams, paths: config.Path
             "cross-entropy",
         )
         write_json(paths.metrics / "pokemon_train.json", summary)
-        tracker.log_metrics({k: v for k, v in summary.items() if isinstance(v, (int, float))})
+        timings = {"train_seconds": round(time.time() - start, 1)}
+        write_json(paths.timings(STAGE), timings)
+        tracker.log_metrics({k: v for k, v in {**summary, **timings}.items() if isinstance(v, (int, float))})
         tracker.log_artifact(paths.plots / "loss.png")
     checkpoint.clear(scratch)
     return summary

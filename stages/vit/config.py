@@ -6,7 +6,18 @@ import dataclasses
 from pathlib import Path
 from typing import Literal
 
-from stages.common.params import CommonParams, load_params
+from stages.common.params import (
+    PROBABILITY,
+    CommonParams,
+    above,
+    at_least,
+    between,
+    check_ranges,
+    load_common,
+    load_params,
+    require,
+    validator,
+)
 from stages.common.paths import TaskPaths
 
 TASK = "vit"
@@ -86,5 +97,32 @@ class Paths(TaskPaths):
         return self._p("metrics", f"{TASK}.json")
 
 
+RANGES = {
+    "threads": at_least(0),
+    "data.sample_train": at_least(1), "data.sample_test": at_least(1),
+    "data.max_train_per_class": at_least(0), "data.max_test_per_class": at_least(0),
+    "model.patch_size": between(1, 32), "model.dim": at_least(1), "model.depth": at_least(1),
+    "model.heads": at_least(1), "model.mlp_ratio": above(0), "model.dropout": PROBABILITY,
+    "augment.mixup_alpha": at_least(0), "augment.cutmix_alpha": at_least(0),
+    "augment.label_smoothing": between(0, 1, open_high=True),
+    "train.epochs": at_least(1), "train.batch_size": at_least(1), "train.lr": above(0),
+    "train.weight_decay": at_least(0), "train.warmup_epochs": at_least(0),
+}  # fmt: skip
+
+
+@validator
+def validate(p: VitParams) -> VitParams:
+    """Every range and cross-parameter rule, before any stage builds anything."""
+    check_ranges(p, TASK, RANGES)
+    m = p.model
+    require(m.dim % m.heads == 0, f"parameter '{TASK}.model.dim' ({m.dim}) must be divisible by "
+            f"'{TASK}.model.heads' ({m.heads})")  # fmt: skip
+    require(32 % m.patch_size == 0, f"parameter '{TASK}.model.patch_size' ({m.patch_size}) must divide 32 "
+            "(the CIFAR-10 image size): 1, 2, 4, 8, 16 or 32")  # fmt: skip
+    require(p.train.warmup_epochs <= p.train.epochs, f"parameter '{TASK}.train.warmup_epochs' "
+            f"({p.train.warmup_epochs}) exceeds '{TASK}.train.epochs' ({p.train.epochs})")  # fmt: skip
+    return p
+
+
 def load(path: str | Path = "params.yaml") -> tuple[VitParams, CommonParams]:
-    return load_params(TASK, VitParams, path), load_params("common", CommonParams, path)
+    return validate(load_params(TASK, VitParams, path)), load_common(path)

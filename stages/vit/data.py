@@ -177,3 +177,9 @@ def read_classes(folder: Path) -> list[str]:
     if not path.is_file():
         raise DataError(f"{path}: file not found")
     return json.loads(path.read_text(encoding="utf-8"))
+
+
+def load_prepared(folder: Path) -> tuple[dict, dict]:
+    meta = json.loads((folder / "meta.json").read_text(encoding="utf-8"))
+    splits = {s: read_split(folder, s, len(meta["classes"])) for s in ("train", "test")}
+    return splits, meta

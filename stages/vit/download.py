@@ -17,7 +17,7 @@ from stages.common.sources import parse_source, require_dir
 from stages.vit import config, data
 
 
-def run(p: config.VitParams, paths: config.Paths) -> Path:
+def run(p: config.VitParams, common: config.CommonParams, paths: config.Paths) -> Path:
     source = parse_source(p.data.source, ("sample", "dir", "torchvision"), key="vit.data.source")
     d = p.data
     if source.kind == "sample":
@@ -56,4 +56,4 @@ def _torchvision(root: Path):
 
 
 if __name__ == "__main__":
-    main(lambda: run(config.load()[0], config.Paths()))
+    main(lambda: run(*config.load(), config.Paths()))

@@ -8,7 +8,7 @@ from stages.common.io import read_json, write_text
 from stages.vit import config
 
 
-def run(p: config.VitParams, paths: config.Paths) -> str:
+def run(p: config.VitParams, common: config.CommonParams, paths: config.Paths) -> str:
     r = read_json(paths.metrics)
     m, t, a = p.model, p.train, p.augment
     yes = lambda ok: "yes" if ok else "no"  # noqa: E731
@@ -21,7 +21,7 @@ def run(p: config.VitParams, paths: config.Paths) -> str:
         f"- Model: patch {m.patch_size}, dim {m.dim}, depth {m.depth}, heads {m.heads}, MLP ratio {m.mlp_ratio},"
         f" dropout {m.dropout}; {r['parameters']:,} parameters (shared pre-LN Encoder blocks).",
         f"- Training: AdamW lr {t.lr:g}, weight decay {t.weight_decay}, batch {t.batch_size}, {t.epochs} epochs"
-        f" (warmup {t.warmup_epochs}, cosine), {r['train_seconds']} s.",
+        f" (warmup {t.warmup_epochs}, cosine); time in `timings/vit-train.json`.",
         f"- Augmentation: crop {a.random_crop}, flip {a.flip}, RandAugment {a.randaugment}, MixUp α {a.mixup_alpha},"
         f" CutMix α {a.cutmix_alpha}, label smoothing {a.label_smoothing}.",
         "",
@@ -44,4 +44,4 @@ def run(p: config.VitParams, paths: config.Paths) -> str:
 
 
 if __name__ == "__main__":
-    main(lambda: run(config.load()[0], config.Paths()))
+    main(lambda: run(*config.load(), config.Paths()))

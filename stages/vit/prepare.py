@@ -14,7 +14,7 @@ from stages.common.io import atomic_path
 from stages.vit import config, data
 
 
-def run(p: config.VitParams, paths: config.Paths) -> Path:
+def run(p: config.VitParams, common: config.CommonParams, paths: config.Paths) -> Path:
     classes = data.read_classes(paths.raw)
     x, _ = data.read_split(paths.raw, "train", len(classes))
     data.read_split(paths.raw, "test", len(classes))
@@ -29,11 +29,5 @@ def run(p: config.VitParams, paths: config.Paths) -> Path:
     return paths.prepared
 
 
-def load(paths: config.Paths) -> tuple[dict, dict]:
-    meta = json.loads((paths.prepared / "meta.json").read_text(encoding="utf-8"))
-    splits = {s: data.read_split(paths.prepared, s, len(meta["classes"])) for s in ("train", "test")}
-    return splits, meta
-
-
 if __name__ == "__main__":
-    main(lambda: run(config.load()[0], config.Paths()))
+    main(lambda: run(*config.load(), config.Paths()))

@@ -1,6 +1,10 @@
 """vit-train: the ViT on CIFAR-10 (or the sample), AdamW with warmup + cosine decay and the chosen
 augmentations; per epoch the train loss/accuracy (on the augmented batches) and the test accuracy.
 
+Checkpoints every epoch (model, optimizer, scheduler and every random generator) in a scratch folder keyed by
+the params and inputs; an interrupted run resumes from the newest one, continues its MLflow run and ends with
+the same weights as an uninterrupted one. The outputs are written only once every epoch has run.
+
 Writes models/vit/model.pt, plots/vit/train_history.csv, plots/vit/acc_out.png (train and test accuracy
 per epoch) and plots/vit/loss_out.png (train loss), as the course names them; metrics/vit_train.json.
 """
@@ -14,13 +18,15 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from stages.common import checkpoint
 from stages.common.cli import main
 from stages.common.io import write_csv, write_json
-from stages.common.params import ParamsError
+from stages.common.params import ParamsError, to_dict
 from stages.common.plots import line_plot
 from stages.common.runtime import setup
-from stages.common.tracking import tracked_run
-from stages.vit import config, prepare
+from stages.common.tracking import stage_dep_hashes, tracked_run
+from stages.vit import config
+from stages.vit.data import load_prepared
 from stages.vit.model import ViT, normalise, predict, save_model
 
 STAGE = "vit-train"
@@ -76,7 +82,7 @@ def run(p: config.VitParams, common: config.CommonParams, paths: config.Paths) -
     if 32 % m.patch_size:
         raise ParamsError(f"vit.model.patch_size ({m.patch_size}) must divide 32")
     device = setup(p.seed, common.device, p.threads or common.threads)
-    splits, meta = prepare.load(paths)
+    splits, meta = load_prepared(paths.prepared)
     (xtr, ytr), (xte, yte) = splits["train"], splits["test"]
     xtr_t, ytr_t, xte_t, yte_t = map(torch.as_tensor, (xtr, ytr, xte, yte))
     model = ViT(len(meta["classes"]), 32, m.patch_size, m.dim, m.depth, m.heads, m.mlp_ratio, m.dropout,
@@ -97,15 +103,23 @@ def run(p: config.VitParams, common: config.CommonParams, paths: config.Paths) -
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
     g = torch.Generator().manual_seed(p.seed)
     rng = np.random.default_rng(p.seed)
-    history = []
-    start = time.time()
+    history: list[dict] = []
+    first_epoch, elapsed, run_id = 1, 0.0, None
+    run_key = {"params": to_dict(p), "device": str(device), "deps": stage_dep_hashes(STAGE, paths.root)}
+    scratch = checkpoint.scratch_dir(paths.checkpoints, run_key)
+    if (saved := checkpoint.resume(scratch, model, optimizer, scheduler)) is not None:
+        g.set_state(saved["generator"])
+        rng.bit_generator.state = saved["numpy_rng"]
+        history, first_epoch, elapsed = saved["history"], saved["epoch"] + 1, saved["elapsed"]
+        run_id = saved.get("mlflow_run_id")
+    start = time.time() - elapsed
     n_params = sum(q.numel() for q in model.parameters())
     print(
         f"vit-train: {n_params:,} parameters, {len(xtr)} train / {len(xte)} test images, {t.epochs} epochs on {device}"
     )
     tracked = {"seed": p.seed, "model": vars(m), "train": vars(t), "augment": vars(a)}
-    with tracked_run(config.TASK, STAGE, tracked, common.mlflow, paths.root) as tracker:
-        for epoch in range(1, t.epochs + 1):
+    with tracked_run(config.TASK, STAGE, tracked, common.mlflow, paths.root, run_id=run_id) as tracker:
+        for epoch in range(first_epoch, t.epochs + 1):
             model.train()
             order = torch.randperm(len(xtr), generator=g)
             loss_sum = correct = 0.0
@@ -140,7 +154,9 @@ def run(p: config.VitParams, common: config.CommonParams, paths: config.Paths) -
             history.append(row)
             tracker.log_metrics({k: v for k, v in row.items() if k != "epoch"}, step=epoch)
             print(" ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in row.items()))
-        save_model(model, paths.model, meta["mean"], meta["std"], meta["classes"])
+            checkpoint.save(scratch, epoch, model, optimizer, scheduler, generator=g.get_state(),
+                            numpy_rng=rng.bit_generator.state, history=history, epoch=epoch,
+                            elapsed=time.time() - start, mlflow_run_id=tracker.run_id)  # fmt: skip
         last = history[-1]
         summary = {
             "epochs": t.epochs,
@@ -149,7 +165,6 @@ def run(p: config.VitParams, common: config.CommonParams, paths: config.Paths) -
             "final_train_accuracy": last["train_accuracy"],
             "final_test_accuracy": last["test_accuracy"],
             "best_test_accuracy": max(r["test_accuracy"] for r in history),
-            "train_seconds": round(time.time() - start, 1),
         }
         rows = [{k: v for k, v in r.items() if k != "epoch_seconds"} for r in history]
         write_csv(paths.plots / "train_history.csv", rows)
@@ -158,10 +173,14 @@ def run(p: config.VitParams, common: config.CommonParams, paths: config.Paths) -
         )
         line_plot(paths.plots / "loss_out.png", rows, "epoch", ["train_loss"], "vit: train loss", "cross-entropy")
         write_json(paths.train_metrics, summary)
-        tracker.log_metrics({k: v for k, v in summary.items() if isinstance(v, (int, float))})
+        timings = {"train_seconds": round(time.time() - start, 1)}
+        write_json(paths.timings(STAGE), timings)
+        save_model(model, paths.model, meta["mean"], meta["std"], meta["classes"])  # last: only a complete run
+        tracker.log_metrics({k: v for k, v in {**summary, **timings}.items() if isinstance(v, (int, float))})
         tracker.log_artifact(paths.plots / "acc_out.png")
         tracker.log_artifact(paths.plots / "loss_out.png")
-    print(f"vit-train: test accuracy {summary['final_test_accuracy']:.4f} in {summary['train_seconds']} s")
+    checkpoint.clear(scratch)
+    print(f"vit-train: test accuracy {summary['final_test_accuracy']:.4f} in {timings['train_seconds']} s")
     return summary
 
 

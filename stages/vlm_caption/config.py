@@ -6,7 +6,16 @@ import dataclasses
 from pathlib import Path
 from typing import Literal
 
-from stages.common.params import CommonParams, ParamsError, load_params
+from stages.common.params import (
+    CommonParams,
+    ParamsError,
+    above,
+    at_least,
+    between,
+    check_ranges,
+    load_common,
+    load_params,
+)
 from stages.common.paths import TaskPaths
 
 TASK = "vlm-caption"
@@ -136,4 +145,23 @@ def load(path: str | Path = "params.yaml") -> tuple[VlmCaptionParams, CommonPara
     for key, ok in checks.items():
         if not ok:
             raise ParamsError(f"'{TASK}.{key}' is out of range")
-    return p, load_params("common", CommonParams, path)
+    check_ranges(p, TASK, RANGES)
+    return p, load_common(path)
+
+
+RANGES = {
+    "threads": at_least(0),
+    "data.sample_train": at_least(1),
+    "data.sample_valid": at_least(1),
+    "data.sample_test": at_least(1),
+    "prepare.max_train_rows": at_least(0),
+    "lora.r": at_least(1),
+    "lora.alpha": at_least(1),
+    "lora.dropout": between(0, 1, open_high=True),
+    "train.grad_accum": at_least(1),
+    "train.lr": above(0),
+    "train.warmup_steps": at_least(0),
+    "train.weight_decay": at_least(0),
+    "train.logging_steps": at_least(1),
+    "predict.examples": at_least(0),
+}

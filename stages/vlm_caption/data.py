@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
-from stages.common.io import DataError
+from stages.common.io import DataError, read_text
 
 FILES = {
     "train": "train_data.parquet",
@@ -106,8 +106,8 @@ def read_json_list(path: Path) -> list:
     if not path.is_file():
         raise DataError(f"{path}: file not found")
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        data = json.loads(read_text(path))
+    except json.JSONDecodeError as err:
         raise DataError(f"{path}: not valid JSON ({err})") from None
     if not isinstance(data, list):
         raise DataError(f"{path}: must be a JSON list of {{'idx': ..., 'output': ...}}")
@@ -245,7 +245,7 @@ def convert_flickr(src: Path, test_captions: bool = False) -> dict[str, list[dic
     """
     token_files = sorted(src.rglob("*.token*.txt"))
     captions: dict[str, list[str]] = {}
-    for line in token_files[0].read_text(encoding="utf-8").splitlines():
+    for line in read_text(token_files[0]).splitlines():
         if not line.strip():
             continue
         m = TOKEN_LINE.match(line)
@@ -257,7 +257,7 @@ def convert_flickr(src: Path, test_captions: bool = False) -> dict[str, list[dic
         raise DataError(f"{src / 'images'}: none of the images named in {token_files[0].name} is there")
     lists = {s: sorted(src.rglob(f"Flickr_8k.{s}Images.txt")) for s in ("train", "dev", "test")}
     if all(lists.values()):
-        official = {s: set(f[0].read_text(encoding="utf-8").split()) for s, f in lists.items()}
+        official = {s: set(read_text(f[0]).split()) for s, f in lists.items()}
         split_of = {n: next((s for s in ("train", "dev", "test") if n in official[s]), None) for n in names}
     else:
         split_of = {n: ("train", "dev", "test", "train", "train", "train", "train", "train", "train", "train")[i % 10]
@@ -309,3 +309,24 @@ def from_hub(name: str) -> dict[str, list[dict]]:
             )
         out[split] = rows
     return out
+
+
+def load_split(prepared: Path, split: str) -> list[dict]:
+    import pyarrow.parquet as pq
+
+    return pq.read_table(prepared / f"{split}.parquet").to_pylist()
+
+
+def messages(instruction: str, caption: str | None = None) -> list[dict]:
+    """The course's task as one chat: the user sends the image and the instruction, the assistant the caption."""
+    chat = [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": instruction}]}]
+    if caption is not None:
+        chat.append({"role": "assistant", "content": [{"type": "text", "text": caption}]})
+    return chat
+
+
+def references(rows: list[dict]) -> dict[str, list[str]]:
+    refs: dict[str, list[str]] = {}
+    for r in rows:
+        refs.setdefault(r["key"], []).append(r["caption"])
+    return refs

@@ -16,7 +16,7 @@ from stages.common.sources import parse_source, require_dir
 from stages.vlm_caption import config, data
 
 
-def run(p: config.VlmCaptionParams, paths: config.Paths) -> Path:
+def run(p: config.VlmCaptionParams, common: config.CommonParams, paths: config.Paths) -> Path:
     source = parse_source(p.data.source, ("sample", "dir", "hf"), key="vlm-caption.data.source")
     d = p.data
     with atomic_path(paths.raw) as out:
@@ -45,4 +45,4 @@ def run(p: config.VlmCaptionParams, paths: config.Paths) -> Path:
 
 
 if __name__ == "__main__":
-    main(lambda: run(config.load()[0], config.Paths()))
+    main(lambda: run(*config.load(), config.Paths()))

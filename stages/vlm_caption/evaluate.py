@@ -12,13 +12,13 @@ from __future__ import annotations
 import re
 from collections import Counter
 
+from stages.common.bleu import corpus_bleu
 from stages.common.cli import main
 from stages.common.io import DataError, read_json, write_json
 from stages.common.tracking import tracked_run
-from stages.vlm_caption import config, prepare
+from stages.vlm_caption import config, data
 
 TOKENISATION = "lowercase; regex \\w+|[^\\w\\s] (punctuation split off)"
-WEIGHTS = {1: (1.0,), 2: (0.5, 0.5), 3: (1 / 3,) * 3, 4: (0.25,) * 4}
 TOKEN = re.compile(r"\w+|[^\w\s]")
 
 
@@ -27,34 +27,22 @@ def tokenize(text: str) -> list[str]:
 
 
 def bleu(hypotheses: list[str], references: list[list[str]]) -> dict[str, float]:
-    """BLEU-1..4 as percentages (nltk corpus_bleu, smoothing method1)."""
-    from nltk.translate.bleu_score import SmoothingFunction, corpus_bleu
-
-    hyps = [tokenize(h) for h in hypotheses]
-    refs = [[tokenize(r) for r in rs] for rs in references]
-    smooth = SmoothingFunction().method1
-    return {f"bleu{n}": round(100 * float(corpus_bleu(refs, hyps, weights=w, smoothing_function=smooth)), 2)
-            for n, w in WEIGHTS.items()}  # fmt: skip
-
-
-def references(rows: list[dict]) -> dict[str, list[str]]:
-    refs: dict[str, list[str]] = {}
-    for r in rows:
-        refs.setdefault(r["key"], []).append(r["caption"])
-    return refs
+    """BLEU-1..4 as percentages, on `tokenize`d captions."""
+    scores = corpus_bleu([tokenize(h) for h in hypotheses], [[tokenize(r) for r in rs] for rs in references])
+    return {k: round(100 * v, 2) for k, v in scores.items()}
 
 
 def most_common_caption(rows: list[dict]) -> str:
     return Counter(r["caption"] for r in rows).most_common(1)[0][0]
 
 
-def run(p: config.VlmCaptionParams, paths: config.Paths, mlflow: bool = True) -> dict:
-    refs = references(prepare.load_split(paths, "valid"))
+def run(p: config.VlmCaptionParams, common: config.CommonParams, paths: config.Paths) -> dict:
+    refs = data.references(data.load_split(paths.prepared, "valid"))
     pred = read_json(paths.predictions)["valid"]
     missing = [r["key"] for r in pred if r["key"] not in refs]
     if missing or len(pred) != len(refs):
         raise DataError(f"{paths.predictions}: predictions do not match the validation images of {paths.prepared}")
-    baseline_caption = most_common_caption(prepare.load_split(paths, "train"))
+    baseline_caption = most_common_caption(data.load_split(paths.prepared, "train"))
     ref_lists = [refs[r["key"]] for r in pred]
     model_scores = bleu([r["output"] for r in pred], ref_lists)
     baseline_scores = bleu([baseline_caption] * len(pred), ref_lists)
@@ -74,11 +62,13 @@ def run(p: config.VlmCaptionParams, paths: config.Paths, mlflow: bool = True) ->
         "train_steps": train["steps"],
     }
     write_json(paths.metrics, out)
-    with tracked_run(config.TASK, "vlm-caption-evaluate", {"valid_images": len(pred)}, mlflow, paths.root) as tracker:
+    with tracked_run(
+        config.TASK, "vlm-caption-evaluate", {"valid_images": len(pred)}, common.mlflow, paths.root
+    ) as tracker:
         tracker.log_metrics({k: v for k, v in out.items() if isinstance(v, float)})
     print(f"vlm-caption-evaluate: BLEU {out['bleu']:.2f} (baseline {out['baseline_bleu']:.2f}: {baseline_caption!r})")
     return out
 
 
 if __name__ == "__main__":
-    main(lambda: (lambda p, common: run(p, config.Paths(), common.mlflow))(*config.load()))
+    main(lambda: run(*config.load(), config.Paths()))

@@ -9,18 +9,18 @@ import numpy as np
 from stages.common.cli import main
 from stages.common.io import read_json, write_text
 from stages.common.plots import image_grid
-from stages.vlm_caption import config, evaluate, model, prepare
+from stages.vlm_caption import config, data, model
 
 
 def examples(p: config.VlmCaptionParams, paths: config.Paths) -> list[dict]:
-    rows = prepare.load_split(paths, "valid")
-    refs = evaluate.references(rows)
+    rows = data.load_split(paths.prepared, "valid")
+    refs = data.references(rows)
     images = {r["key"]: r["image"] for r in rows}
     pred = read_json(paths.predictions)["valid"][: p.predict.examples]
     return [{"image": images[r["key"]], "references": refs[r["key"]], "output": r["output"]} for r in pred]
 
 
-def run(p: config.VlmCaptionParams, paths: config.Paths) -> str:
+def run(p: config.VlmCaptionParams, common: config.CommonParams, paths: config.Paths) -> str:
     metrics, train = read_json(paths.metrics), read_json(paths.train_metrics)
     shown = examples(p, paths)
     image_grid(
@@ -65,7 +65,7 @@ def run(p: config.VlmCaptionParams, paths: config.Paths) -> str:
         + f" — {train['trainable_parameters']:,} trainable parameters.",
         f"- trl SFTTrainer: {train['steps']} steps, batch {t.batch_size} × accumulation {t.grad_accum}, lr {t.lr:g}"
         f" ({t.scheduler}, {t.warmup_steps} warm-up steps), weight decay {t.weight_decay}, {t.optim}, seed {p.seed};"
-        f" {train['train_seconds']} s; final logged loss {train['final_train_loss']}.",
+        f" time in `timings/vlm-caption-train.json`; final logged loss {train['final_train_loss']}.",
         f"- Decoding: {'greedy' if pr.num_beams == 1 else f'beam search ({pr.num_beams} beams)'}, up to"
         f" {pr.max_new_tokens} new tokens.",
         "",
@@ -115,4 +115,4 @@ def _wrap(text: str, width: int = 28) -> str:
 
 
 if __name__ == "__main__":
-    main(lambda: run(config.load()[0], config.Paths()))
+    main(lambda: run(*config.load(), config.Paths()))

@@ -17,7 +17,7 @@ from tqdm import tqdm
 from stages.common.cli import main
 from stages.common.io import read_json, write_json, write_text
 from stages.common.runtime import setup
-from stages.vlm_caption import config, data, model, prepare
+from stages.vlm_caption import config, data, model
 
 STAGE = "vlm-caption-predict"
 
@@ -67,8 +67,8 @@ def run(p: config.VlmCaptionParams, common: config.CommonParams, paths: config.P
     logging.getLogger("transformers").setLevel(logging.ERROR)
     base: str | Path = paths.model / "base" if info["tiny"] else info["base"]
     net, processor = model.load_for_inference(paths.model, base, backend, device, p.model.load_in_4bit)
-    test = prepare.load_split(paths, "test")
-    valid = distinct(prepare.load_split(paths, "valid"))
+    test = data.load_split(paths.prepared, "test")
+    valid = distinct(data.load_split(paths.prepared, "valid"))
     test_out = generate(net, processor, test, p.predict, device, "test")
     valid_out = generate(net, processor, valid, p.predict, device, "valid")
     submission = [{"idx": r["idx"], "output": o} for r, o in zip(test, test_out, strict=True)]

@@ -24,28 +24,9 @@ from stages.vlm_caption import config, data, tiny_model
 SPLITS = ("train", "valid", "test")
 
 
-def messages(instruction: str, caption: str | None = None) -> list[dict]:
-    """The course's task as one chat: the user sends the image and the instruction, the assistant the caption."""
-    chat = [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": instruction}]}]
-    if caption is not None:
-        chat.append({"role": "assistant", "content": [{"type": "text", "text": caption}]})
-    return chat
-
-
-def tiny_config(m: config.ModelParams) -> tiny_model.TinyConfig:
-    return tiny_model.TinyConfig(
-        vocab_size=m.tiny_vocab,
-        image_size=m.tiny_image_size,
-        text_hidden=m.tiny_text_hidden,
-        text_layers=m.tiny_text_layers,
-        vision_hidden=m.tiny_vision_hidden,
-        vision_layers=m.tiny_vision_layers,
-    )
-
-
 def make_processor(p: config.VlmCaptionParams, train_captions: list[str]) -> Any:
     if p.model.name == config.TINY:
-        return tiny_model.build_processor(train_captions + [p.prepare.instruction], tiny_config(p.model))
+        return tiny_model.build_processor(train_captions + [p.prepare.instruction], tiny_model.tiny_config(p.model))
     from transformers import AutoProcessor
 
     try:
@@ -71,7 +52,7 @@ def resize(image_data: bytes, side: int, where: str) -> bytes:
     return buf.getvalue()
 
 
-def run(p: config.VlmCaptionParams, paths: config.Paths) -> Path:
+def run(p: config.VlmCaptionParams, common: config.CommonParams, paths: config.Paths) -> Path:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -80,7 +61,7 @@ def run(p: config.VlmCaptionParams, paths: config.Paths) -> Path:
         raw["train"] = raw["train"][: p.prepare.max_train_rows]
     processor = make_processor(p, [r["caption"] for r in raw["train"]])
     side = tile_size(processor)
-    prompt = processor.apply_chat_template(messages(p.prepare.instruction), add_generation_prompt=True)
+    prompt = processor.apply_chat_template(data.messages(p.prepare.instruction), add_generation_prompt=True)
     cache: dict[str, bytes] = {}  # Flickr rows repeat each image five times
     with atomic_path(paths.prepared) as out:
         out.mkdir()
@@ -94,10 +75,10 @@ def run(p: config.VlmCaptionParams, paths: config.Paths) -> Path:
                 row = {"image": cache[key], "key": key, "prompt": prompt}
                 if split == "test":
                     row["idx"] = r["idx"]
-                    row["messages"] = json.dumps(messages(p.prepare.instruction))
+                    row["messages"] = json.dumps(data.messages(p.prepare.instruction))
                 else:
                     row["caption"] = r["caption"]
-                    row["messages"] = json.dumps(messages(p.prepare.instruction, r["caption"]))
+                    row["messages"] = json.dumps(data.messages(p.prepare.instruction, r["caption"]))
                     row["text"] = prompt + r["caption"] + tiny_model.EOT
                 rows.append(row)
             pq.write_table(pa.Table.from_pylist(rows), out / f"{split}.parquet")
@@ -106,11 +87,5 @@ def run(p: config.VlmCaptionParams, paths: config.Paths) -> Path:
     return paths.prepared
 
 
-def load_split(paths: config.Paths, split: str) -> list[dict]:
-    import pyarrow.parquet as pq
-
-    return pq.read_table(paths.prepared / f"{split}.parquet").to_pylist()
-
-
 if __name__ == "__main__":
-    main(lambda: run(config.load()[0], config.Paths()))
+    main(lambda: run(*config.load(), config.Paths()))

@@ -15,6 +15,8 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from transformers import MllamaForConditionalGeneration, MllamaProcessor
 
+    from stages.vlm_caption.config import ModelParams
+
 BOS, EOT, PAD, IMAGE = "<|begin_of_text|>", "<|eot_id|>", "<|finetune_right_pad_id|>", "<|image|>"
 SPECIAL_TOKENS = [BOS, "<|end_of_text|>", "<|start_header_id|>", "<|end_header_id|>", EOT, PAD, IMAGE, "<|python_tag|>"]
 
@@ -130,3 +132,15 @@ def build_model(processor: MllamaProcessor, cfg: TinyConfig, seed: int) -> Mllam
     model.generation_config.eos_token_id = ids[EOT]
     model.generation_config.pad_token_id = ids[PAD]
     return model
+
+
+def tiny_config(m: ModelParams) -> TinyConfig:
+    """The tiny model's config from the `model:` params."""
+    return TinyConfig(
+        vocab_size=m.tiny_vocab,
+        image_size=m.tiny_image_size,
+        text_hidden=m.tiny_text_hidden,
+        text_layers=m.tiny_text_layers,
+        vision_hidden=m.tiny_vision_hidden,
+        vision_layers=m.tiny_vision_layers,
+    )

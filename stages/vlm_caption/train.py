@@ -21,10 +21,11 @@ from typing import Any
 from stages.common import checkpoint
 from stages.common.cli import main
 from stages.common.io import DataError, atomic_path, write_csv, write_json
+from stages.common.params import to_dict
 from stages.common.plots import line_plot
 from stages.common.runtime import setup
 from stages.common.tracking import stage_dep_hashes, tracked_run
-from stages.vlm_caption import config, model, prepare
+from stages.vlm_caption import config, data, model
 
 STAGE = "vlm-caption-train"
 
@@ -71,17 +72,22 @@ def run(p: config.VlmCaptionParams, common: config.CommonParams, paths: config.P
     from transformers import AutoProcessor
     from trl import SFTTrainer
 
-    rows = prepare.load_split(paths, "train")
+    rows = data.load_split(paths.prepared, "train")
     if not rows:
         raise DataError(f"{paths.prepared / 'train.parquet'}: no training examples")
     train_set = datasets.Dataset.from_list([{k: r[k] for k in ("image", "text", "prompt")} for r in rows])
     tracked = {"seed": p.seed, "backend": backend, **{k: vars(v) for k, v in vars(p).items() if hasattr(v, "__dict__")}}
-    run_key = {"params": dataclasses.asdict(p), "device": str(device), "deps": stage_dep_hashes(STAGE, paths.root)}
+    run_key = {"params": to_dict(p), "device": str(device), "deps": stage_dep_hashes(STAGE, paths.root)}
     scratch = checkpoint.scratch_dir(paths.checkpoints, run_key)
     resume = any(scratch.glob("checkpoint-*"))
+    id_file = scratch / "mlflow_run_id"  # the interrupted run's MLflow run, continued on resume
+    run_id = id_file.read_text().strip() if resume and id_file.is_file() else None
     start = time.time()
-    with tracked_run(config.TASK, STAGE, tracked, common.mlflow, paths.root) as tracker:
+    with tracked_run(config.TASK, STAGE, tracked, common.mlflow, paths.root, run_id=run_id) as tracker:
         tracker.set_tags({"backend_reason": reason})
+        if tracker.run_id:
+            scratch.mkdir(parents=True, exist_ok=True)
+            id_file.write_text(tracker.run_id)
         with atomic_path(paths.model) as out:
             out.mkdir()
             base: str | Path = p.model.name
@@ -89,7 +95,7 @@ def run(p: config.VlmCaptionParams, common: config.CommonParams, paths: config.P
                 from stages.vlm_caption import tiny_model
 
                 tiny = tiny_model.build_model(
-                    AutoProcessor.from_pretrained(paths.prepared / "processor"), prepare.tiny_config(p.model), p.seed
+                    AutoProcessor.from_pretrained(paths.prepared / "processor"), tiny_model.tiny_config(p.model), p.seed
                 )
                 tiny.save_pretrained(out / "base")
                 base = out / "base"
@@ -141,17 +147,18 @@ def run(p: config.VlmCaptionParams, common: config.CommonParams, paths: config.P
             "trainable_parameters": trainable,
             "parameters": total,
             "lora": dataclasses.asdict(p.lora),
-            "train_seconds": round(time.time() - start, 1),
         }
         write_csv(paths.plots / "loss.csv", history, ["step", "train_loss"])
         line_plot(paths.plots / "loss.png", history, "step", ["train_loss"], "vlm-caption LoRA SFT", "loss")
         write_json(paths.train_metrics, summary)
-        tracker.log_metrics({k: summary[k] for k in ("mean_train_loss", "train_seconds")})
+        timings = {"train_seconds": round(time.time() - start, 1)}
+        write_json(paths.timings(STAGE), timings)
+        tracker.log_metrics({"mean_train_loss": summary["mean_train_loss"], **timings})
         tracker.log_artifact(paths.plots / "loss.png")
     checkpoint.clear(scratch)
     print(
         f"vlm-caption-train: {summary['steps']} steps, loss {summary['final_train_loss']}, "
-        f"{trainable:,} of {total:,} parameters trained, {summary['train_seconds']} s -> {paths.model}"
+        f"{trainable:,} of {total:,} parameters trained, {timings['train_seconds']} s -> {paths.model}"
     )
     return summary
 

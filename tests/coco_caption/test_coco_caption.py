@@ -8,8 +8,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from tiny import COMMON, tiny_task
 
 from stages.coco_caption import config, data, download, evaluate, package, predict, prepare, train
+from stages.coco_caption.data import load_prepared
 from stages.common.io import DataError
 from stages.common.params import CommonParams, ParamsError
 
@@ -17,14 +19,7 @@ FLICKR = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "flick
 
 
 def tiny() -> config.CocoCaptionParams:
-    p = config.CocoCaptionParams()
-    p.data.sample_images = 30
-    p.data.feature_dim = 16
-    p.prepare.train_captions, p.prepare.val_captions = 64, 32
-    p.model.embed_dim, p.model.ff_dim, p.model.max_length = 16, 32, 20
-    p.train.epochs, p.train.batch_size = 2, 32
-    p.predict.samples = 2
-    return p
+    return tiny_task("coco-caption", config.CocoCaptionParams)
 
 
 @pytest.fixture
@@ -34,20 +29,20 @@ def common() -> CommonParams:
 
 def test_sample_pipeline_end_to_end(tmp_path, common) -> None:
     paths, p = config.Paths(tmp_path), tiny()
-    download.run(p, paths)
-    prepare.run(p, paths)
+    download.run(p, COMMON, paths)
+    prepare.run(p, COMMON, paths)
     for name in p.configs:
         summary = train.run(p, common, paths, name)
         assert summary["final_train_loss"] > 0 and summary["course_target_loss"] == config.TARGET_LOSS[name]
         predict.run(p, common, paths, name)
         assert (paths.plots / f"{name}_loss.png").is_file() and (paths.plots / f"{name}_samples.png").is_file()
-    metrics = evaluate.run(p, paths)
+    metrics = evaluate.run(p, COMMON, paths)
     assert set(metrics) == set(p.configs)
     for r in metrics.values():
         assert all(0.0 <= r[f"bleu{n}"] <= 1.0 for n in range(1, 5))
     saved = json.loads(paths.metrics.read_text())
     assert saved.keys() == metrics.keys()
-    text = package.run(p, paths)
+    text = package.run(p, COMMON, paths)
     assert "≤ 0.05" in text and paths.report.is_file()
     with pytest.raises(ParamsError, match="unknown configuration"):
         train.run(p, common, paths, "nope")
@@ -55,9 +50,9 @@ def test_sample_pipeline_end_to_end(tmp_path, common) -> None:
 
 def test_prepare_samples_with_replacement_like_the_course(tmp_path) -> None:
     paths, p = config.Paths(tmp_path), tiny()
-    download.run(p, paths)
-    prepare.run(p, paths)
-    arrays, meta = prepare.load(paths)
+    download.run(p, COMMON, paths)
+    prepare.run(p, COMMON, paths)
+    arrays, meta = load_prepared(paths.prepared)
     assert arrays["train_captions"].shape == (64, data.CAPTION_LEN)
     assert arrays["train_features"].shape == (64, 16)
     assert (arrays["train_captions"][:, 0] == data.START).all()
@@ -87,7 +82,7 @@ def test_dir_source_copies_the_course_layout(tmp_path) -> None:
     p = tiny()
     p.data.source = f"dir:{folder}"
     paths = config.Paths(tmp_path / "repo")
-    download.run(p, paths)
+    download.run(p, COMMON, paths)
     assert (paths.raw / "coco2014_captions.h5").is_file()
 
 
@@ -110,7 +105,7 @@ def test_bad_course_folders_raise_and_leave_nothing(tmp_path, mutate, message) -
     p.data.source = f"dir:{folder}"
     paths = config.Paths(tmp_path / "repo")
     with pytest.raises(DataError, match=message):
-        download.run(p, paths)
+        download.run(p, COMMON, paths)
     assert not paths.raw.exists()
     assert not list(paths.raw.parent.glob("*"))  # no half-written temporary folder either
 
@@ -150,7 +145,7 @@ def test_flickr_folder_is_converted_to_the_course_layout(tmp_path) -> None:
     p = tiny()
     p.data.source, p.data.flickr_min_count = f"dir:{src}", 1
     paths = config.Paths(tmp_path / "repo")
-    download.run(p, paths)
+    download.run(p, COMMON, paths)
     loaded = data.load_layout(paths.raw)
     assert loaded["train_features"].shape[1] == 16
     assert len(loaded["train_urls"]) + len(loaded["val_urls"]) == 24
@@ -167,7 +162,7 @@ def test_flickr_unreadable_image_raises(tmp_path) -> None:
     p.data.source = f"dir:{src}"
     paths = config.Paths(tmp_path / "repo")
     with pytest.raises(DataError, match="unreadable image"):
-        download.run(p, paths)
+        download.run(p, COMMON, paths)
     assert not paths.raw.exists()
 
 
@@ -175,7 +170,7 @@ def test_unknown_folder_and_missing_folder(tmp_path) -> None:
     p = tiny()
     p.data.source = f"dir:{tmp_path}"
     with pytest.raises(DataError, match="neither"):
-        download.run(p, config.Paths(tmp_path / "repo"))
+        download.run(p, COMMON, config.Paths(tmp_path / "repo"))
     p.data.source = f"dir:{tmp_path / 'absent'}"
     with pytest.raises(DataError, match="not found"):
-        download.run(p, config.Paths(tmp_path / "repo"))
+        download.run(p, COMMON, config.Paths(tmp_path / "repo"))

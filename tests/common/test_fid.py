@@ -2,6 +2,8 @@ import numpy as np
 import pytest
 
 from stages.common import fid
+from stages.common.io import DataError
+from stages.common.params import ParamsError
 
 
 def test_frechet_distance_of_gaussians():
@@ -11,7 +13,7 @@ def test_frechet_distance_of_gaussians():
     assert fid.frechet_distance(a, a) == pytest.approx(0.0, abs=1e-6)
     # mean shift of 3 in each of 4 dims -> about 4 * 9 = 36
     assert fid.frechet_distance(a, b) == pytest.approx(36.0, rel=0.15)
-    with pytest.raises(ValueError, match="at least 2"):
+    with pytest.raises(DataError, match="at least 2"):
         fid.frechet_distance(a[:1], b)
 
 
@@ -46,5 +48,5 @@ def test_fid_offline_extractor_records_counts():
 def test_missing_pytorch_fid_weights_is_a_clear_error(monkeypatch, tmp_path):
     monkeypatch.delenv("FID_WEIGHTS", raising=False)
     monkeypatch.setenv("TORCH_HOME", str(tmp_path))
-    with pytest.raises(FileNotFoundError, match="pytorch-fid weights not found"):
+    with pytest.raises(ParamsError, match="pytorch-fid weights not found"):
         fid.load_extractor(prefer="pytorch-fid")

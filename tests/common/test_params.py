@@ -59,3 +59,42 @@ def test_load_params_reads_a_section(tmp_path):
 
 def test_flatten():
     assert flatten({"a": {"b": 1, "c": {"d": 2}}, "e": 3}) == {"a.b": 1, "a.c.d": 2, "e": 3}
+
+
+def test_ranges_name_the_key_and_the_allowed_values():
+    import dataclasses as dc
+
+    from stages.common.params import PROBABILITY, above, at_least, between, check_ranges
+
+    @dc.dataclass
+    class Inner:
+        dropout: float = 0.1
+        sizes: list = dc.field(default_factory=lambda: [1, 2])
+
+    @dc.dataclass
+    class Outer:
+        lr: float = 1e-3
+        inner: Inner = dc.field(default_factory=Inner)
+
+    ranges = {"lr": above(0), "inner.dropout": PROBABILITY, "inner.sizes": at_least(1)}
+    check_ranges(Outer(), "task", ranges)
+    with pytest.raises(ParamsError, match=r"^parameter 'task.lr' is 0.0; it must be > 0$"):
+        check_ranges(Outer(lr=0.0), "task", ranges)
+    with pytest.raises(ParamsError, match=r"'task.inner.dropout' is 1.0; it must be in \[0, 1\)"):
+        check_ranges(Outer(inner=Inner(dropout=1.0)), "task", ranges)
+    with pytest.raises(ParamsError, match=r"'task.inner.sizes\[1\]' is 0; it must be >= 1"):
+        check_ranges(Outer(inner=Inner(sizes=[1, 0])), "task", ranges)
+    assert str(between(1, 100)) == "in [1, 100]"
+
+
+def test_common_threads_must_not_be_negative_and_yaml_errors_are_one_line(tmp_path):
+    from stages.common.params import load_common
+
+    path = tmp_path / "params.yaml"
+    path.write_text("common: {threads: -4}\n")
+    with pytest.raises(ParamsError, match="'common.threads' is -4; it must be >= 0"):
+        load_common(path)
+    path.write_text("common:\n  threads: [1\n")
+    with pytest.raises(ParamsError) as err:
+        load_common(path)
+    assert "\n" not in str(err.value) and str(err.value).startswith(f"{path}:3: not valid YAML")

@@ -67,3 +67,31 @@ def test_dep_hashes_of_unknown_stage_are_empty(tmp_path):
     assert stage_dep_hashes("nope", tmp_path) == {}
     (tmp_path / "d").mkdir()
     assert dir_md5(tmp_path / "d") == "d751713988987e9331980363e24189ce.dir"  # DVC's hash of an empty folder
+
+
+def test_a_resumed_run_continues_the_killed_one(tmp_path, monkeypatch):
+    """A trainer killed mid-run left its MLflow run RUNNING; resuming with its id continues and finishes it."""
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    import mlflow
+
+    cm = tracked_run("t", "t-train", {"lr": 0.1}, root=tmp_path)
+    tracker = cm.__enter__()  # "killed": never exited
+    tracker.log_metrics({"loss": 1.0}, step=1)
+    first = tracker.run_id
+    mlflow.end_run(status="RUNNING")  # what a SIGKILL leaves in the store
+    with tracked_run("t", "t-train", {"lr": 0.1}, root=tmp_path, run_id=first) as again:
+        assert again.run_id == first
+        again.log_metrics({"loss": 0.5}, step=2)
+    client = mlflow.MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    (run,) = client.search_runs([client.get_experiment_by_name("t").experiment_id])
+    assert run.info.run_id == first and run.info.status == "FINISHED"
+    assert [(m.step, m.value) for m in client.get_metric_history(first, "loss")] == [(1, 1.0), (2, 0.5)]
+    assert run.data.tags["resumed"] == "true"
+
+
+def test_resuming_an_unknown_run_starts_a_new_one(tmp_path, monkeypatch):
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        with tracked_run("t", "t-train", {}, root=tmp_path, run_id="0" * 32) as tracker:
+            assert tracker.active and tracker.run_id != "0" * 32

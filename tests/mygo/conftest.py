@@ -8,19 +8,19 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
+from tiny import tiny_task
 
 from stages.common.params import CommonParams
 from stages.mygo import config
 
 
 def tiny_params(**data) -> config.MygoParams:
-    p = config.MygoParams()
-    p.data = dataclasses.replace(p.data, sample_train_per_class=4, sample_valid_per_class=2, sample_test=6, **data)
-    p.prepare.image_size = 16
+    p = tiny_task("mygo", config.MygoParams)
+    p.data = dataclasses.replace(p.data, **data)
     p.ensemble = ["a", "b"]
-    p.models = {"a": {"arch": "cnn", "width": 4, "depth": 2, "seed": 0},
-                "b": {"arch": "cnn", "width": 4, "depth": 2, "convs_per_block": 2, "seed": 1}}  # fmt: skip
-    p.train = dataclasses.replace(p.train, epochs=2, batch_size=8, augment=["hflip", "crop", "color_jitter", "erasing"],
+    p.models = {"a": config.ModelParams(arch="cnn", width=4, depth=2, seed=0),
+                "b": config.ModelParams(arch="cnn", width=4, depth=2, convs_per_block=2, seed=1)}  # fmt: skip
+    p.train = dataclasses.replace(p.train, augment=["hflip", "crop", "color_jitter", "erasing"],
                                   mixup_alpha=0.2, cutmix_alpha=0.2)  # fmt: skip
     return p.check()
 

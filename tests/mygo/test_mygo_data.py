@@ -11,9 +11,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from tiny import COMMON
 
 from stages.common.io import DataError
 from stages.mygo import config, download, prepare
+from stages.mygo.data import load_prepared
 
 REPO = Path(__file__).resolve().parents[2]
 CIFAR = REPO.parent / "shared" / "data" / "cifar10"
@@ -22,7 +24,7 @@ CIFAR = REPO.parent / "shared" / "data" / "cifar10"
 def run_download(tmp_path, source, tiny, **data):
     p = tiny(source=f"dir:{source}", **data)
     paths = config.Paths(tmp_path / "repo")
-    download.run(p, paths)
+    download.run(p, COMMON, paths)
     return p, paths
 
 
@@ -30,8 +32,8 @@ def test_dir_source_class_folders(tmp_path, course_dir, tiny):
     p, paths = run_download(tmp_path, course_dir, tiny)
     assert json.loads((paths.raw / "classes.json").read_text()) == ["anon", "rana", "taki"]
     assert len(list((paths.raw / "train" / "rana").iterdir())) == 3
-    prepare.run(p, paths)
-    data = prepare.load(paths)
+    prepare.run(p, COMMON, paths)
+    data = load_prepared(paths.prepared)
     assert data["train_images"].shape == (9, 16, 16, 3)  # variable sizes resized
     assert data["train_labels"].tolist() == [0, 0, 0, 1, 1, 1, 2, 2, 2]
     assert data["index"]["test_ids"] == ["000", "001", "002", "003"]
@@ -43,8 +45,8 @@ def test_dir_source_csv_lists_and_class_param(tmp_path, course_dir, tiny):
     p, paths = run_download(tmp_path, course_dir, tiny, train_csv="train.csv", file_column="name",
                             label_column="character", classes=["taki", "rana", "anon"])  # fmt: skip
     assert json.loads((paths.raw / "classes.json").read_text()) == ["taki", "rana", "anon"]
-    prepare.run(p, paths)
-    assert prepare.load(paths)["train_labels"].tolist() == [2, 2, 2, 1, 1, 1, 0, 0, 0]
+    prepare.run(p, COMMON, paths)
+    assert load_prepared(paths.prepared)["train_labels"].tolist() == [2, 2, 2, 1, 1, 1, 0, 0, 0]
 
 
 def expect_error(tmp_path, source, tiny, match, **data):
@@ -116,8 +118,8 @@ def test_real_cifar10_layout(tmp_path, tiny):
         shutil.copyfile(f, mini / "unlabelled" / f"{i:04d}.jpg")
     p, paths = run_download(tmp_path, mini, tiny, valid_dir="test", test_dir="unlabelled")
     p.prepare.image_size = 32
-    prepare.run(p, paths)
-    data = prepare.load(paths)
+    prepare.run(p, COMMON, paths)
+    data = load_prepared(paths.prepared)
     assert data["classes"] == classes
     assert data["train_images"].shape == (50, 32, 32, 3) and data["valid_images"].shape == (20, 32, 32, 3)
     assert np.bincount(data["train_labels"]).tolist() == [5] * 10
@@ -128,7 +130,9 @@ def test_unknown_source_and_params():
     from stages.common.params import ParamsError, from_dict
 
     with pytest.raises(ParamsError, match="supported sources"):
-        download.run(config.MygoParams(data=config.DataParams(source="kaggle:x")), config.Paths(Path("/nonexistent")))
+        download.run(
+            config.MygoParams(data=config.DataParams(source="kaggle:x")), COMMON, config.Paths(Path("/nonexistent"))
+        )
     with pytest.raises(ParamsError, match="mygo.models.cnn.widht"):
         from_dict(config.MygoParams, {"models": {"cnn": {"widht": 3}}}, "mygo").check()
     with pytest.raises(ParamsError, match="not found"):

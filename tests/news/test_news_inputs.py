@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 from news_helpers import AG_HF, AG_ORIGINAL, tiny_params
+from tiny import COMMON
 
 from stages.common.io import DataError
 from stages.news import download, prepare
@@ -36,7 +37,7 @@ TEST = [{"id": 100 + i, "text": f"another story {i}"} for i in range(5)]
 
 def test_course_list_of_objects_keeps_submission_columns(tmp_path, paths) -> None:
     folder = write_course(tmp_path / "src", TRAIN, TEST)
-    download.run(tiny_params(f"dir:{folder}"), paths)
+    download.run(tiny_params(f"dir:{folder}"), COMMON, paths)
     splits, meta = read_raw(paths.raw)
     assert meta["classes"] == ["0", "1"] and (meta["id_column"], meta["label_column"]) == ("id", "category")
     assert [r.id for r in splits["test"]] == [str(100 + i) for i in range(5)]
@@ -56,13 +57,13 @@ def test_course_json_lines_columns_and_custom_fields(tmp_path) -> None:
 
 @pytest.mark.skipif(not AG_HF.is_dir(), reason=f"AG News sample not found at {AG_HF}")
 def test_ag_news_hugging_face_form(paths) -> None:
-    download.run(tiny_params(f"dir:{AG_HF}"), paths)
+    download.run(tiny_params(f"dir:{AG_HF}"), COMMON, paths)
     splits, meta = read_raw(paths.raw)
     # dev.csv is a subset of train.csv in this sample: those 1,000 rows leave train
     assert (len(splits["train"]), len(splits["dev"]), len(splits["test"])) == (4000, 1000, 1000)
     assert meta["train_rows_dropped_as_in_dev_or_test"] == 1000
     assert meta["classes"] == ["0", "1", "2", "3"] and meta["class_names"] == ["world", "sports", "business", "tech"]
-    prepare.run(tiny_params(), paths)
+    prepare.run(tiny_params(), COMMON, paths)
     assert json.loads((paths.prepared / "meta.json").read_text())["validation"] == "dev split of the source"
 
 
@@ -76,7 +77,7 @@ def test_ag_news_original_form(tmp_path, paths) -> None:
     lines = [f'"{1 + i % 4}","Title {i} says ""hi""","Line one\\nline two of story {i} #39;s"' for i in range(48)]
     (folder / "train.csv").write_text("\n".join(lines[:40]) + "\n")
     (folder / "test.csv").write_text("\n".join(lines[40:]) + "\n")
-    download.run(tiny_params(f"dir:{folder}"), paths)
+    download.run(tiny_params(f"dir:{folder}"), COMMON, paths)
     splits, meta = read_raw(paths.raw)
     assert meta["format"] == "ag-original" and meta["class_names"] == ["World", "Sports", "Business", "Sci/Tech"]
     assert splits["train"][0].text == 'Title 0 says "hi" Line one line two of story 0 #39;s'
@@ -99,7 +100,7 @@ def test_bad_course_files_raise_one_clear_error_and_write_nothing(tmp_path, path
     train, test, message = BAD[case]
     folder = write_course(tmp_path / "src", train, test)
     with pytest.raises(DataError, match=message.replace("(", r"\(").replace(")", r"\)")):
-        download.run(tiny_params(f"dir:{folder}"), paths)
+        download.run(tiny_params(f"dir:{folder}"), COMMON, paths)
     assert not paths.raw.exists() and not list(paths.root.joinpath("data").rglob("*"))
 
 
@@ -108,7 +109,7 @@ def test_label_not_in_class_list(tmp_path, paths) -> None:
     p = tiny_params(f"dir:{folder}")
     p.data.classes = ["0", "2"]
     with pytest.raises(DataError, match=r"label '1' is not in the class list \[0, 2\]"):
-        download.run(p, paths)
+        download.run(p, COMMON, paths)
     assert not paths.raw.exists()
 
 

@@ -8,18 +8,20 @@ import json
 import numpy as np
 import pytest
 from news_helpers import tiny_params
+from tiny import COMMON
 
 from stages.news import download, evaluate, package, predict, prepare, train
+from stages.news.data import load_prepared
 from stages.news.model import load_model
 
 
 def run_all(p, common, paths) -> dict:
-    download.run(p, paths)
-    prepare.run(p, paths)
+    download.run(p, COMMON, paths)
+    prepare.run(p, COMMON, paths)
     summary = train.run(p, common, paths)
     predict.run(p, common, paths)
     metrics = evaluate.run(p, common, paths)
-    package.run(p, paths)
+    package.run(p, COMMON, paths)
     return {"train": summary, **metrics}
 
 
@@ -47,8 +49,8 @@ def test_sample_pipeline_end_to_end(common, paths) -> None:
 def test_training_is_deterministic_and_sdpa_matches(common, paths, tmp_path) -> None:
     p = tiny_params()
     p.train.epochs = 1
-    download.run(p, paths)
-    prepare.run(p, paths)
+    download.run(p, COMMON, paths)
+    prepare.run(p, COMMON, paths)
     first = train.run(p, common, paths)
     second = train.run(p, common, paths)
     assert first["best_val_loss"] == second["best_val_loss"]
@@ -65,8 +67,8 @@ def test_other_tokenizers_and_word2vec_init(common, paths, tokenizer) -> None:
     p.model.embedding_init = "word2vec" if tokenizer == "bpe" else "random"
     p.model.pooling = "cls" if tokenizer == "bpe" else "max"
     p.model.pos_encoding, p.model.norm_first = "learned", tokenizer == "bpe"
-    download.run(p, paths)
-    prepare.run(p, paths)
+    download.run(p, COMMON, paths)
+    prepare.run(p, COMMON, paths)
     train.run(p, common, paths)
     predict.run(p, common, paths)
     meta = json.loads((paths.prepared / "meta.json").read_text())
@@ -79,9 +81,9 @@ def test_sample_corpus_is_hard_for_bag_of_words(paths) -> None:
     """Chance is 25%; counting words must do clearly better, but far from 100%."""
     p = tiny_params()
     p.data.sample_train = 1200
-    download.run(p, paths)
-    prepare.run(p, paths)
-    splits, meta = prepare.load(paths)
+    download.run(p, COMMON, paths)
+    prepare.run(p, COMMON, paths)
+    splits, meta = load_prepared(paths.prepared)
     bow = evaluate.bag_of_words_accuracy(splits, meta["vocab_size"], 0)
     assert 0.45 < bow < 0.85
 
@@ -89,8 +91,8 @@ def test_sample_corpus_is_hard_for_bag_of_words(paths) -> None:
 def test_predict_file_scores_a_labelled_csv(common, paths, tmp_path) -> None:
     p = tiny_params()
     p.train.epochs = 1
-    download.run(p, paths)
-    prepare.run(p, paths)
+    download.run(p, COMMON, paths)
+    prepare.run(p, COMMON, paths)
     train.run(p, common, paths)
     src = tmp_path / "more.json"  # course-style JSON with labels (AG News CSV works the same way)
     src.write_text(
@@ -108,8 +110,8 @@ def test_predict_file_scores_a_labelled_csv(common, paths, tmp_path) -> None:
 
 def test_interrupted_training_resumes_from_its_checkpoint(common, paths, monkeypatch, capsys) -> None:
     p = tiny_params()
-    download.run(p, paths)
-    prepare.run(p, paths)
+    download.run(p, COMMON, paths)
+    prepare.run(p, COMMON, paths)
     reference = train.run(p, common, paths)
     real_evaluate, calls = train.evaluate, []
 

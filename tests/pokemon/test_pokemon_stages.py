@@ -9,6 +9,7 @@ import zipfile
 
 import numpy as np
 import pytest
+from tiny import COMMON
 
 from stages.common.io import DataError, read_json
 from stages.common.params import ParamsError
@@ -24,7 +25,7 @@ from stages.pokemon import (
     sprites,
     train,
 )
-from stages.pokemon.data import SPLITS, read_pixels
+from stages.pokemon.data import SPLITS, load_prepared, read_pixels
 from tests.conftest import shrink_prepared
 
 
@@ -34,8 +35,8 @@ def done(tmp_path_factory):
     from tests.conftest import tiny_pokemon
 
     p, common, paths = tiny_pokemon.__wrapped__(tmp_path_factory.mktemp("pokemon"))
-    download.run(p, paths)
-    prepare.run(paths)
+    download.run(p, COMMON, paths)
+    prepare.run(p, COMMON, paths)
     shrink_prepared(paths)
     classifier_metrics = classifier.run(p, common, paths)
     train_summary = train.run(p, common, paths)
@@ -50,8 +51,8 @@ def test_download_and_prepare_follow_the_course_split(done):
     _, _, paths, _ = done
     raw = read_pixels(paths.raw / "pixel_color.txt")
     assert len(raw) == 792 and SPLITS == {"train": (0, 632), "dev": (632, 712), "test": (712, 792)}
-    assert np.array_equal(prepare.load(paths)["test_prefix"], raw[712:, :240])
-    data = prepare.load(paths)
+    assert np.array_equal(load_prepared(paths.prepared)["test_prefix"], raw[712:, :240])
+    data = load_prepared(paths.prepared)
     assert data["train"].shape == (64, 400) and data["dev"].shape == (16, 400)  # shrunk for speed
     assert data["test_prefix"].shape == (80, 240)
 
@@ -69,7 +70,7 @@ def test_train_writes_weights_history_and_metrics(done):
 
 def test_predictions_keep_the_prefixes(done):
     _, _, paths, _ = done
-    data = prepare.load(paths)
+    data = load_prepared(paths.prepared)
     test = read_pixels(paths.predictions / "test.txt", n_images=80)
     assert np.array_equal(test[:, :240], data["test_prefix"])
 
@@ -109,8 +110,8 @@ def test_submission_check_rejects_bad_files(text, message):
 
 def test_training_is_deterministic_and_resumes(tiny_pokemon, monkeypatch):
     p, common, paths = tiny_pokemon
-    download.run(p, paths)
-    prepare.run(paths)
+    download.run(p, COMMON, paths)
+    prepare.run(p, COMMON, paths)
     shrink_prepared(paths)
     p.train = dataclasses.replace(p.train, epochs=2)
     train.run(p, common, paths)
@@ -119,8 +120,8 @@ def test_training_is_deterministic_and_resumes(tiny_pokemon, monkeypatch):
     # Interrupt the second run after epoch 1; the third run resumes from that checkpoint.
     real_save, calls = train.checkpoint.save, []
 
-    def save_then_crash(folder, epoch, state):
-        real_save(folder, epoch, state)
+    def save_then_crash(folder, epoch, *state, **extra):
+        real_save(folder, epoch, *state, **extra)
         calls.append(epoch)
         raise KeyboardInterrupt
 
@@ -137,8 +138,8 @@ def test_training_is_deterministic_and_resumes(tiny_pokemon, monkeypatch):
 @pytest.mark.parametrize("arch", ["llama", "mistral", "qwen2"])
 def test_other_architectures_train(tiny_pokemon, arch):
     p, common, paths = tiny_pokemon
-    download.run(p, paths)
-    prepare.run(paths)
+    download.run(p, COMMON, paths)
+    prepare.run(p, COMMON, paths)
     shrink_prepared(paths)
     p.model = dataclasses.replace(p.model, arch=arch)
     p.train = dataclasses.replace(p.train, epochs=1)
@@ -148,8 +149,8 @@ def test_other_architectures_train(tiny_pokemon, arch):
 
 def test_select_by_classifier(tiny_pokemon):
     p, common, paths = tiny_pokemon
-    download.run(p, paths)
-    prepare.run(paths)
+    download.run(p, COMMON, paths)
+    prepare.run(p, COMMON, paths)
     shrink_prepared(paths)
     classifier.run(p, common, paths)
     p.train = dataclasses.replace(p.train, epochs=2, select_by="classifier")
@@ -173,10 +174,10 @@ def test_download_from_real_folder(tiny_pokemon, shared_data):
         pytest.skip(f"real data folder {folder} is absent")
     p, _, paths = tiny_pokemon
     p.data.source = f"dir:{folder}"
-    download.run(p, paths)
+    download.run(p, COMMON, paths)
     assert (paths.raw / "pixel_color.txt").read_bytes() == (folder / "pixel_color.txt").read_bytes()
-    prepare.run(paths)
-    assert prepare.load(paths)["palette"][0].tolist() == [255, 255, 255]
+    prepare.run(p, COMMON, paths)
+    assert load_prepared(paths.prepared)["palette"][0].tolist() == [255, 255, 255]
 
 
 def make_course_folder(folder, pixel_lines=None, palette_lines=None):
@@ -212,7 +213,7 @@ def test_bad_source_folder_gives_one_error_and_no_output(tiny_pokemon, tmp_path,
         (tmp_path / "src" / "colormap.txt").unlink()
     p.data.source = f"dir:{tmp_path / 'src'}"
     with pytest.raises(DataError, match=message):
-        download.run(p, paths)
+        download.run(p, COMMON, paths)
     assert not paths.raw.exists()
     assert not any(paths.raw.parent.glob(".raw*")) if paths.raw.parent.exists() else True
 
@@ -221,7 +222,7 @@ def test_missing_source_folder(tiny_pokemon, tmp_path):
     p, _, paths = tiny_pokemon
     p.data.source = f"dir:{tmp_path / 'nowhere'}"
     with pytest.raises(DataError, match="source folder not found"):
-        download.run(p, paths)
+        download.run(p, COMMON, paths)
 
 
 def test_download_from_url(tiny_pokemon, tmp_path):
@@ -248,7 +249,7 @@ def test_download_from_url(tiny_pokemon, tmp_path):
     try:
         p.data.source = f"url:http://127.0.0.1:{httpd.server_port}/pokemon.zip"
         p.data.sha256 = hashlib.sha256(body).hexdigest()
-        download.run(p, paths)
+        download.run(p, COMMON, paths)
     finally:
         httpd.shutdown()
     assert (paths.raw / "colormap.txt").read_bytes() == (tmp_path / "src" / "colormap.txt").read_bytes()
@@ -270,7 +271,7 @@ def test_download_from_hub_format(tiny_pokemon, monkeypatch):
     monkeypatch.setattr(datasets, "load_dataset", lambda name: hub["palette" if "colormap" in name else "images"])
     p, _, paths = tiny_pokemon
     p.data.source = "hf:lca0503/ml2025-hw4-pokemon"
-    download.run(p, paths)
+    download.run(p, COMMON, paths)
     raw = read_pixels(paths.raw / "pixel_color.txt")
     assert np.array_equal(raw[:712], pixels[:712]) and np.array_equal(raw[712:, :240], pixels[712:, :240])
     assert (raw[712:, 240:] == 0).all()
@@ -286,7 +287,7 @@ def test_bad_source_kind_is_an_error(tiny_pokemon):
     p, _, paths = tiny_pokemon
     p.data.source = "kaggle:pokemon"
     with pytest.raises(ParamsError, match="supported sources: sample, dir, url, hf"):
-        download.run(p, paths)
+        download.run(p, COMMON, paths)
     assert not paths.raw.exists()
 
 

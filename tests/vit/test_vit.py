@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from tiny import COMMON, tiny_task
 
 from stages.common.io import DataError
 from stages.common.params import CommonParams, ParamsError
@@ -19,11 +20,7 @@ CIFAR = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "cifar1
 
 
 def tiny() -> config.VitParams:
-    p = config.VitParams()
-    p.data.sample_train, p.data.sample_test = 6, 3
-    p.model.dim, p.model.depth, p.model.heads, p.model.patch_size = 16, 1, 2, 8
-    p.train.epochs, p.train.batch_size = 2, 16
-    return p
+    return tiny_task("vit", config.VitParams)
 
 
 @pytest.fixture
@@ -39,8 +36,8 @@ def test_sample_pipeline_end_to_end(tmp_path, common) -> None:
         1.0,
         0.1,
     )
-    download.run(p, paths)
-    prepare.run(p, paths)
+    download.run(p, COMMON, paths)
+    prepare.run(p, COMMON, paths)
     summary = train.run(p, common, paths)
     assert summary["epochs"] == 2 and summary["final_train_loss"] > 0
     metrics = evaluate.run(p, common, paths)
@@ -48,19 +45,19 @@ def test_sample_pipeline_end_to_end(tmp_path, common) -> None:
     assert json.loads(paths.metrics.read_text())["test_images"] == 30
     for name in ("acc_out.png", "loss_out.png", "train_history.csv", "confusion_matrix.png"):
         assert (paths.plots / name).is_file()
-    assert "≥ 0.65" in package.run(p, paths)
+    assert "≥ 0.65" in package.run(p, COMMON, paths)
 
 
 def test_bad_params(tmp_path, common) -> None:
     paths, p = config.Paths(tmp_path), tiny()
-    download.run(p, paths)
-    prepare.run(p, paths)
+    download.run(p, COMMON, paths)
+    prepare.run(p, COMMON, paths)
     p.model.heads = 3
     with pytest.raises(ParamsError, match="divisible"):
         train.run(p, common, paths)
     p.data.source = "hf:cifar10"
     with pytest.raises(ParamsError, match="supported sources"):
-        download.run(p, paths)
+        download.run(p, COMMON, paths)
 
 
 def test_vit_shapes_and_learned_positions() -> None:
@@ -84,7 +81,7 @@ def test_official_pickles(tmp_path) -> None:
     p = tiny()
     p.data.source = f"dir:{tmp_path}"
     paths = config.Paths(tmp_path / "repo")
-    download.run(p, paths)
+    download.run(p, COMMON, paths)
     x, y = data.read_split(paths.raw, "train", 10)
     assert x.shape == (100, 32, 32, 3) and data.read_classes(paths.raw) == data.CIFAR_CLASSES
     raw = pickle.loads((src / "data_batch_1").read_bytes())[b"data"][0]
@@ -98,7 +95,7 @@ def test_bad_pickle_raises_and_leaves_nothing(tmp_path) -> None:
     p.data.source = f"dir:{src}"
     paths = config.Paths(tmp_path / "repo")
     with pytest.raises(DataError, match="test_batch: data is"):
-        download.run(p, paths)
+        download.run(p, COMMON, paths)
     assert not paths.raw.exists()
 
 
@@ -121,12 +118,12 @@ def test_class_folders_and_unreadable_image(tmp_path) -> None:
     p = tiny()
     p.data.source = f"dir:{src}"
     paths = config.Paths(tmp_path / "repo")
-    download.run(p, paths)
+    download.run(p, COMMON, paths)
     assert data.read_classes(paths.raw) == ["cat", "dog"]
     (src / "test" / "dog" / "1.png").write_bytes(b"broken")
     paths2 = config.Paths(tmp_path / "repo2")
     with pytest.raises(DataError, match="1.png: unreadable image"):
-        download.run(p, paths2)
+        download.run(p, COMMON, paths2)
     assert not paths2.raw.exists()
 
 
@@ -137,7 +134,7 @@ def test_real_cifar10_folders(tmp_path) -> None:
     p.data.source = f"dir:{CIFAR}"
     p.data.max_train_per_class, p.data.max_test_per_class = 5, 2
     paths = config.Paths(tmp_path)
-    download.run(p, paths)
+    download.run(p, COMMON, paths)
     x, y = data.read_split(paths.raw, "train", 10)
     assert x.shape == (50, 32, 32, 3) and np.bincount(y).tolist() == [5] * 10
     assert data.read_classes(paths.raw) == data.CIFAR_CLASSES

@@ -5,19 +5,14 @@ from __future__ import annotations
 import json
 
 import pytest
+from tiny import COMMON, tiny_task
 
 from stages.common.params import CommonParams
-from stages.vlm_caption import config, download, evaluate, package, predict, prepare, train
+from stages.vlm_caption import config, data, download, evaluate, package, predict, prepare, train
 
 
 def tiny() -> config.VlmCaptionParams:
-    p = config.VlmCaptionParams()
-    p.data.sample_train, p.data.sample_valid, p.data.sample_test = 24, 6, 5
-    p.model.tiny_vocab, p.model.tiny_text_hidden, p.model.tiny_vision_hidden = 300, 32, 16
-    p.lora.r, p.lora.alpha, p.lora.modules_to_save = 4, 8, ["lm_head"]
-    p.train.max_steps, p.train.batch_size, p.train.logging_steps = 4, 4, 2
-    p.predict.batch_size, p.predict.max_new_tokens, p.predict.examples = 4, 8, 3
-    return p
+    return tiny_task("vlm-caption", config.VlmCaptionParams)
 
 
 @pytest.fixture
@@ -27,12 +22,12 @@ def common() -> CommonParams:
 
 def test_sample_chain_end_to_end(tmp_path, common) -> None:
     paths, p = config.Paths(tmp_path), tiny()
-    download.run(p, paths)
+    download.run(p, COMMON, paths)
     assert sorted(f.name for f in paths.raw.iterdir()) == sorted(
         ["train_data.parquet", "valid_data.parquet", "test_data.parquet", "sample_submission.json"]
     )
-    prepare.run(p, paths)
-    rows = prepare.load_split(paths, "train")
+    prepare.run(p, COMMON, paths)
+    rows = data.load_split(paths.prepared, "train")
     assert rows[0]["text"].startswith(rows[0]["prompt"]) and rows[0]["text"].endswith("<|eot_id|>")
     assert "<|image|>" in rows[0]["prompt"] and p.prepare.instruction in rows[0]["prompt"]
 
@@ -47,11 +42,11 @@ def test_sample_chain_end_to_end(tmp_path, common) -> None:
     assert saved == submission and [e["idx"] for e in saved] == list(range(5))
     assert all(isinstance(e["output"], str) for e in saved)
 
-    metrics = evaluate.run(p, paths, mlflow=False)
+    metrics = evaluate.run(p, COMMON, paths)
     assert 0 <= metrics["bleu"] <= 100 and 0 <= metrics["baseline_bleu"] <= 100
     assert metrics["valid_images"] == 6 and "tokenisation" in metrics
 
-    text = package.run(p, paths)
+    text = package.run(p, COMMON, paths)
     assert "BLEU" in text and "baseline" in text and (paths.plots / "examples.png").is_file()
 
 
@@ -67,11 +62,11 @@ def test_sample_scale_learns_beyond_the_baseline(tmp_path) -> None:
     """The default sample-scale params (about a minute of training on 2 cores): BLEU well above the baseline."""
     paths, p = config.Paths(tmp_path), config.load()[0]
     common = CommonParams(device="cpu", threads=1, mlflow=False)
-    download.run(p, paths)
-    prepare.run(p, paths)
+    download.run(p, COMMON, paths)
+    prepare.run(p, COMMON, paths)
     train.run(p, common, paths)
     predict.run(p, common, paths)
-    metrics = evaluate.run(p, paths, mlflow=False)
+    metrics = evaluate.run(p, COMMON, paths)
     assert metrics["bleu"] > metrics["baseline_bleu"] + 20
 
 
@@ -86,8 +81,8 @@ def test_interrupted_training_resumes_to_the_same_adapter(tmp_path, common, monk
 
     def trained(root, interrupt: bool) -> dict:
         paths = config.Paths(root)
-        download.run(p, paths)
-        prepare.run(p, paths)
+        download.run(p, COMMON, paths)
+        prepare.run(p, COMMON, paths)
         if interrupt:
             original = transformers.Trainer._save_checkpoint
 

@@ -13,6 +13,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from tiny import COMMON
 
 from stages.common.io import DataError
 from stages.vlm_caption import config, data, download
@@ -42,7 +43,7 @@ def params(source: str) -> config.VlmCaptionParams:
 def test_dir_source_copies_validated_files(tmp_path, struct) -> None:
     folder = course_folder(tmp_path, struct)
     paths = config.Paths(tmp_path / "repo")
-    download.run(params(f"dir:{folder}"), paths)
+    download.run(params(f"dir:{folder}"), COMMON, paths)
     loaded = data.load_layout(paths.raw)
     assert [len(loaded[s]) for s in ("train", "valid", "test")] == [6, 3, 4]
     assert isinstance(loaded["train"][0]["image"], bytes) and loaded["train"][0]["caption"].startswith("a ")
@@ -63,7 +64,7 @@ def rewrite(folder: Path, split: str, **columns) -> None:
 def expect_error(tmp_path: Path, folder: Path, match: str) -> None:
     paths = config.Paths(tmp_path / "repo")
     with pytest.raises(DataError, match=match):
-        download.run(params(f"dir:{folder}"), paths)
+        download.run(params(f"dir:{folder}"), COMMON, paths)
     assert not paths.raw.exists()  # no partial output
     assert not list((tmp_path / "repo").rglob("*.parquet"))
 
@@ -123,7 +124,7 @@ def fake_flickr(tmp_path: Path) -> Path:
 
 def test_flickr_folder_is_converted_with_official_splits(tmp_path) -> None:
     paths = config.Paths(tmp_path / "repo")
-    download.run(params(f"dir:{fake_flickr(tmp_path)}"), paths)
+    download.run(params(f"dir:{fake_flickr(tmp_path)}"), COMMON, paths)
     loaded = data.load_layout(paths.raw)
     assert [len(loaded[s]) for s in ("train", "valid", "test")] == [15, 5, 1]  # 5 rows per image; test per image
     assert loaded["train"][0]["caption"] == "A dog number 0 runs, caption 0."
@@ -181,7 +182,7 @@ def test_hf_source_reads_a_hub_dataset_with_a_validation_split(tmp_path, monkeyp
     asked = []
     monkeypatch.setattr(datasets, "load_dataset", lambda name: asked.append(name) or hub)
     paths = config.Paths(tmp_path)
-    download.run(params("hf:someone/captions"), paths)
+    download.run(params("hf:someone/captions"), COMMON, paths)
     loaded = data.load_layout(paths.raw)
     assert asked == ["someone/captions"]
     assert [len(loaded[s]) for s in ("train", "valid", "test")] == [5, 2, 3]
@@ -192,5 +193,5 @@ def test_hf_source_reads_a_hub_dataset_with_a_validation_split(tmp_path, monkeyp
 
     monkeypatch.setattr(datasets, "load_dataset", offline)
     with pytest.raises(DataError, match="hf:someone/other: cannot load the dataset"):
-        download.run(params("hf:someone/other"), config.Paths(tmp_path / "other"))
+        download.run(params("hf:someone/other"), COMMON, config.Paths(tmp_path / "other"))
     assert not (tmp_path / "other" / "data").exists() or not any((tmp_path / "other" / "data").rglob("*.parquet"))

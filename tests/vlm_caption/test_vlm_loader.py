@@ -11,7 +11,7 @@ import types
 import pytest
 
 from stages.common.params import ParamsError
-from stages.vlm_caption import config, model, prepare, tiny_model
+from stages.vlm_caption import config, data, model, tiny_model
 
 
 @pytest.fixture
@@ -127,7 +127,7 @@ def test_tiny_model_is_an_mllama_that_saves_reloads_and_generates(tmp_path) -> N
     proc2 = AutoProcessor.from_pretrained(tmp_path / "m")
     from PIL import Image
 
-    prompt = proc2.apply_chat_template(prepare.messages("Describe."), add_generation_prompt=True)
+    prompt = proc2.apply_chat_template(data.messages("Describe."), add_generation_prompt=True)
     batch = proc2(
         images=[[Image.new("RGB", (40, 20), "red")]], text=[prompt], add_special_tokens=False, return_tensors="pt"
     )
