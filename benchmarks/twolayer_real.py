@@ -85,9 +85,11 @@ def main() -> None:
             "overrides": {DATA_KEY: data_over, "twolayer": overrides}, "command": COMMAND,
             "train_images": train_images, "metrics": metrics,
         })  # fmt: skip
-        timings = {name: json.loads(paths.train_timings(name).read_text()) for name in config.MODELS}
-        timings["evaluate"] = json.loads(paths.timings.read_text())
-        timings["note"] = "2-core CPU shared with other sessions' jobs (load average 12-22 during training): slow and noisy"
+        timings = {name: json.loads(paths.timings(f"twolayer-train-{name}").read_text()) for name in config.MODELS}
+        timings["evaluate"] = json.loads(paths.timings("twolayer-evaluate").read_text())
+        timings["note"] = (
+            "2-core CPU shared with other sessions' jobs (load average 12-22 during training): slow and noisy"
+        )
         write_json("timings/twolayer_real.json", timings)
     else:
         raise SystemExit(f"unknown step {step} (data | train <model> | finish)")

@@ -92,21 +92,31 @@ class TwolayerParams:
 def validate(p: TwolayerParams, model: str = "", evaluate: bool = False) -> TwolayerParams:
     """Range checks, before anything is built; each error names the key. Checks `threads`, the keys training
     reads (`augment`, `train`, and `twolayer` unless model == "resnet34") and, with `evaluate`, `evaluate`."""
-    m, t, a, e = p.twolayer, p.train, p.augment, p.evaluate
-    model_checks = [
-        (1 <= m.main_layers <= MAX_MAIN_LAYERS, "twolayer.twolayer.main_layers", f"must be 1 or {MAX_MAIN_LAYERS}"),
-        (m.dim >= 4, "twolayer.twolayer.dim", "must be ≥ 4"),
-        (m.patch >= 1, "twolayer.twolayer.patch", "must be ≥ 1"),
-        (m.stem_kernel >= m.patch, "twolayer.twolayer.stem_kernel", "must be ≥ twolayer.twolayer.patch"),
-        (m.heads >= 1 and m.dim % m.heads == 0, "twolayer.twolayer.heads", "must be ≥ 1 and divide dim"),
-        (m.mlp_ratio > 0, "twolayer.twolayer.mlp_ratio", "must be > 0"),
-        (m.dw_kernel >= 1 and m.dw_kernel % 2 == 1, "twolayer.twolayer.dw_kernel", "must be odd and ≥ 1"),
-        (m.growth >= 1, "twolayer.twolayer.growth", "must be ≥ 1"),
-        (m.dense_blocks >= 1, "twolayer.twolayer.dense_blocks", "must be ≥ 1"),
-        (m.dense_convs >= 2, "twolayer.twolayer.dense_convs", "must be ≥ 2"),
-        (0 <= m.dropout < 1, "twolayer.twolayer.dropout", "must be in [0, 1)"),
-    ]
-    train_checks = [
+    checks = [(p.threads >= 0, "twolayer.threads", "must be ≥ 0")]
+    if evaluate:  # each group is read only when checked (the stage contract records what a stage reads)
+        e = p.evaluate
+        checks += [
+            (e.timing_images >= 1, "twolayer.evaluate.timing_images", "must be ≥ 1"),
+            (e.timing_repeats >= 1, "twolayer.evaluate.timing_repeats", "must be ≥ 1"),
+        ]
+        return _raise_first(checks, p)
+    if model != "resnet34":
+        m = p.twolayer
+        checks += [
+            (1 <= m.main_layers <= MAX_MAIN_LAYERS, "twolayer.twolayer.main_layers", f"must be 1 or {MAX_MAIN_LAYERS}"),
+            (m.dim >= 4, "twolayer.twolayer.dim", "must be ≥ 4"),
+            (m.patch >= 1, "twolayer.twolayer.patch", "must be ≥ 1"),
+            (m.stem_kernel >= m.patch, "twolayer.twolayer.stem_kernel", "must be ≥ twolayer.twolayer.patch"),
+            (m.heads >= 1 and m.dim % m.heads == 0, "twolayer.twolayer.heads", "must be ≥ 1 and divide dim"),
+            (m.mlp_ratio > 0, "twolayer.twolayer.mlp_ratio", "must be > 0"),
+            (m.dw_kernel >= 1 and m.dw_kernel % 2 == 1, "twolayer.twolayer.dw_kernel", "must be odd and ≥ 1"),
+            (m.growth >= 1, "twolayer.twolayer.growth", "must be ≥ 1"),
+            (m.dense_blocks >= 1, "twolayer.twolayer.dense_blocks", "must be ≥ 1"),
+            (m.dense_convs >= 2, "twolayer.twolayer.dense_convs", "must be ≥ 2"),
+            (0 <= m.dropout < 1, "twolayer.twolayer.dropout", "must be in [0, 1)"),
+        ]
+    t, a = p.train, p.augment
+    checks += [
         (0 <= a.crop_pad < 1, "twolayer.augment.crop_pad", "must be in [0, 1)"),
         (0 <= a.label_smoothing < 1, "twolayer.augment.label_smoothing", "must be in [0, 1)"),
         (t.epochs >= 1, "twolayer.train.epochs", "must be ≥ 1"),
@@ -117,16 +127,20 @@ def validate(p: TwolayerParams, model: str = "", evaluate: bool = False) -> Twol
         (t.image_size == 0 or t.image_size >= 16, "twolayer.train.image_size", "must be 0 (as prepared) or ≥ 16"),
         (t.max_train_per_class >= 0, "twolayer.train.max_train_per_class", "must be ≥ 0"),
     ]
-    evaluate_checks = [
-        (e.timing_images >= 1, "twolayer.evaluate.timing_images", "must be ≥ 1"),
-        (e.timing_repeats >= 1, "twolayer.evaluate.timing_repeats", "must be ≥ 1"),
-    ]
-    checks = [(p.threads >= 0, "twolayer.threads", "must be ≥ 0")]
-    checks += evaluate_checks if evaluate else train_checks + (model_checks if model != "resnet34" else [])
+    return _raise_first(checks, p)
+
+
+def _raise_first(checks: list, p: TwolayerParams) -> TwolayerParams:
     for ok, key, what in checks:
         if not ok:
             raise ParamsError(f"parameter '{key}' {what}")
     return p
+
+
+def threads(p: TwolayerParams, common: CommonParams) -> int:
+    """`twolayer.threads`, or `common.threads` when 0 (both read, so both are declared)."""
+    fallback = common.threads
+    return p.threads or fallback
 
 
 def check_model(name: str) -> str:
@@ -151,19 +165,12 @@ class Paths(TaskPaths):
     def train_metrics(self, name: str) -> Path:
         return self._p("metrics", f"{TASK}_train_{name}.json")
 
-    def train_timings(self, name: str) -> Path:
-        return self._p("timings", f"{TASK}_train_{name}.json")
-
     def history(self, name: str) -> Path:
         return self._p("plots", TASK, f"train_{name}.csv")
 
     @property
     def metrics(self) -> Path:
         return self._p("metrics", f"{TASK}.json")
-
-    @property
-    def timings(self) -> Path:
-        return self._p("timings", f"{TASK}.json")
 
     @property
     def ablations(self) -> Path:

@@ -22,6 +22,8 @@ from stages.twolayer import config
 from stages.twolayer.images import predict, resize
 from stages.twolayer.model import count_layers, load_model
 
+STAGE = "twolayer-evaluate"
+
 
 def flops_per_image(model: torch.nn.Module, size: int) -> int:
     """Forward FLOPs of one size×size image, as torch's FlopCounterMode counts them (2 per multiply-add)."""
@@ -66,7 +68,7 @@ def cpu_ms_per_image(model: torch.nn.Module, images: np.ndarray, repeats: int) -
 
 def run(p: config.TwolayerParams, common: config.CommonParams, paths: config.Paths) -> dict:
     config.validate(p, evaluate=True)
-    device = setup(p.seed, common.device, p.threads or common.threads)
+    device = setup(p.seed, common.device, config.threads(p, common))
     classes = load_classes(paths.data)
     xte, yte = load_split(paths.data, "test")
     if len(yte) == 0:
@@ -118,7 +120,7 @@ def run(p: config.TwolayerParams, common: config.CommonParams, paths: config.Pat
     timings["timing_images"] = min(p.evaluate.timing_images, len(xte))
     plot_curves(paths, histories)
     write_json(paths.metrics, metrics)
-    write_json(paths.timings, timings)
+    write_json(paths.timings(STAGE), timings)
     print(f"twolayer-evaluate: test accuracy twolayer {two['test_accuracy']:.4f}, resnet34 {ref['test_accuracy']:.4f},"
           f" ratio {ratio}; GFLOPs {two['flops'] / 1e9:.3f} vs {ref['flops'] / 1e9:.3f}")  # fmt: skip
     return metrics

@@ -15,7 +15,6 @@ plots/twolayer/train_<model>.csv and .png.
 from __future__ import annotations
 
 import copy
-import dataclasses
 import math
 import sys
 import time
@@ -28,7 +27,7 @@ from tqdm import tqdm
 from stages.common import checkpoint
 from stages.common.cli import main
 from stages.common.io import DataError, write_csv, write_json
-from stages.common.params import ParamsError
+from stages.common.params import ParamsError, to_dict, unrecorded
 from stages.common.plots import line_plot
 from stages.common.runtime import setup
 from stages.common.tracking import stage_dep_hashes, tracked_run
@@ -73,7 +72,7 @@ def evaluate_split(model: torch.nn.Module, x: np.ndarray, y: np.ndarray, device:
 def run(p: config.TwolayerParams, common: config.CommonParams, paths: config.Paths, name: str = "") -> dict:
     config.validate(p, config.check_model(name))
     t, a = p.train, p.augment
-    device = setup(p.seed, common.device, p.threads or common.threads)
+    device = setup(p.seed, common.device, config.threads(p, common))
     data = load_data(p, paths)
     (xtr, ytr), (xva, yva), classes, size = data["train"], data["val"], data["classes"], data["size"]
     if len(xtr) == 0 or len(xva) == 0:
@@ -95,22 +94,26 @@ def run(p: config.TwolayerParams, common: config.CommonParams, paths: config.Pat
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_factor(t, steps))
 
     stage = f"{STAGE}@{name}"
-    run_key = {"model": name, "hparams": hparams(name, p), "seed": p.seed, "train": dataclasses.asdict(t),
-               "augment": dataclasses.asdict(a), "device": str(device), "deps": stage_dep_hashes(STAGE, paths.root)}  # fmt: skip
+    with unrecorded():  # bookkeeping, not reads
+        run_key = {"model": name, "hparams": hparams(name, p), "seed": p.seed, "train": to_dict(t),
+                   "augment": to_dict(a), "device": str(device), "deps": stage_dep_hashes(STAGE, paths.root)}  # fmt: skip
+        tracked = {"model": name, "hparams": hparams(name, p), "seed": p.seed, "train": to_dict(t),
+                   "augment": to_dict(a)}  # fmt: skip
     scratch = checkpoint.scratch_dir(paths.checkpoints / name, run_key)
     history: list[dict] = []
     seconds: list[float] = []
     best = {"accuracy": -1.0, "epoch": 0, "state": None}
-    first = 1
+    first, run_id = 1, None
     if (saved := checkpoint.resume(scratch, model, optimizer, scheduler)) is not None:
         history, best, seconds, first = saved["history"], saved["best"], saved["seconds"], saved["epoch"] + 1
+        run_id = saved.get("mlflow_run_id")
 
     n_params = sum(q.numel() for q in model.parameters())
     print(f"{stage}: {n_params:,} parameters, {len(xtr)} train / {len(xva)} val images at {size}², "
           f"{len(classes)} classes, {t.epochs} epochs on {device}")  # fmt: skip
-    tracked = {"model": name, "hparams": hparams(name, p), "seed": p.seed, "train": dataclasses.asdict(t),
-               "augment": dataclasses.asdict(a)}  # fmt: skip
-    with tracked_run(config.TASK, stage, tracked, common.mlflow, paths.root) as tracker:
+    with unrecorded():  # whether to log is bookkeeping: it changes no output
+        log = common.mlflow
+    with tracked_run(config.TASK, stage, tracked, log, paths.root, run_id=run_id) as tracker:
         for epoch in range(first, t.epochs + 1):
             start = time.time()
             g = torch.Generator().manual_seed(p.seed * 100_003 + epoch)  # the same batches for both models
@@ -146,10 +149,8 @@ def run(p: config.TwolayerParams, common: config.CommonParams, paths: config.Pat
             seconds.append(round(time.time() - start, 2))
             tracker.log_metrics({k: v for k, v in row.items() if k != "epoch"}, step=epoch)
             print(f"{stage}: " + " ".join(f"{k} {v:.4g}" for k, v in row.items()), flush=True)
-            checkpoint.save(scratch, epoch, {
-                "model": model.state_dict(), "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-                "rng": torch.get_rng_state(), "history": history, "best": best, "seconds": seconds, "epoch": epoch,
-            })  # fmt: skip
+            checkpoint.save(scratch, epoch, model, optimizer, scheduler, history=history, best=best,
+                            seconds=seconds, epoch=epoch, mlflow_run_id=tracker.run_id)  # fmt: skip
 
         model.load_state_dict(best["state"])
         save_model(paths.model(name), name, model.cpu(), hparams(name, p), classes, size)
@@ -172,7 +173,7 @@ def run(p: config.TwolayerParams, common: config.CommonParams, paths: config.Pat
         line_plot(paths.plots / f"train_{name}.png", history, "epoch",
                   ["train_accuracy", "val_accuracy"], f"twolayer: {name}", "accuracy")  # fmt: skip
         write_json(paths.train_metrics(name), summary)
-        write_json(paths.train_timings(name), {"model": name, "train_seconds": round(sum(seconds), 1),
+        write_json(paths.timings(f"{STAGE}-{name}"), {"model": name, "train_seconds": round(sum(seconds), 1),
                                                "epoch_seconds": seconds, "device": str(device),
                                                "threads": torch.get_num_threads()})  # fmt: skip
         tracker.log_metrics({k: v for k, v in summary.items() if isinstance(v, (int, float))})
