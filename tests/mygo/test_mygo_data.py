@@ -150,7 +150,7 @@ def test_csv_labels_meet_folder_names_by_class_name(tmp_path, course_dir, tiny):
     assert json.loads((paths.raw / "classes.json").read_text()) == ["0_anon", "1_rana", "2_taki"]
     assert sorted(f.parent.name for f in (paths.raw / "valid").rglob("*.png")) == ["0_anon", "1_rana", "2_taki"]
     prepare.run(p, COMMON, paths)
-    assert prepare.load(paths)["valid_labels"].tolist() == [0, 1, 2]
+    assert load_prepared(paths.prepared)["valid_labels"].tolist() == [0, 1, 2]
 
 
 def test_csv_label_naming_no_class_is_one_error_naming_the_csv_line(tmp_path, course_dir, tiny):
