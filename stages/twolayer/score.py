@@ -1,0 +1,56 @@
+"""Score any course list file with both trained models and print a table.
+
+    python -m stages.twolayer.score <list file> [<list file> ...]
+
+A list file is the course's format (`<image path relative to the file's folder> <int label>` per line,
+e.g. ../shared/data/mini_imagenet/test.txt). Images are decoded and resized exactly as
+mini-imagenet-prepare does, then to the models' training size. Needs models/twolayer/{twolayer,resnet34}.pt
+and data/mini-imagenet/prepared/classes.json (the class count and order). A bad file or line: one
+`error:` line naming it.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from stages.common.cli import main
+from stages.common.io import DataError, read_json
+from stages.mini_imagenet.data import load_classes, load_images, read_list
+from stages.twolayer import config
+from stages.twolayer.images import predict, resize
+from stages.twolayer.model import load_model
+
+
+def run(p: config.TwolayerParams, common: config.CommonParams, paths: config.Paths, *list_files: str) -> list[dict]:
+    from stages.common.runtime import setup
+
+    if not list_files:
+        raise DataError("usage: python -m stages.twolayer.score <list file> [<list file> ...]")
+    device = setup(p.seed, common.device, config.threads(p, common))
+    classes = load_classes(paths.data)
+    prepared_size = read_json(paths.data / "classes.json").get("image_size")
+    if not isinstance(prepared_size, int):
+        raise DataError(f"{paths.data / 'classes.json'}: no integer image_size")
+    models = {name: load_model(paths.model(name)) for name in config.MODELS}
+    for name, (_, saved) in models.items():
+        if saved["classes"] != classes:
+            raise DataError(f"{paths.model(name)}: trained on other classes than {paths.data / 'classes.json'}")
+    rows = []
+    for list_file in list_files:
+        items = read_list(Path(list_file), len(classes))
+        images, labels = load_images(items, prepared_size)
+        accuracy = {}
+        for name, (model, saved) in models.items():
+            pred = predict(model.to(device), resize(images, saved["image_size"]), device).argmax(-1).numpy()
+            accuracy[name] = float((pred == labels).mean())
+        ratio = accuracy["twolayer"] / accuracy["resnet34"] if accuracy["resnet34"] > 0 else float("nan")
+        rows.append({"list": str(list_file), "images": len(labels), **accuracy, "ratio": ratio})
+    print("| list file | images | twolayer | resnet34 | ratio |\n|---|---|---|---|---|")
+    for r in rows:
+        print(f"| {r['list']} | {r['images']} | {r['twolayer']:.4f} | {r['resnet34']:.4f} | {r['ratio']:.3f} |")
+    return rows
+
+
+if __name__ == "__main__":
+    main(lambda: run(*config.load(), config.Paths(), *sys.argv[1:]))

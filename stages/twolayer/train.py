@@ -1,0 +1,187 @@
+"""twolayer-train <model>: train `twolayer` or `resnet34` from scratch (one DVC matrix stage per model).
+
+Both get the same data (the prepared mini-ImageNet train split, optionally resized to
+`twolayer.train.image_size`), the same augmentation (`twolayer.augment`: reflection-pad random crop,
+horizontal flip, label smoothing), the same schedule and budget (`twolayer.train`: AdamW, linear warmup
+then cosine decay per step, the same epochs and batch size) and the same seed. Per epoch: train loss and
+accuracy (on the augmented batches), validation loss and accuracy; the kept weights are the best epoch by
+validation accuracy (ties: the earlier). The two-layer model is checked against the sheet's layer rule
+before training. Resumes from per-epoch checkpoints after an interruption.
+
+Writes models/twolayer/<model>.pt, metrics/twolayer_train_<model>.json, timings/twolayer_train_<model>.json,
+plots/twolayer/train_<model>.csv and .png.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import sys
+import time
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from tqdm import tqdm
+
+from stages.common import checkpoint
+from stages.common.cli import main
+from stages.common.io import DataError, write_csv, write_json
+from stages.common.params import ParamsError, to_dict, unrecorded
+from stages.common.plots import line_plot
+from stages.common.runtime import setup
+from stages.common.tracking import stage_dep_hashes, tracked_run
+from stages.mini_imagenet.data import load_classes, load_split, to_tensor
+from stages.twolayer import config
+from stages.twolayer.images import augment, limit_per_class, predict, resize
+from stages.twolayer.model import build, check_layer_rule, hparams, save_model
+
+STAGE = "twolayer-train"
+
+
+def load_data(p: config.TwolayerParams, paths: config.Paths) -> dict:
+    """Train and val arrays at the training size, and the class names."""
+    classes = load_classes(paths.data)
+    xtr, ytr = load_split(paths.data, "train")
+    xva, yva = load_split(paths.data, "val")
+    for split, y in (("train", ytr), ("val", yva)):
+        if len(y) and (y.min() < 0 or y.max() >= len(classes)):
+            raise DataError(f"{paths.data / (split + '.npz')}: labels outside 0..{len(classes) - 1}")
+    xtr, ytr = limit_per_class(xtr, ytr, p.train.max_train_per_class)
+    size = p.train.image_size or xtr.shape[1]
+    return {"train": (resize(xtr, size), ytr), "val": (resize(xva, size), yva), "classes": classes, "size": size}
+
+
+def lr_factor(t: config.TrainParams, steps_per_epoch: int):
+    warm, total = t.warmup_epochs * steps_per_epoch, t.epochs * steps_per_epoch
+
+    def factor(step: int) -> float:
+        if step < warm:
+            return (step + 1) / warm
+        return 0.5 * (1 + math.cos(math.pi * min(1.0, (step - warm) / max(1, total - warm))))
+
+    return factor
+
+
+def evaluate_split(model: torch.nn.Module, x: np.ndarray, y: np.ndarray, device: torch.device) -> tuple[float, float]:
+    logits = predict(model, x, device)
+    yt = torch.as_tensor(y)
+    return F.cross_entropy(logits, yt).item(), (logits.argmax(-1) == yt).float().mean().item()
+
+
+def run(p: config.TwolayerParams, common: config.CommonParams, paths: config.Paths, name: str = "") -> dict:
+    config.validate(p, config.check_model(name))
+    t, a = p.train, p.augment
+    device = setup(p.seed, common.device, config.threads(p, common))
+    data = load_data(p, paths)
+    (xtr, ytr), (xva, yva), classes, size = data["train"], data["val"], data["classes"], data["size"]
+    if len(xtr) == 0 or len(xva) == 0:
+        raise DataError(f"{paths.data}: empty train or val split")
+    model = build(name, p, len(classes), size)
+    layer_count = None
+    if name == "twolayer":
+        try:
+            layer_count = check_layer_rule(model, size)
+        except ValueError as err:
+            raise ParamsError(f"twolayer.twolayer: {err}") from None
+    model = model.to(device)
+    decay = [q for q in model.parameters() if q.ndim > 1]  # no weight decay on biases, norms, positions
+    no_decay = [q for q in model.parameters() if q.ndim <= 1]
+    optimizer = torch.optim.AdamW(
+        [{"params": decay, "weight_decay": t.weight_decay}, {"params": no_decay, "weight_decay": 0.0}], lr=t.lr
+    )
+    steps = math.ceil(len(xtr) / t.batch_size)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_factor(t, steps))
+
+    stage = f"{STAGE}@{name}"
+    with unrecorded():  # bookkeeping, not reads
+        run_key = {"model": name, "hparams": hparams(name, p), "seed": p.seed, "train": to_dict(t),
+                   "augment": to_dict(a), "device": str(device), "deps": stage_dep_hashes(STAGE, paths.root)}  # fmt: skip
+        tracked = {"model": name, "hparams": hparams(name, p), "seed": p.seed, "train": to_dict(t),
+                   "augment": to_dict(a)}  # fmt: skip
+    scratch = checkpoint.scratch_dir(paths.checkpoints / name, run_key)
+    history: list[dict] = []
+    seconds: list[float] = []
+    best = {"accuracy": -1.0, "epoch": 0, "state": None}
+    first, run_id = 1, None
+    if (saved := checkpoint.resume(scratch, model, optimizer, scheduler)) is not None:
+        history, best, seconds, first = saved["history"], saved["best"], saved["seconds"], saved["epoch"] + 1
+        run_id = saved.get("mlflow_run_id")
+
+    n_params = sum(q.numel() for q in model.parameters())
+    print(f"{stage}: {n_params:,} parameters, {len(xtr)} train / {len(xva)} val images at {size}², "
+          f"{len(classes)} classes, {t.epochs} epochs on {device}")  # fmt: skip
+    with unrecorded():  # whether to log is bookkeeping: it changes no output
+        log = common.mlflow
+    with tracked_run(config.TASK, stage, tracked, log, paths.root, run_id=run_id) as tracker:
+        for epoch in range(first, t.epochs + 1):
+            start = time.time()
+            g = torch.Generator().manual_seed(p.seed * 100_003 + epoch)  # the same batches for both models
+            order = torch.randperm(len(xtr), generator=g).numpy()
+            model.train()
+            loss_sum, correct = 0.0, 0
+            bar = tqdm(range(0, len(order), t.batch_size), desc=f"{name} epoch {epoch}/{t.epochs}", leave=False)
+            for i in bar:
+                idx = order[i : i + t.batch_size]
+                xb = to_tensor(augment(xtr[idx], a.crop_pad, a.flip, g)).to(device)
+                yb = torch.as_tensor(ytr[idx]).to(device)
+                logits = model(xb)
+                loss = F.cross_entropy(logits, yb, label_smoothing=a.label_smoothing)
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+                scheduler.step()
+                loss_sum += loss.item() * len(idx)
+                correct += int((logits.argmax(-1) == yb).sum())
+                bar.set_postfix(loss=f"{loss.item():.3f}")
+            val_loss, val_acc = evaluate_split(model, xva, yva, device)
+            row = {
+                "epoch": epoch,
+                "train_loss": round(loss_sum / len(xtr), 6),
+                "train_accuracy": round(correct / len(xtr), 6),
+                "val_loss": round(val_loss, 6),
+                "val_accuracy": round(val_acc, 6),
+                "lr": scheduler.get_last_lr()[0],
+            }
+            if val_acc > best["accuracy"]:
+                best = {"accuracy": val_acc, "epoch": epoch, "state": copy.deepcopy(model.state_dict())}
+            history.append(row)
+            seconds.append(round(time.time() - start, 2))
+            tracker.log_metrics({k: v for k, v in row.items() if k != "epoch"}, step=epoch)
+            print(f"{stage}: " + " ".join(f"{k} {v:.4g}" for k, v in row.items()), flush=True)
+            checkpoint.save(scratch, epoch, model, optimizer, scheduler, history=history, best=best,
+                            seconds=seconds, epoch=epoch, mlflow_run_id=tracker.run_id)  # fmt: skip
+
+        model.load_state_dict(best["state"])
+        save_model(paths.model(name), name, model.cpu(), hparams(name, p), classes, size)
+        last = history[-1]
+        summary = {
+            "model": name,
+            "parameters": n_params,
+            "epochs": t.epochs,
+            "image_size": size,
+            "train_images": int(len(xtr)),
+            "best_epoch": best["epoch"],
+            "best_val_accuracy": round(best["accuracy"], 6),
+            "final_train_loss": last["train_loss"],
+            "final_train_accuracy": last["train_accuracy"],
+            "final_val_accuracy": last["val_accuracy"],
+        }
+        if layer_count is not None:
+            summary["main_layers"], summary["total_layers"] = layer_count["main_layers"], layer_count["total_layers"]
+        write_csv(paths.history(name), history)
+        line_plot(paths.plots / f"train_{name}.png", history, "epoch",
+                  ["train_accuracy", "val_accuracy"], f"twolayer: {name}", "accuracy")  # fmt: skip
+        write_json(paths.train_metrics(name), summary)
+        write_json(paths.timings(f"{STAGE}-{name}"), {"model": name, "train_seconds": round(sum(seconds), 1),
+                                               "epoch_seconds": seconds, "device": str(device),
+                                               "threads": torch.get_num_threads()})  # fmt: skip
+        tracker.log_metrics({k: v for k, v in summary.items() if isinstance(v, (int, float))})
+        tracker.log_artifact(paths.plots / f"train_{name}.png")
+    checkpoint.clear(scratch)
+    print(f"{stage}: best val accuracy {best['accuracy']:.4f} at epoch {best['epoch']}, {sum(seconds):.0f} s")
+    return summary
+
+
+if __name__ == "__main__":
+    main(lambda: run(*config.load(), config.Paths(), *sys.argv[1:]))

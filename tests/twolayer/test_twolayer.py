@@ -1,0 +1,261 @@
+"""twolayer stages as functions on tiny params (data from the shared mini-imagenet stages), the layer-count
+rule on model objects, fixed-seed golden numbers, the score command, and bad inputs giving one `error:` line."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+from tiny import tiny_task
+from torch import nn
+
+from stages.common.io import DataError
+from stages.common.params import CommonParams, ParamsError
+from stages.mini_imagenet import config as mi_config
+from stages.mini_imagenet import download as mi_download
+from stages.mini_imagenet import prepare as mi_prepare
+from stages.twolayer import config, evaluate, package, score, train
+from stages.twolayer.model import TwoLayerNet, build, check_layer_rule, count_layers, load_model
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def tiny_params() -> config.TwolayerParams:
+    """The real defaults with tests/tiny_params.yaml over them: seconds per stage."""
+    return tiny_task("twolayer", config.TwolayerParams)
+
+
+@pytest.fixture(scope="module")
+def prepared(tmp_path_factory) -> Path:
+    """Tiny prepared mini-ImageNet (10 sample classes, 3/2/2 images each, 16×16) built by the shared stages."""
+    root = tmp_path_factory.mktemp("mini")
+    p = mi_config.MiniImagenetParams()
+    p.data = dataclasses.replace(p.data, sample_train=3, sample_val=2, sample_test=2, sample_size=24)
+    p.prepare = dataclasses.replace(p.prepare, image_size=16)
+    common = CommonParams(device="cpu", threads=1, mlflow=False)
+    paths = mi_config.Paths(root)
+    mi_download.run(p, common, paths)
+    mi_prepare.run(p, common, paths)
+    return root
+
+
+@pytest.fixture
+def tiny(tmp_path, prepared):
+    shutil.copytree(prepared / "data", tmp_path / "data")
+    common = CommonParams(device="cpu", threads=1, mlflow=False)
+    return tiny_params(), common, config.Paths(tmp_path)
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory, prepared):
+    """Both models trained once on the tiny data (shared by the tests that only read them)."""
+    root = tmp_path_factory.mktemp("trained")
+    shutil.copytree(prepared / "data", root / "data")
+    p, common, paths = tiny_params(), CommonParams(device="cpu", threads=1, mlflow=False), config.Paths(root)
+    summaries = {name: train.run(p, common, paths, name) for name in config.MODELS}
+    metrics = evaluate.run(p, common, paths)
+    return p, common, paths, summaries, metrics
+
+
+# ------------------------------------------------------------------ the layer-count rule
+
+
+def test_layer_rule_holds_for_the_default_model() -> None:
+    p = config.TwolayerParams()  # the real defaults
+    model = build("twolayer", p, 50, 32)
+    c = check_layer_rule(model, 32)
+    assert (c["main_layers"], c["total_layers"]) == (2, 4)
+    assert [r["role"] for r in c["layers"]] == ["input", "main", "main", "output"]
+    assert c["input_weight_ops"] == 1 and c["output_weight_ops"] == 1
+
+
+@pytest.mark.parametrize("kind", config.MAIN_LAYER_KINDS)
+def test_layer_rule_holds_for_every_kind_and_fails_with_three_main_layers(kind: str) -> None:
+    hp = {**vars(tiny_params().twolayer), "kind": kind}
+    assert check_layer_rule(TwoLayerNet(5, 16, **hp), 16)["main_layers"] == 2
+    three = TwoLayerNet(5, 16, **{**hp, "main_layers": 3})  # built past the params check
+    assert count_layers(three, 16)["main_layers"] == 3
+    with pytest.raises(ValueError, match="3 main layers; the sheet allows at most 2"):
+        check_layer_rule(three, 16)
+
+
+def test_layer_rule_counts_resnet34_and_rejects_tricks() -> None:
+    c = count_layers(build("resnet34", config.TwolayerParams(), 10, 32), 32)
+    assert (c["main_layers"], c["total_layers"], c["weight_ops"]) == (16, 18, 37)
+    with pytest.raises(ValueError, match="16 main layers"):
+        check_layer_rule(build("resnet34", config.TwolayerParams(), 10, 32), 32)
+
+    class Stacked(nn.Module):  # a deep CNN hidden in the "input layer"
+        def __init__(self) -> None:
+            super().__init__()
+            self.stem = nn.Sequential(nn.Conv2d(3, 8, 3), nn.ReLU(), nn.Conv2d(8, 8, 3))
+            self.head = nn.Linear(8, 2)
+
+        def forward(self, x):
+            return self.head(self.stem(x).mean((2, 3)))
+
+    with pytest.raises(ValueError, match="input layer holds 2 weight operations"):
+        check_layer_rule(Stacked(), 16)
+
+    class Shared(nn.Module):  # one layer applied three times (depth by weight sharing)
+        def __init__(self) -> None:
+            super().__init__()
+            self.stem, self.block, self.head = nn.Conv2d(3, 8, 3), nn.Conv2d(8, 8, 3, padding=1), nn.Linear(8, 2)
+
+        def forward(self, x):
+            x = self.stem(x)
+            for _ in range(3):
+                x = x + self.block(x)
+            return self.head(x.mean((2, 3)))
+
+    with pytest.raises(ValueError, match="more than once"):
+        count_layers(Shared(), 16)
+
+
+def test_main_layers_param_is_limited(tiny) -> None:
+    p, common, paths = tiny
+    p.twolayer.main_layers = 3
+    with pytest.raises(ParamsError, match="twolayer.twolayer.main_layers"):
+        train.run(p, common, paths, "twolayer")
+
+
+def test_receptive_field_is_global_with_attention_and_local_without() -> None:
+    hp = {**vars(tiny_params().twolayer), "patch": 2, "stem_kernel": 3}
+    assert evaluate.receptive_field(TwoLayerNet(5, 32, **{**hp, "kind": "hybrid"}), 32) == 1.0
+    assert evaluate.receptive_field(TwoLayerNet(5, 32, **{**hp, "kind": "conv"}), 32) < 0.5
+
+
+# ------------------------------------------------------------------ stages end to end
+
+
+def test_pipeline_end_to_end(trained) -> None:
+    p, common, paths, summaries, metrics = trained
+    for name in config.MODELS:
+        assert paths.model(name).is_file() and paths.history(name).is_file()
+        assert summaries[name]["epochs"] == 2 and summaries[name]["image_size"] == 16
+        assert json.loads(paths.timings(f"twolayer-train-{name}").read_text())["train_seconds"] >= 0
+    assert metrics["twolayer"]["main_layers"] == 2 and metrics["twolayer"]["total_layers"] == 4
+    assert metrics["resnet34"]["main_layers"] == 16
+    assert 0 <= metrics["twolayer"]["test_accuracy"] <= 1 and metrics["test_images"] == 20
+    assert metrics["resnet34"]["flops"] > metrics["twolayer"]["flops"] > 0
+    assert metrics["resnet34"]["parameters"] > 21_000_000
+    timings = json.loads(paths.timings("twolayer-evaluate").read_text())
+    assert timings["twolayer"]["cpu_ms_per_image"] > 0
+    assert "cpu_ms" not in json.dumps(metrics)  # wall-clock numbers stay out of the metrics
+    for name in ("accuracy.png", "loss.png", "train_twolayer.png", "train_resnet34.png"):
+        assert (paths.plots / name).is_file()
+    text = package.run(p, common, paths)
+    assert "The layer-count rule" in text and "Ratio two-layer / ResNet34" in text
+    assert not re.search(r"\d ?(ms|seconds)\b|\d s\b", text)  # no wall-clock numbers in the report
+
+
+def test_golden_fixed_seed(trained) -> None:
+    """Same params, same data, same seed: these numbers (CPU, one thread)."""
+    _, _, paths, summaries, metrics = trained
+    assert summaries["twolayer"]["parameters"] == 2_418
+    assert summaries["resnet34"]["parameters"] == 21_289_802
+    assert metrics["twolayer"]["flops"] == 83_360
+    assert summaries["twolayer"]["final_train_loss"] == pytest.approx(2.2996, abs=2e-3)
+    assert summaries["resnet34"]["final_train_loss"] == pytest.approx(2.5840, abs=5e-3)
+
+
+def test_training_is_deterministic_and_resumes(tiny, trained, monkeypatch) -> None:
+    from stages.common import checkpoint
+
+    p, common, paths = tiny
+    first = train.run(p, common, paths, "twolayer")
+    assert first == trained[3]["twolayer"]  # the same numbers as the module's run in another folder
+    original = checkpoint.save
+
+    def save_then_stop(*args, **kwargs):  # an interruption right after epoch 1's checkpoint
+        original(*args, **kwargs)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(checkpoint, "save", save_then_stop)
+    with pytest.raises(KeyboardInterrupt):
+        train.run(p, common, paths, "twolayer")
+    monkeypatch.setattr(checkpoint, "save", original)
+    resumed = train.run(p, common, paths, "twolayer")
+    assert resumed == first
+    model, saved = load_model(paths.model("twolayer"))
+    assert saved["image_size"] == 16 and isinstance(model, TwoLayerNet)
+
+
+def test_score_list_file(trained, tmp_path, capsys) -> None:
+    from PIL import Image
+
+    p, common, paths, _, metrics = trained
+    folder = tmp_path / "mine"
+    x, y = np.load(paths.data / "test.npz")["images"], np.load(paths.data / "test.npz")["labels"]
+    lines = []
+    for i in range(6):
+        (folder / "images").mkdir(parents=True, exist_ok=True)
+        Image.fromarray(x[i]).save(folder / "images" / f"{i}.png")
+        lines.append(f"images/{i}.png {y[i]}")
+    (folder / "test.txt").write_text("\n".join(lines) + "\n")
+    rows = score.run(p, common, paths, str(folder / "test.txt"))
+    out = capsys.readouterr().out
+    assert rows[0]["images"] == 6 and "| list file | images | twolayer | resnet34 | ratio |" in out
+    (folder / "bad.txt").write_text("images/0.png 0\nimages/missing.png 1\n")
+    with pytest.raises(DataError, match=r"bad.txt:2: image images/missing.png not found"):
+        score.run(p, common, paths, str(folder / "bad.txt"))
+
+
+# ------------------------------------------------------------------ bad inputs: one error line
+
+
+def _cli(tmp_path: Path, module: str, *args: str, edit=None) -> subprocess.CompletedProcess:
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    if edit:
+        edit(params)
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    return subprocess.run([sys.executable, "-m", module, *args], cwd=tmp_path, env=env, capture_output=True,
+                          text=True, timeout=120)  # fmt: skip
+
+
+def _one_error(proc: subprocess.CompletedProcess, *needles: str) -> None:
+    assert proc.returncode == 1, proc.stderr
+    lines = [ln for ln in proc.stderr.strip().splitlines() if ln.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: "), proc.stderr
+    for n in needles:
+        assert n in lines[0], lines[0]
+
+
+def test_bad_params_and_inputs_give_one_error_line(tmp_path) -> None:
+    def three_layers(d):
+        d["twolayer"]["twolayer"]["main_layers"] = 3
+
+    _one_error(_cli(tmp_path, "stages.twolayer.train", "twolayer", edit=three_layers), "twolayer.twolayer.main_layers")
+
+    def bad_kind(d):
+        d["twolayer"]["twolayer"]["kind"] = "mlp"
+
+    _one_error(_cli(tmp_path, "stages.twolayer.train", "twolayer", edit=bad_kind), "twolayer.twolayer.kind")
+    _one_error(_cli(tmp_path, "stages.twolayer.train", "vgg"), "unknown model 'vgg'")
+    _one_error(_cli(tmp_path, "stages.twolayer.train", "resnet34"), "classes.json: file not found")
+    _one_error(_cli(tmp_path, "stages.twolayer.evaluate"), "classes.json: file not found")
+    _one_error(_cli(tmp_path, "stages.twolayer.score"), "usage:")
+    _one_error(_cli(tmp_path, "stages.twolayer.package"), "twolayer.json: file not found")
+
+
+def test_bad_prepared_data_and_earlier_outputs_untouched(tiny) -> None:
+    p, common, paths = tiny
+    train.run(p, common, paths, "twolayer")
+    before = paths.model("twolayer").read_bytes()
+    np.savez(paths.data / "train.npz", images=np.zeros((3, 16, 16, 3), np.uint8), labels=np.array([0, 1, 99]))
+    with pytest.raises(DataError, match="labels outside"):
+        train.run(p, common, paths, "twolayer")
+    (paths.data / "train.npz").write_bytes(b"not a zip")
+    with pytest.raises(DataError, match="train.npz"):
+        train.run(p, common, paths, "twolayer")
+    assert paths.model("twolayer").read_bytes() == before
