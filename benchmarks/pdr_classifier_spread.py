@@ -22,8 +22,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from stages.pokemon import classifier, config, prepare  # noqa: E402
-from stages.pokemon.data import read_pixels  # noqa: E402
+from stages.pokemon import classifier, config  # noqa: E402
+from stages.pokemon.data import load_prepared, read_pixels  # noqa: E402
 
 
 def main() -> None:
@@ -35,7 +35,7 @@ def main() -> None:
     p, common = config.load(ROOT / "params.yaml")
     common = dataclasses.replace(common, mlflow=False)
     repo = config.Paths(ROOT)
-    data = prepare.load(repo)
+    data = load_prepared(repo.prepared)
     palette = data["palette"]
     test = read_pixels(repo.predictions / "test.txt", len(palette), len(data["test_prefix"]))
     dev = read_pixels(repo.predictions / "dev.txt", len(palette), len(data["dev"]))
