@@ -134,3 +134,10 @@ def test_a_stage_that_starts_reading_a_new_key_fails_the_check(tmp_path):
     assert contract.params_problems("vit-download", read, declared) == [
         "vit-download: reads params key 'vit.model.dim' but does not declare it"
     ]
+
+
+def test_vars_of_a_section_reads_all_its_fields():
+    with params.recording() as keys:
+        p = params.from_dict(vit_config.VitParams, {}, "vit")
+        vars(p.train)
+    assert keys == {f"vit.train.{k}" for k in vars(vit_config.TrainParams())}

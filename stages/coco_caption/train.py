@@ -62,7 +62,7 @@ def run(p: config.CocoCaptionParams, common: config.CommonParams, paths: config.
         history, first_epoch, elapsed = saved["history"], saved["epoch"] + 1, saved["elapsed"]
         run_id = saved.get("mlflow_run_id")
     start = time.time() - elapsed
-    tracked = {"config": name, "seed": p.seed, "model": vars(m), "train": vars(p.train), **vars(c)}
+    tracked = {"config": name, "seed": p.seed, "model": to_dict(m), "train": to_dict(p.train), **to_dict(c)}
     with tracked_run(config.TASK, stage, tracked, common.mlflow, paths.root, run_id=run_id) as tracker:
         for epoch in range(first_epoch, p.train.epochs + 1):
             model.train()

@@ -202,8 +202,11 @@ def _recording_class(schema: type[T], where: str) -> type[T]:
 
         def __getattribute__(self: Any, name: str) -> Any:  # noqa: N807
             value = object.__getattribute__(self, name)
-            if name in names and _recorded is not None and not _paused and not _holds_sections(value):
-                _recorded.add(_join(where, name))
+            if _recorded is not None and not _paused:
+                if name in names and not _holds_sections(value):
+                    _recorded.add(_join(where, name))
+                elif name == "__dict__":  # vars(section): every field at once
+                    _recorded.update(_join(where, n) for n, v in value.items() if n in names and not _holds_sections(v))
             return value
 
         _classes[key] = type(

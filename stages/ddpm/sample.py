@@ -15,6 +15,7 @@ import torch
 from stages.common.cli import main
 from stages.common.diffusion import Schedule, make_sampler, to_uint8
 from stages.common.io import atomic_path, write_json
+from stages.common.params import to_dict
 from stages.common.plots import image_grid
 from stages.common.runtime import setup
 from stages.common.tracking import tracked_run
@@ -62,7 +63,7 @@ def run(p: config.DdpmParams, common: config.CommonParams, paths: config.Paths) 
     write_json(paths.metrics / "ddpm_sample.json", metrics)
     timings = {"sample_seconds": round(seconds, 2), "seconds_per_image": round(seconds / max(1, s.n_images), 4)}
     write_json(paths.timings("ddpm-sample"), timings)
-    with tracked_run(config.TASK, "ddpm-sample", {"sample": vars(s)}, common.mlflow, paths.root) as tracker:
+    with tracked_run(config.TASK, "ddpm-sample", {"sample": to_dict(s)}, common.mlflow, paths.root) as tracker:
         tracker.log_metrics({**metrics, **timings})
         for name in ("denoising.png", "samples.png", "forward.png"):
             tracker.log_artifact(paths.plots / name)

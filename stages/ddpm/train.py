@@ -62,7 +62,7 @@ def run(p: config.DdpmParams, common: config.CommonParams, paths: config.Paths) 
     start, window = time.time() - elapsed, []
     with tracked_run(
         config.TASK, STAGE,
-        {"seed": p.seed, "diffusion": vars(p.diffusion), "model": vars(p.model), "train": vars(t), "image_size": cfg.image_size},
+        {"seed": p.seed, "diffusion": to_dict(p.diffusion), "model": to_dict(p.model), "train": to_dict(t), "image_size": cfg.image_size},
         common.mlflow, paths.root, run_id=run_id,
     ) as tracker:  # fmt: skip
         model.train()

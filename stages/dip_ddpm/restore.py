@@ -27,7 +27,7 @@ import torch
 
 from stages.common.cli import main
 from stages.common.io import write_json
-from stages.common.params import ParamsError
+from stages.common.params import ParamsError, to_dict
 from stages.common.runtime import setup, thread_count
 from stages.common.tracking import tracked_run
 from stages.dip_ddpm import config, data, dip, quality, reverse
@@ -207,7 +207,7 @@ def run(p: config.DipDdpmParams, common: config.CommonParams, paths: config.Path
     data.save_arrays(paths.restored(method), **out)
     write_json(paths.restore_timing(method), {"method": method, "device": str(device), **timing})
     section = {"dip": "dip", "ddpm": "ddpm", "dip-ddpm": "combine"}[method]
-    params = {"seed": p.seed, "net": vars(p.net), section: vars(getattr(p, section))}
+    params = {"seed": p.seed, "net": to_dict(p.net), section: to_dict(getattr(p, section))}
     with tracked_run(config.TASK, f"dip-ddpm-restore@{method}", params, common.mlflow, paths.root) as tracker:
         tracker.log_metrics({k: v for k, v in timing.items() if isinstance(v, (int, float))})
     print(

@@ -13,7 +13,19 @@ import dataclasses
 from pathlib import Path
 from typing import Literal
 
-from stages.common.params import CommonParams, ParamsError, load_params
+from stages.common.params import (
+    PROBABILITY,
+    CommonParams,
+    ParamsError,
+    Range,
+    above,
+    between,
+    check_ranges,
+    load_common,
+    load_params,
+    require,
+    validator,
+)
 from stages.common.paths import TaskPaths
 
 TASK = "dynconv"
@@ -98,50 +110,37 @@ class DynconvParams:
             raise ParamsError(f"unknown dynconv model '{name}' (use one of {', '.join(MODELS)})")
         return getattr(self.models, name)
 
+    @validator
     def check_model(self, name: str) -> DynconvParams:
-        """Ranges of what training `name` reads (backbone, models.<name>, train, seed)."""
-        b, t = self.backbone, self.train
-        if not 1 <= b.width <= 512:
-            raise ParamsError(f"parameter 'dynconv.backbone.width' is {b.width}; expected 1..512")
-        if not 1 <= len(b.blocks) <= 6 or any(not 1 <= n <= 8 for n in b.blocks):
-            raise ParamsError(f"parameter 'dynconv.backbone.blocks' is {b.blocks}; expected 1–6 stages of 1..8 blocks")
-        if b.stem_stride not in (1, 2):
-            raise ParamsError(f"parameter 'dynconv.backbone.stem_stride' is {b.stem_stride}; expected 1 or 2")
-        if not 0 <= b.dropout < 1:
-            raise ParamsError(f"parameter 'dynconv.backbone.dropout' is {b.dropout}; expected 0 ≤ dropout < 1")
-        m = self.model(name)
-        if isinstance(m, DynamicParams):
-            if not 1 <= m.kernels <= 64:
-                raise ParamsError(f"parameter 'dynconv.models.dynamic.kernels' is {m.kernels}; expected 1..64")
-            if not 1 <= m.hidden <= 4096:
-                raise ParamsError(f"parameter 'dynconv.models.dynamic.hidden' is {m.hidden}; expected 1..4096")
-            if not m.temperature > 0:
-                raise ParamsError(f"parameter 'dynconv.models.dynamic.temperature' is {m.temperature}; expected > 0")
-        for key, low, high in (
-            ("epochs", 1, 10_000),
-            ("runs", 1, 20),
-            ("batch_size", 1, 65_536),
-            ("random_crop", 0, 64),
-        ):
-            if not low <= getattr(t, key) <= high:
-                raise ParamsError(f"parameter 'dynconv.train.{key}' is {getattr(t, key)}; expected {low}..{high}")
-        if not 0 < t.lr <= 10:
-            raise ParamsError(f"parameter 'dynconv.train.lr' is {t.lr}; expected 0 < lr ≤ 10")
-        if not 0 <= t.weight_decay <= 1 or not 0 <= t.label_smoothing < 1:
-            raise ParamsError(
-                "parameters 'dynconv.train.weight_decay' (0..1) and 'label_smoothing' (0..<1) out of range"
-            )
+        """Ranges of what training `name` reads (backbone, models.<name>, train)."""
+        check_ranges(self, TASK, MODEL_RANGES)
+        require(1 <= len(self.backbone.blocks) <= 6, f"parameter '{TASK}.backbone.blocks' is "
+                f"{self.backbone.blocks}; expected 1-6 stages")  # fmt: skip
+        if isinstance(self.model(name), DynamicParams):
+            check_ranges(self, TASK, DYNAMIC_RANGES)
         return self
 
+    @validator
     def check_evaluate(self) -> DynconvParams:
-        e = self.evaluate
-        if not 8 <= e.second_size <= 1024:
-            raise ParamsError(f"parameter 'dynconv.evaluate.second_size' is {e.second_size}; expected 8..1024")
-        if not 1 <= e.batch_size <= 65_536 or not 1 <= e.timing_batches <= 1000:
-            raise ParamsError(
-                "parameters 'dynconv.evaluate.batch_size' (1..65536), 'timing_batches' (1..1000) out of range"
-            )
+        check_ranges(self, TASK, EVALUATE_RANGES)
         return self
+
+
+MODEL_RANGES = {
+    "backbone.width": between(1, 512), "backbone.blocks": between(1, 8), "backbone.stem_stride": between(1, 2),
+    "backbone.dropout": PROBABILITY,
+    "train.epochs": between(1, 10_000), "train.runs": between(1, 20), "train.batch_size": between(1, 65_536),
+    "train.random_crop": between(0, 64), "train.lr": Range(0, 10, open_low=True), "train.weight_decay": between(0, 1),
+    "train.label_smoothing": PROBABILITY,
+}  # fmt: skip
+DYNAMIC_RANGES = {
+    "models.dynamic.kernels": between(1, 64), "models.dynamic.hidden": between(1, 4096),
+    "models.dynamic.temperature": above(0),
+}  # fmt: skip
+EVALUATE_RANGES = {
+    "evaluate.second_size": between(8, 1024), "evaluate.batch_size": between(1, 65_536),
+    "evaluate.timing_batches": between(1, 1000),
+}  # fmt: skip
 
 
 class Paths(TaskPaths):
@@ -177,4 +176,4 @@ class Paths(TaskPaths):
 
 def load(path: str | Path = "params.yaml") -> tuple[DynconvParams, CommonParams]:
     """Types checked here; each stage checks the ranges of the keys it reads before building anything."""
-    return load_params(TASK, DynconvParams, path), load_params("common", CommonParams, path)
+    return load_params(TASK, DynconvParams, path), load_common(path)

@@ -17,6 +17,7 @@ import torch
 
 from stages.common.cli import main
 from stages.common.io import DataError, write_csv, write_json
+from stages.common.params import to_dict
 from stages.common.plots import _pyplot, _save
 from stages.common.runtime import setup
 from stages.common.tracking import tracked_run
@@ -101,7 +102,7 @@ def run(p: config.DynconvParams, common: config.CommonParams, paths: config.Path
     rows = [{"bar": f"{s} {m}", "subset": s, "model": m, "accuracy": result["accuracy"][m][s],
              "std": result["spread"][m][s], "accuracy_second_size": result["accuracy_second_size"][m][s]}
             for s in config.SUBSETS for m in config.MODELS]  # fmt: skip
-    tracked = {"seed": p.seed, "evaluate": vars(e)}
+    tracked = {"seed": p.seed, "evaluate": to_dict(e)}
     with tracked_run(config.TASK, STAGE, tracked, common.mlflow, paths.root) as tracker:
         write_csv(paths.subsets_csv, rows)
         bar_chart(paths.plots / "subsets.png", result)

@@ -23,7 +23,7 @@ from tqdm import tqdm
 from stages.common import checkpoint
 from stages.common.cli import main
 from stages.common.io import write_csv, write_json
-from stages.common.params import ParamsError
+from stages.common.params import ParamsError, to_dict
 from stages.common.plots import line_plot
 from stages.common.runtime import setup
 from stages.common.tracking import stage_dep_hashes, tracked_run
@@ -74,7 +74,7 @@ def run(p: config.DynconvParams, common: config.CommonParams, paths: config.Path
     states: list[dict] = saved["states"] if saved else []
     history: list[dict] = saved["history"] if saved else []
     start = time.time()
-    tracked = {"seed": p.seed, "backbone": vars(p.backbone), "variant": vars(variant), "train": vars(t)}
+    tracked = {"seed": p.seed, "backbone": to_dict(p.backbone), "variant": to_dict(variant), "train": to_dict(t)}
     with tracked_run(config.TASK, stage, tracked, common.mlflow, paths.root) as tracker:
         for r in range(len(states), t.runs):
             setup(p.seed + r, common.device, common.threads)

@@ -10,7 +10,7 @@ import dataclasses
 import re
 from pathlib import Path
 
-from stages.common.params import CommonParams, ParamsError, load_params
+from stages.common.params import CommonParams, ParamsError, load_common, load_params
 from stages.common.paths import TaskPaths
 
 TASK = "mini-imagenet"
@@ -88,4 +88,4 @@ class Paths(TaskPaths):
 
 def load(path: str | Path = "params.yaml") -> tuple[MiniImagenetParams, CommonParams]:
     """Types checked here; each stage checks the ranges of the keys it reads before doing anything."""
-    return load_params(TASK, MiniImagenetParams, path), load_params("common", CommonParams, path)
+    return load_params(TASK, MiniImagenetParams, path), load_common(path)

@@ -10,7 +10,7 @@ import numpy as np
 
 from stages.common.cli import main
 from stages.common.io import DataError, read_json, write_csv, write_json
-from stages.common.params import flatten
+from stages.common.params import flatten, to_dict
 from stages.common.plots import confusion_matrix_plot, image_grid
 from stages.common.tracking import tracked_run
 from stages.mygo import config, ensemble
@@ -68,7 +68,7 @@ def run(p: config.MygoParams, common: config.CommonParams, paths: config.Paths) 
         )  # fmt: skip
     else:
         image_grid(paths.plots / "misclassified.png", [data["valid_images"][0]], ncols=1, titles=["no mistakes"])
-    with tracked_run(config.TASK, "mygo-evaluate", {"predict": vars(p.predict)}, common.mlflow) as tracker:
+    with tracked_run(config.TASK, "mygo-evaluate", {"predict": to_dict(p.predict)}, common.mlflow) as tracker:
         tracker.log_metrics({k: float(v) for k, v in flatten(metrics).items() if isinstance(v, (int, float))})
         tracker.log_artifact(paths.plots / "confusion.png")
     print(f"mygo-evaluate: accuracy {metrics['accuracy']:.4f} (best single {metrics['best_single_accuracy']:.4f}, "

@@ -88,7 +88,7 @@ def run(p: config.NewsParams, common: config.CommonParams, paths: config.Paths) 
     n_params = sum(x.numel() for x in model.parameters())
     print(f"news-train: {n_params:,} parameters, {len(train_ids)} texts, up to {t.epochs} epochs on {device}")
     start = time.time()
-    tracked = {"seed": p.seed, "model": vars(m), "train": vars(t), "prepare": vars(p.prepare)}
+    tracked = {"seed": p.seed, "model": to_dict(m), "train": to_dict(t), "prepare": to_dict(p.prepare)}
     with tracked_run(config.TASK, STAGE, tracked, common.mlflow) as tracker:
         for epoch in range(first_epoch, t.epochs + 1):
             if t.patience and epoch - best["epoch"] > t.patience and best["epoch"]:

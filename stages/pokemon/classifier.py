@@ -37,6 +37,7 @@ from torch import nn
 
 from stages.common.cli import main
 from stages.common.io import DataError, atomic_path, write_json
+from stages.common.params import to_dict
 from stages.common.runtime import setup
 from stages.common.tracking import tracked_run
 from stages.pokemon import config
@@ -203,7 +204,7 @@ def run(p: config.PokemonParams, common: config.CommonParams, paths: config.Path
     dev_y = torch.cat([torch.ones(len(data["dev"])), torch.zeros(len(mixed))]).to(device)
     start = time.time()
     with tracked_run(
-        config.TASK, "pokemon-classifier", {"seed": p.seed, "classifier": vars(c)}, common.mlflow, paths.root
+        config.TASK, "pokemon-classifier", {"seed": p.seed, "classifier": to_dict(c)}, common.mlflow, paths.root
     ) as tracker:
         ensemble = Ensemble([train_member(i, p, data, device, tracker, dev_x, dev_y) for i in range(c.members)])
         metrics = {

@@ -15,6 +15,7 @@ import numpy as np
 from stages.common import fid
 from stages.common.cli import main
 from stages.common.io import DataError, write_json
+from stages.common.params import to_dict
 from stages.common.runtime import setup
 from stages.common.tracking import tracked_run
 from stages.pokemon import classifier, config
@@ -50,7 +51,7 @@ def run(p: config.PokemonParams, common: config.CommonParams, paths: config.Path
         metrics[f"passes_{name}"] = bool(metrics["fid"] <= max_fid and metrics["pdr"] >= min_pdr)
     write_json(paths.metrics / "pokemon.json", metrics)
     with tracked_run(
-        config.TASK, "pokemon-evaluate", {"evaluate": vars(p.evaluate)}, common.mlflow, paths.root
+        config.TASK, "pokemon-evaluate", {"evaluate": to_dict(p.evaluate)}, common.mlflow, paths.root
     ) as tracker:
         tracker.log_metrics(metrics)
         tracker.set_tags({"fid_extractor": extractor[1]})

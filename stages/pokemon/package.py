@@ -8,6 +8,7 @@ import numpy as np
 
 from stages.common.cli import main
 from stages.common.io import DataError, read_json, write_text
+from stages.common.params import to_dict
 from stages.common.plots import image_grid
 from stages.common.tracking import tracked_run
 from stages.pokemon import config
@@ -53,7 +54,7 @@ def run(p: config.PokemonParams, common: config.CommonParams, paths: config.Path
     )  # fmt: skip
     write_text(paths.root / "reports" / "pokemon.md", report(p, paths))
     with tracked_run(
-        config.TASK, "pokemon-package", {"predict": vars(p.predict)}, common.mlflow, paths.root
+        config.TASK, "pokemon-package", {"predict": to_dict(p.predict)}, common.mlflow, paths.root
     ) as tracker:
         for artifact in (paths.submission, paths.plots / "completions.png", paths.root / "reports" / "pokemon.md"):
             tracker.log_artifact(artifact)

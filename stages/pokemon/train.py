@@ -57,7 +57,7 @@ def run(p: config.PokemonParams, common: config.CommonParams, paths: config.Path
     with tracked_run(
         config.TASK,
         STAGE,
-        {"seed": p.seed, "model": vars(p.model), "train": vars(t)},
+        {"seed": p.seed, "model": to_dict(p.model), "train": to_dict(t)},
         common.mlflow,
         paths.root,
         run_id=run_id,

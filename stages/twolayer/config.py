@@ -10,7 +10,19 @@ import dataclasses
 from pathlib import Path
 from typing import Literal
 
-from stages.common.params import CommonParams, ParamsError, load_params
+from stages.common.params import (
+    PROBABILITY,
+    CommonParams,
+    ParamsError,
+    above,
+    at_least,
+    between,
+    check_ranges,
+    load_common,
+    load_params,
+    require,
+    validator,
+)
 from stages.common.paths import TaskPaths
 
 TASK = "twolayer"
@@ -89,58 +101,41 @@ class TwolayerParams:
     evaluate: EvaluateParams = dataclasses.field(default_factory=EvaluateParams)
 
 
+@validator
 def validate(p: TwolayerParams, model: str = "", evaluate: bool = False) -> TwolayerParams:
     """Range checks, before anything is built; each error names the key. Checks `threads`, the keys training
     reads (`augment`, `train`, and `twolayer` unless model == "resnet34") and, with `evaluate`, `evaluate`."""
-    checks = [(p.threads >= 0, "twolayer.threads", "must be ≥ 0")]
-    if evaluate:  # each group is read only when checked (the stage contract records what a stage reads)
-        e = p.evaluate
-        checks += [
-            (e.timing_images >= 1, "twolayer.evaluate.timing_images", "must be ≥ 1"),
-            (e.timing_repeats >= 1, "twolayer.evaluate.timing_repeats", "must be ≥ 1"),
-        ]
-        return _raise_first(checks, p)
+    check_ranges(p, TASK, {"threads": at_least(0)})
+    if evaluate:
+        check_ranges(p, TASK, EVALUATE_RANGES)
+        return p
     if model != "resnet34":
         m = p.twolayer
-        checks += [
-            (1 <= m.main_layers <= MAX_MAIN_LAYERS, "twolayer.twolayer.main_layers", f"must be 1 or {MAX_MAIN_LAYERS}"),
-            (m.dim >= 4, "twolayer.twolayer.dim", "must be ≥ 4"),
-            (m.patch >= 1, "twolayer.twolayer.patch", "must be ≥ 1"),
-            (m.stem_kernel >= m.patch, "twolayer.twolayer.stem_kernel", "must be ≥ twolayer.twolayer.patch"),
-            (m.heads >= 1 and m.dim % m.heads == 0, "twolayer.twolayer.heads", "must be ≥ 1 and divide dim"),
-            (m.mlp_ratio > 0, "twolayer.twolayer.mlp_ratio", "must be > 0"),
-            (m.dw_kernel >= 1 and m.dw_kernel % 2 == 1, "twolayer.twolayer.dw_kernel", "must be odd and ≥ 1"),
-            (m.growth >= 1, "twolayer.twolayer.growth", "must be ≥ 1"),
-            (m.dense_blocks >= 1, "twolayer.twolayer.dense_blocks", "must be ≥ 1"),
-            (m.dense_convs >= 2, "twolayer.twolayer.dense_convs", "must be ≥ 2"),
-            (0 <= m.dropout < 1, "twolayer.twolayer.dropout", "must be in [0, 1)"),
-        ]
-    t, a = p.train, p.augment
-    checks += [
-        (0 <= a.crop_pad < 1, "twolayer.augment.crop_pad", "must be in [0, 1)"),
-        (0 <= a.label_smoothing < 1, "twolayer.augment.label_smoothing", "must be in [0, 1)"),
-        (t.epochs >= 1, "twolayer.train.epochs", "must be ≥ 1"),
-        (t.batch_size >= 1, "twolayer.train.batch_size", "must be ≥ 1"),
-        (t.lr > 0, "twolayer.train.lr", "must be > 0"),
-        (t.weight_decay >= 0, "twolayer.train.weight_decay", "must be ≥ 0"),
-        (0 <= t.warmup_epochs <= t.epochs, "twolayer.train.warmup_epochs", "must be in 0..epochs"),
-        (t.image_size == 0 or t.image_size >= 16, "twolayer.train.image_size", "must be 0 (as prepared) or ≥ 16"),
-        (t.max_train_per_class >= 0, "twolayer.train.max_train_per_class", "must be ≥ 0"),
-    ]
-    return _raise_first(checks, p)
-
-
-def _raise_first(checks: list, p: TwolayerParams) -> TwolayerParams:
-    for ok, key, what in checks:
-        if not ok:
-            raise ParamsError(f"parameter '{key}' {what}")
+        check_ranges(p, TASK, TWOLAYER_RANGES)
+        require(m.stem_kernel >= m.patch, f"parameter '{TASK}.twolayer.stem_kernel' must be ≥ {TASK}.twolayer.patch")
+        require(m.dim % m.heads == 0, f"parameter '{TASK}.twolayer.heads' must divide {TASK}.twolayer.dim")
+        require(m.dw_kernel % 2 == 1, f"parameter '{TASK}.twolayer.dw_kernel' must be odd")
+    check_ranges(p, TASK, TRAIN_RANGES)
+    t = p.train
+    require(t.warmup_epochs <= t.epochs, f"parameter '{TASK}.train.warmup_epochs' must be in 0..epochs")
+    require(
+        t.image_size == 0 or t.image_size >= 16, f"parameter '{TASK}.train.image_size' must be 0 (as prepared) or ≥ 16"
+    )
     return p
 
 
-def threads(p: TwolayerParams, common: CommonParams) -> int:
-    """`twolayer.threads`, or `common.threads` when 0 (both read, so both are declared)."""
-    fallback = common.threads
-    return p.threads or fallback
+EVALUATE_RANGES = {"evaluate.timing_images": at_least(1), "evaluate.timing_repeats": at_least(1)}
+TWOLAYER_RANGES = {
+    "twolayer.main_layers": between(1, MAX_MAIN_LAYERS), "twolayer.dim": at_least(4), "twolayer.patch": at_least(1),
+    "twolayer.heads": at_least(1), "twolayer.mlp_ratio": above(0), "twolayer.dw_kernel": at_least(1),
+    "twolayer.growth": at_least(1), "twolayer.dense_blocks": at_least(1), "twolayer.dense_convs": at_least(2),
+    "twolayer.dropout": PROBABILITY,
+}  # fmt: skip
+TRAIN_RANGES = {
+    "augment.crop_pad": PROBABILITY, "augment.label_smoothing": PROBABILITY,
+    "train.epochs": at_least(1), "train.batch_size": at_least(1), "train.lr": above(0),
+    "train.weight_decay": at_least(0), "train.warmup_epochs": at_least(0), "train.max_train_per_class": at_least(0),
+}  # fmt: skip
 
 
 def check_model(name: str) -> str:
@@ -185,4 +180,4 @@ class Paths(TaskPaths):
 
 def load(path: str | Path = "params.yaml") -> tuple[TwolayerParams, CommonParams]:
     """Types of every key checked here; each stage checks the ranges of the keys it reads (`validate`)."""
-    return load_params(TASK, TwolayerParams, path), load_params("common", CommonParams, path)
+    return load_params(TASK, TwolayerParams, path), load_common(path)

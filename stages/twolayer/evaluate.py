@@ -16,7 +16,7 @@ import torch
 from stages.common.cli import main
 from stages.common.io import DataError, read_json, write_json
 from stages.common.plots import line_plot
-from stages.common.runtime import setup
+from stages.common.runtime import setup, thread_count
 from stages.mini_imagenet.data import load_classes, load_split, to_tensor
 from stages.twolayer import config
 from stages.twolayer.images import predict, resize
@@ -68,7 +68,7 @@ def cpu_ms_per_image(model: torch.nn.Module, images: np.ndarray, repeats: int) -
 
 def run(p: config.TwolayerParams, common: config.CommonParams, paths: config.Paths) -> dict:
     config.validate(p, evaluate=True)
-    device = setup(p.seed, common.device, config.threads(p, common))
+    device = setup(p.seed, common.device, thread_count(p.threads, common.threads))
     classes = load_classes(paths.data)
     xte, yte = load_split(paths.data, "test")
     if len(yte) == 0:

@@ -23,11 +23,11 @@ from stages.twolayer.model import load_model
 
 
 def run(p: config.TwolayerParams, common: config.CommonParams, paths: config.Paths, *list_files: str) -> list[dict]:
-    from stages.common.runtime import setup
+    from stages.common.runtime import setup, thread_count
 
     if not list_files:
         raise DataError("usage: python -m stages.twolayer.score <list file> [<list file> ...]")
-    device = setup(p.seed, common.device, config.threads(p, common))
+    device = setup(p.seed, common.device, thread_count(p.threads, common.threads))
     classes = load_classes(paths.data)
     prepared_size = read_json(paths.data / "classes.json").get("image_size")
     if not isinstance(prepared_size, int):

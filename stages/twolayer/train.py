@@ -29,7 +29,7 @@ from stages.common.cli import main
 from stages.common.io import DataError, write_csv, write_json
 from stages.common.params import ParamsError, to_dict, unrecorded
 from stages.common.plots import line_plot
-from stages.common.runtime import setup
+from stages.common.runtime import setup, thread_count
 from stages.common.tracking import stage_dep_hashes, tracked_run
 from stages.mini_imagenet.data import load_classes, load_split, to_tensor
 from stages.twolayer import config
@@ -72,7 +72,7 @@ def evaluate_split(model: torch.nn.Module, x: np.ndarray, y: np.ndarray, device:
 def run(p: config.TwolayerParams, common: config.CommonParams, paths: config.Paths, name: str = "") -> dict:
     config.validate(p, config.check_model(name))
     t, a = p.train, p.augment
-    device = setup(p.seed, common.device, config.threads(p, common))
+    device = setup(p.seed, common.device, thread_count(p.threads, common.threads))
     data = load_data(p, paths)
     (xtr, ytr), (xva, yva), classes, size = data["train"], data["val"], data["classes"], data["size"]
     if len(xtr) == 0 or len(xva) == 0:

@@ -117,7 +117,7 @@ def run(p: config.VitParams, common: config.CommonParams, paths: config.Paths) -
     print(
         f"vit-train: {n_params:,} parameters, {len(xtr)} train / {len(xte)} test images, {t.epochs} epochs on {device}"
     )
-    tracked = {"seed": p.seed, "model": vars(m), "train": vars(t), "augment": vars(a)}
+    tracked = {"seed": p.seed, "model": to_dict(m), "train": to_dict(t), "augment": to_dict(a)}
     with tracked_run(config.TASK, STAGE, tracked, common.mlflow, paths.root, run_id=run_id) as tracker:
         for epoch in range(first_epoch, t.epochs + 1):
             model.train()

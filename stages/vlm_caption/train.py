@@ -76,7 +76,7 @@ def run(p: config.VlmCaptionParams, common: config.CommonParams, paths: config.P
     if not rows:
         raise DataError(f"{paths.prepared / 'train.parquet'}: no training examples")
     train_set = datasets.Dataset.from_list([{k: r[k] for k in ("image", "text", "prompt")} for r in rows])
-    tracked = {"seed": p.seed, "backend": backend, **{k: vars(v) for k, v in vars(p).items() if hasattr(v, "__dict__")}}
+    tracked = {"seed": p.seed, "backend": backend, **{k: v for k, v in to_dict(p).items() if isinstance(v, dict)}}
     run_key = {"params": to_dict(p), "device": str(device), "deps": stage_dep_hashes(STAGE, paths.root)}
     scratch = checkpoint.scratch_dir(paths.checkpoints, run_key)
     resume = any(scratch.glob("checkpoint-*"))
