@@ -9,7 +9,7 @@ import zipfile
 from pathlib import Path
 
 import yaml
-from tiny import write_tiny_params
+from tiny import merge, write_tiny_params
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -27,13 +27,7 @@ def copy_repo(dest: Path) -> Path:
 
 
 def set_params(repo: Path, updates: dict) -> None:
-    params = yaml.safe_load((repo / "params.yaml").read_text())
-    for section, values in updates.items():
-        for key, value in values.items():
-            if isinstance(value, dict):
-                params[section][key].update(value)
-            else:
-                params[section][key] = value
+    params = merge(yaml.safe_load((repo / "params.yaml").read_text()), updates)
     (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
 
 
