@@ -1,3 +1,4 @@
+import os
 import sys
 from pathlib import Path
 
@@ -6,6 +7,9 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = ROOT.parent / "shared" / "data"
 sys.path.insert(0, str(ROOT))
+# Light stages log to MLflow from a detached process after they exit (stages/common/tracking.py); tests
+# read MLflow right after a stage returns, so they log synchronously (test_tracking tests the spool).
+os.environ["STAGES_MLFLOW_SYNC"] = "1"
 
 
 @pytest.fixture

@@ -48,7 +48,7 @@ def run(p: config.CocoCaptionParams, common: config.CommonParams, paths: config.
             f"{k} {v:.3f}" for k, v in scores.items()))  # fmt: skip
     write_json(paths.metrics, out)
     with tracked_run(
-        config.TASK, "coco-caption-evaluate", {"configs": list(p.configs)}, common.mlflow, paths.root
+        config.TASK, "coco-caption-evaluate", {"configs": list(p.configs)}, common.mlflow, paths.root, background=True
     ) as t:
         t.log_metrics({f"{name}.{k}": v for name, r in out.items() for k, v in r.items() if k.startswith("bleu")})
     return out

@@ -3,6 +3,12 @@
 `metrics/*.json` written by the stages are the source of truth; MLflow is a
 convenience. So every MLflow call is guarded: if the tracking store cannot be
 reached, the stage warns once and goes on without tracking.
+
+Light stages (package, evaluate without a model) finish in a second, less than `import mlflow`
+takes. They open their run with `background=True`: the calls are recorded in a spool folder
+(`.mlflow-spool/`, artifacts copied) and a detached process replays them into MLflow after the
+stage has exited, one spool at a time and oldest first, under a lock. A spool that cannot be
+replayed (store unreachable) stays for the next replay. `STAGES_MLFLOW_SYNC=1` logs synchronously.
 """
 
 from __future__ import annotations
@@ -11,7 +17,10 @@ import contextlib
 import hashlib
 import json
 import os
+import shutil
 import subprocess
+import sys
+import time
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,6 +30,10 @@ import yaml
 
 from stages.common.io import file_md5
 from stages.common.params import flatten
+
+SPOOL = ".mlflow-spool"
+SYNC_ENV = "STAGES_MLFLOW_SYNC"
+PROJECT = Path(__file__).resolve().parents[2]  # the folder that holds `stages/`
 
 
 class Tracker:
@@ -61,6 +74,64 @@ class Tracker:
             self._call("log_artifact", str(path), artifact_path=artifact_path)
 
 
+class Spool(Tracker):
+    """Records a run's calls in `folder` (artifacts copied) for `replay` to log after the stage exits."""
+
+    def __init__(self, folder: Path, task: str, stage: str) -> None:
+        super().__init__(None)
+        self.folder, self.task, self.stage, self.calls = folder, task, stage, []
+        self.folder.mkdir(parents=True)
+
+    @property
+    def active(self) -> bool:
+        return True
+
+    def _call(self, method: str, *args: Any, **kwargs: Any) -> None:
+        if method == "log_artifact":
+            src = Path(args[0])
+            dest = self.folder / "artifacts" / str(len(self.calls)) / src.name
+            dest.parent.mkdir(parents=True)
+            (shutil.copytree if src.is_dir() else shutil.copy2)(src, dest)
+            args = (dest.relative_to(self.folder).as_posix(),)
+        self.calls.append([method, list(args), kwargs])
+
+    def close(self, root: Path) -> None:
+        """Write the record (renamed into place last: a replay never sees half of one), start the replay."""
+        spec = {"task": self.task, "stage": self.stage, "ended": time.time(), "calls": self.calls}
+        (self.folder / "run.json.tmp").write_text(json.dumps(spec))
+        (self.folder / "run.json.tmp").rename(self.folder / "run.json")
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(PROJECT), os.environ.get("PYTHONPATH")]))}
+        with open(self.folder.parent / "replay.log", "a") as log:
+            subprocess.Popen(
+                [sys.executable, "-m", "stages.common.tracking", str(root.resolve())],
+                cwd=root, env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True,
+            )  # fmt: skip
+
+
+def replay(root: Path) -> int:
+    """Log every complete spool under `root` into MLflow, oldest first; returns how many were logged."""
+    import fcntl
+
+    spool, done = root / SPOOL, 0
+    with open(spool / ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # one replay at a time: sqlite takes one writer
+        for folder in sorted(f for f in spool.iterdir() if (f / "run.json").is_file()):
+            spec = json.loads((folder / "run.json").read_text())
+            mlflow = _start(spec["task"], spec["stage"], root)
+            if mlflow is None:
+                return done  # the store is unreachable: keep the spools for the next replay
+            tracker = Tracker(mlflow)
+            tracker.set_tags({"logged_from_spool": "true", "stage_ended": time.strftime(
+                "%Y-%m-%dT%H:%M:%SZ", time.gmtime(spec["ended"]))})  # fmt: skip
+            for method, args, kwargs in spec["calls"]:
+                if method == "log_artifact":
+                    args = [str(folder / args[0])]
+                tracker._call(method, *args, **kwargs)
+            shutil.rmtree(folder)
+            done += 1
+    return done
+
+
 @contextlib.contextmanager
 def tracked_run(
     task: str,
@@ -69,16 +140,20 @@ def tracked_run(
     enabled: bool = True,
     root: str | Path = ".",
     run_id: str | None = None,
+    background: bool = False,
 ) -> Iterator[Tracker]:
     """Open an MLflow run in experiment `task`, tagged with the stage, git commit and dep hashes.
 
     `run_id`: continue that run (a trainer resuming from a checkpoint passes the id it saved with it,
     `tracker.run_id`), so one run holds the whole history and ends FINISHED instead of staying RUNNING.
     If that run cannot be reopened, a new one starts, tagged `resumes_run_id`.
+    `background`: a light stage's run, logged by a detached process after the stage exits (see the top).
     """
     root = Path(root)
-    mlflow = _start(task, stage, root, run_id) if enabled else None
-    tracker = Tracker(mlflow)
+    if enabled and background and not os.environ.get(SYNC_ENV):
+        tracker: Tracker = Spool(root / SPOOL / f"{time.time_ns()}-{stage}", task, stage)
+    else:
+        tracker = Tracker(_start(task, stage, root, run_id) if enabled else None)
     tracker.log_params(params)
     tracker.set_tags({"stage": stage, "git_commit": git_commit(root), **_dep_tags(stage, root)})
     if run_id:
@@ -89,6 +164,8 @@ def tracked_run(
         status = "FINISHED"
     finally:
         tracker._call("end_run", status=status)
+        if isinstance(tracker, Spool):
+            tracker.close(root)
 
 
 def _start(task: str, stage: str, root: Path, run_id: str | None = None) -> Any:
@@ -160,3 +237,7 @@ def dir_md5(path: Path) -> str:
         key=lambda e: e["relpath"],
     )
     return hashlib.md5(json.dumps(entries, sort_keys=True).encode("utf-8")).hexdigest() + ".dir"
+
+
+if __name__ == "__main__":  # the detached replay that a light stage starts (Spool.close)
+    replay(Path(sys.argv[1]))

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
-from stages.common.diffusion import UNetConfig
 from stages.common.params import (
     PROBABILITY,
     CommonParams,
@@ -21,6 +20,9 @@ from stages.common.params import (
     validator,
 )
 from stages.common.paths import TaskPaths
+
+if TYPE_CHECKING:  # the U-Net module imports torch; light stages (download, package) must not
+    from stages.common.diffusion import UNetConfig
 
 TASK = "ddpm"
 SUBMISSION_SIZE = 64  # the course's images are 64×64
@@ -105,6 +107,8 @@ class DdpmParams:
 
 
 def unet_config(p: DdpmParams) -> UNetConfig:
+    from stages.common.diffusion import UNetConfig
+
     m = p.model
     return UNetConfig(
         image_size=p.prepare.image_size,

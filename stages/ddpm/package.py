@@ -70,7 +70,8 @@ def check_submission(zip_path: Path, n_images: int, size: int = config.SUBMISSIO
 def run(p: config.DdpmParams, common: config.CommonParams, paths: config.Paths) -> Path:
     write_submission(paths.samples, paths.submission, p.sample.n_images)
     write_text(paths.report, report(p, paths))
-    with tracked_run(config.TASK, "ddpm-package", {"sample": to_dict(p.sample)}, common.mlflow, paths.root) as tracker:
+    with tracked_run(config.TASK, "ddpm-package", {"sample": to_dict(p.sample)}, common.mlflow, paths.root,
+                     background=True) as tracker:  # fmt: skip
         for artifact in (paths.submission, paths.report, paths.plots / "denoising.png", paths.plots / "samples.png"):
             tracker.log_artifact(artifact)
     print(f"ddpm-package: {p.sample.n_images} images -> {paths.submission}")

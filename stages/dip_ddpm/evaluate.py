@@ -85,7 +85,8 @@ def run(p: config.DipDdpmParams, common: config.CommonParams, paths: config.Path
     timings = {m: read_json(paths.restore_timing(m)) for m in config.METHODS}
     write_json(paths.timings, timings)
     write_json(paths.metrics, metrics)
-    with tracked_run(config.TASK, "dip-ddpm-evaluate", {"seed": p.seed}, common.mlflow, paths.root) as tracker:
+    with tracked_run(config.TASK, "dip-ddpm-evaluate", {"seed": p.seed}, common.mlflow, paths.root,
+                     background=True) as tracker:  # fmt: skip
         for sigma in sigmas:
             for name in SHOWN:
                 tracker.log_metrics({f"{name}_psnr_s{sigma:g}": metrics[sigma_key(sigma)][name]["psnr"]["mean"],

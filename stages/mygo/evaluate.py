@@ -68,7 +68,8 @@ def run(p: config.MygoParams, common: config.CommonParams, paths: config.Paths) 
         )  # fmt: skip
     else:
         image_grid(paths.plots / "misclassified.png", [data["valid_images"][0]], ncols=1, titles=["no mistakes"])
-    with tracked_run(config.TASK, "mygo-evaluate", {"predict": to_dict(p.predict)}, common.mlflow) as tracker:
+    with tracked_run(config.TASK, "mygo-evaluate", {"predict": to_dict(p.predict)}, common.mlflow,
+                     background=True) as tracker:  # fmt: skip
         tracker.log_metrics({k: float(v) for k, v in flatten(metrics).items() if isinstance(v, (int, float))})
         tracker.log_artifact(paths.plots / "confusion.png")
     print(f"mygo-evaluate: accuracy {metrics['accuracy']:.4f} (best single {metrics['best_single_accuracy']:.4f}, "

@@ -54,7 +54,7 @@ def run(p: config.PokemonParams, common: config.CommonParams, paths: config.Path
     )  # fmt: skip
     write_text(paths.root / "reports" / "pokemon.md", report(p, paths))
     with tracked_run(
-        config.TASK, "pokemon-package", {"predict": to_dict(p.predict)}, common.mlflow, paths.root
+        config.TASK, "pokemon-package", {"predict": to_dict(p.predict)}, common.mlflow, paths.root, background=True
     ) as tracker:
         for artifact in (paths.submission, paths.plots / "completions.png", paths.root / "reports" / "pokemon.md"):
             tracker.log_artifact(artifact)

@@ -63,7 +63,7 @@ def run(p: config.VlmCaptionParams, common: config.CommonParams, paths: config.P
     }
     write_json(paths.metrics, out)
     with tracked_run(
-        config.TASK, "vlm-caption-evaluate", {"valid_images": len(pred)}, common.mlflow, paths.root
+        config.TASK, "vlm-caption-evaluate", {"valid_images": len(pred)}, common.mlflow, paths.root, background=True
     ) as tracker:
         tracker.log_metrics({k: v for k, v in out.items() if isinstance(v, float)})
     print(f"vlm-caption-evaluate: BLEU {out['bleu']:.2f} (baseline {out['baseline_bleu']:.2f}: {baseline_caption!r})")

@@ -95,3 +95,60 @@ def test_resuming_an_unknown_run_starts_a_new_one(tmp_path, monkeypatch):
         warnings.simplefilter("ignore")
         with tracked_run("t", "t-train", {}, root=tmp_path, run_id="0" * 32) as tracker:
             assert tracker.active and tracker.run_id != "0" * 32
+
+
+def test_light_stage_run_is_logged_after_it_exits(tmp_path, monkeypatch):
+    """background=True records the calls and a detached process logs them; the artifact is a copy."""
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.delenv("STAGES_MLFLOW_SYNC")
+    (tmp_path / "report.md").write_text("first")
+    start = time.time()
+    with tracked_run("t", "t-package", {"sample": {"n": 3}}, root=tmp_path, background=True) as tracker:
+        assert tracker.active
+        tracker.log_metrics({"bleu": 0.5})
+        tracker.log_artifact(tmp_path / "report.md")
+    assert time.time() - start < 5  # no `import mlflow` in the stage
+    (tmp_path / "report.md").write_text("changed after the stage")  # the spool holds the stage's bytes
+    spool = tmp_path / ".mlflow-spool"
+    deadline = time.time() + 90
+    while any(spool.glob("*/run.json")) and time.time() < deadline:
+        time.sleep(0.5)
+    assert not any(spool.glob("*/run.json")), (spool / "replay.log").read_text()
+
+    import mlflow
+
+    client = mlflow.MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    (run,) = client.search_runs([client.get_experiment_by_name("t").experiment_id])
+    assert run.data.params == {"sample.n": "3"} and run.data.metrics == {"bleu": 0.5}
+    assert run.data.tags["stage"] == "t-package" and run.data.tags["logged_from_spool"] == "true"
+    assert run.info.status == "FINISHED"
+    local = mlflow.artifacts.download_artifacts(run_id=run.info.run_id, artifact_path="report.md",
+                                                tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}")  # fmt: skip
+    assert open(local).read() == "first"
+
+
+def test_spool_stays_when_the_store_is_unreachable(tmp_path, monkeypatch):
+    from stages.common.tracking import replay
+
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"http://127.0.0.1:{free_port()}")
+    monkeypatch.setattr("stages.common.tracking.Spool.close", lambda self, root: _write_only(self))  # no replay
+    monkeypatch.delenv("STAGES_MLFLOW_SYNC")
+    with tracked_run("t", "t-package", {}, root=tmp_path, background=True) as tracker:
+        tracker.log_metrics({"x": 1.0})
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        assert replay(tmp_path) == 0
+    assert len(list((tmp_path / ".mlflow-spool").glob("*/run.json"))) == 1
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _write_only(spool) -> None:
+    import json
+
+    (spool.folder / "run.json").write_text(json.dumps({"task": spool.task, "stage": spool.stage, "ended": 0.0,
+                                                        "calls": spool.calls}))  # fmt: skip
