@@ -22,7 +22,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from stages.pokemon import classifier, config  # noqa: E402
+from stages.pokemon import classifier, config, pdr  # noqa: E402
 from stages.pokemon.data import load_prepared, read_pixels  # noqa: E402
 
 
@@ -50,13 +50,13 @@ def main() -> None:
                 metrics = classifier.run(
                     dataclasses.replace(p, seed=seed), dataclasses.replace(common, threads=threads), paths
                 )
-                judge = classifier.load(paths.classifier)
+                judge = pdr.load(paths.classifier)
                 row = {
                     "seed": seed,
                     "threads": threads,
-                    "pdr": classifier.detection_rate(*judge, test, palette),
-                    "pdr_dev": classifier.detection_rate(*judge, dev, palette),
-                    "pdr_real_dev": classifier.detection_rate(*judge, data["dev"], palette),
+                    "pdr": pdr.detection_rate(*judge, test, palette),
+                    "pdr_dev": pdr.detection_rate(*judge, dev, palette),
+                    "pdr_real_dev": pdr.detection_rate(*judge, data["dev"], palette),
                     "dev_accuracy": metrics["dev_accuracy"],
                     "seconds": round(time.time() - start, 1),
                 }

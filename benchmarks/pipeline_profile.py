@@ -2,6 +2,7 @@
 close the training stages come to this CPU's peak fp32 rate.
 
     python benchmarks/pipeline_profile.py run [--keep DIR] [--jobs N]   # `dvc repro` from nothing, then the table
+    python benchmarks/pipeline_profile.py run --here                    # `dvc repro --force` in this checkout
     python benchmarks/pipeline_profile.py show [DIR]                    # the table of an earlier run
     python benchmarks/pipeline_profile.py flops [TASK ...]              # achieved FLOP/s of the training steps
 
@@ -10,7 +11,9 @@ empty DVC cache, so nothing comes back from a cache or the run cache, and runs `
 user would (MLflow on) with `STAGES_PROFILE` set: each stage's `stages.common.cli.main` then records
 its wall time since the process started (imports included), CPU seconds (user + system, its children
 too) and peak RSS. The records are kept in `.profile/<date-time>/` (`--keep` elsewhere) with the total
-wall time of `dvc repro`, which also holds DVC's own work between stages. The table is sorted by wall
+wall time of `dvc repro`, which also holds DVC's own work between stages. `--here` runs
+`dvc repro --force` in this checkout instead (every stage re-runs, the run cache is skipped; the
+outputs and dvc.lock are this checkout's, as after a plain `dvc repro`). The table is sorted by wall
 time, with each task's total, and flags the budget of the issue that asked for it: the whole pipeline
 in 15 minutes and no task over 3.
 
@@ -47,24 +50,36 @@ def working_tree_files(repo: Path) -> list[str]:
     return [f for f in out.stdout.splitlines() if (repo / f).is_file()]
 
 
-def run_pipeline(keep: Path | None, jobs: int) -> Path:
+def run_pipeline(keep: Path | None, jobs: int, here: bool) -> Path:
     records = keep or ROOT / ".profile" / time.strftime("%Y%m%d-%H%M%S")
     records.mkdir(parents=True, exist_ok=True)
+    env = {**os.environ, "STAGES_PROFILE": str(records.resolve())}
+    jobs_args = ["--jobs", str(jobs)] if jobs > 1 else []
+    if here:
+        print("pipeline_profile: dvc repro --force in this checkout ...", flush=True)
+        start = time.time()
+        done = subprocess.run(["dvc", "repro", "--force", *jobs_args], cwd=ROOT, env=env)
+        return finish(records, time.time() - start, done.returncode)
     with tempfile.TemporaryDirectory(prefix="pipeline-profile-") as tmp:
         work = Path(tmp) / "repo"
         for rel in working_tree_files(ROOT):
             (work / rel).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(ROOT / rel, work / rel)
-        (work / ".dvc" / "config.local").write_text(f"[core]\n    no_scm = true\n[cache]\n    dir = {Path(tmp) / 'cache'}\n")
-        env = {**os.environ, "STAGES_PROFILE": str(records.resolve())}
-        cmd = ["dvc", "repro", *(["--jobs", str(jobs)] if jobs > 1 else [])]
+        (work / ".dvc" / "config.local").write_text(
+            f"[core]\n    no_scm = true\n[cache]\n    dir = {Path(tmp) / 'cache'}\n"
+        )
+        cmd = ["dvc", "repro", *jobs_args]
         print(f"pipeline_profile: {' '.join(cmd)} in {work} (empty cache) ...", flush=True)
         start = time.time()
         done = subprocess.run(cmd, cwd=work, env=env)
         total = time.time() - start
-    (records / "_total.json").write_text(json.dumps({"wall_s": round(total, 1), "returncode": done.returncode}))
-    if done.returncode:
-        sys.exit(f"pipeline_profile: dvc repro failed ({done.returncode}); partial records in {records}")
+    return finish(records, total, done.returncode)
+
+
+def finish(records: Path, total: float, returncode: int) -> Path:
+    (records / "_total.json").write_text(json.dumps({"wall_s": round(total, 1), "returncode": returncode}))
+    if returncode:
+        sys.exit(f"pipeline_profile: dvc repro failed ({returncode}); partial records in {records}")
     return records
 
 
@@ -97,7 +112,9 @@ def show(records: Path) -> None:
     stage_sum = sum(r["wall_s"] for r in rows)
     print(f"{'sum of stages':<34} {stage_sum:>8.1f} {sum(r['cpu_s'] for r in rows):>8.1f}")
     if total:
-        print(f"{'dvc repro, wall':<34} {total['wall_s']:>8.1f}   (DVC between stages: {total['wall_s'] - stage_sum:.0f} s)")
+        print(
+            f"{'dvc repro, wall':<34} {total['wall_s']:>8.1f}   (DVC between stages: {total['wall_s'] - stage_sum:.0f} s)"
+        )
     print(f"\n{'task':<20} {'wall s':>8}  budget {BUDGET_TASK_S} s")
     for task, wall in sorted(per_task.items(), key=lambda kv: -kv[1]):
         print(f"{task:<20} {wall:>8.1f}  {'OVER' if wall > BUDGET_TASK_S else 'ok'}")
@@ -145,7 +162,9 @@ def flops(tasks: list[str]) -> None:
             step()
         seconds = (time.perf_counter() - start) / n
         rate = work / seconds
-        print(f"{name:<32} {work / 1e9:>10.2f} {seconds * 1000:>8.0f} {rate / 1e9:>8.1f} {rate / peak:>8.0%}", flush=True)
+        print(
+            f"{name:<32} {work / 1e9:>10.2f} {seconds * 1000:>8.0f} {rate / 1e9:>8.1f} {rate / peak:>8.0%}", flush=True
+        )
 
 
 def main() -> None:
@@ -154,13 +173,14 @@ def main() -> None:
     r = sub.add_parser("run")
     r.add_argument("--keep", type=Path)
     r.add_argument("--jobs", type=int, default=1)
+    r.add_argument("--here", action="store_true")
     s = sub.add_parser("show")
     s.add_argument("records", type=Path, nargs="?")
     f = sub.add_parser("flops")
     f.add_argument("tasks", nargs="*")
     args = parser.parse_args()
     if args.command == "run":
-        show(run_pipeline(args.keep, args.jobs))
+        show(run_pipeline(args.keep, args.jobs, args.here))
     elif args.command == "show":
         runs = sorted((ROOT / ".profile").glob("*/")) if args.records is None else [args.records]
         if not runs:

@@ -23,11 +23,14 @@ STAGE = "coco-caption-predict"
 
 
 def generate(model, feats: np.ndarray, p: config.CocoCaptionParams, idx_to_word: list[str], device) -> list[str]:
+    from tqdm import tqdm
+
     x = torch.as_tensor(feats, dtype=torch.float32, device=device)
     if p.predict.strategy == "beam":
-        return [decode(model.beam_search(f, p.predict.beam_size, p.model.max_length), idx_to_word) for f in x]
+        return [decode(model.beam_search(f, p.predict.beam_size, p.model.max_length), idx_to_word)
+                for f in tqdm(x, desc="beam search", unit="image", leave=False, disable=None)]  # fmt: skip
     out = []
-    for i in range(0, len(x), 256):
+    for i in tqdm(range(0, len(x), 256), desc="sampling", unit="batch", leave=False, disable=None):
         out += [decode(row, idx_to_word) for row in model.sample(x[i : i + 256], p.model.max_length).tolist()]
     return out
 

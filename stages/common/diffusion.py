@@ -248,12 +248,15 @@ def generate(
 
     Noise is drawn on the CPU from `generator`, so a seed gives the same images on any device.
     """
+    from tqdm import tqdm
+
     cfg = model.cfg
     model.eval()
     # 1. Start from pure Gaussian noise x_T.
     x = torch.randn((n, cfg.channels, cfg.image_size, cfg.image_size), generator=generator).to(device)
     trajectory = {}
-    for i, t in enumerate(sampler.timesteps):
+    steps = tqdm(sampler.timesteps, desc=f"{type(sampler).__name__} {n} images", leave=False, disable=None)
+    for i, t in enumerate(steps):
         if t in record:
             trajectory[t] = x.float().cpu()
         # 2. Predict the noise in x_t.

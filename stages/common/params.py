@@ -293,11 +293,11 @@ def require(ok: bool, message: str) -> None:
         raise ParamsError(message)
 
 
-COMMON_RANGES = {"threads": at_least(0)}
+COMMON_RANGES = {"threads": at_least(1)}
 
 
 def load_common(path: str | Path = "params.yaml") -> CommonParams:
-    """The `common:` section, loaded and range-checked (`common.threads` >= 0)."""
+    """The `common:` section, loaded and range-checked (`common.threads` >= 1)."""
     common = load_params("common", CommonParams, path)
     check_ranges(common, "common", COMMON_RANGES)
     return common

@@ -52,8 +52,8 @@ class DiffusionParams:
 
 @dataclasses.dataclass
 class ModelParams:
-    base_channels: int = 32
-    channel_mults: list[int] = dataclasses.field(default_factory=lambda: [1, 2, 2])
+    base_channels: int = 16
+    channel_mults: list[int] = dataclasses.field(default_factory=lambda: [1, 2, 4])
     blocks_per_level: int = 1
     attention_resolutions: list[int] = dataclasses.field(default_factory=lambda: [8])
     dropout: float = 0.0

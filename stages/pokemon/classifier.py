@@ -29,50 +29,21 @@ from __future__ import annotations
 
 import math
 import time
-from pathlib import Path
 
 import numpy as np
 import torch
 from torch import nn
 
 from stages.common.cli import main
-from stages.common.io import DataError, atomic_path, write_json
+from stages.common.io import atomic_path, write_json
 from stages.common.params import to_dict
 from stages.common.runtime import setup
 from stages.common.tracking import tracked_run
 from stages.pokemon import config
 from stages.pokemon.data import PREFIX_LEN, SIDE, load_prepared, render
+from stages.pokemon.pdr import Ensemble, SpriteClassifier, detection_rate, to_tensor
 
 NEGATIVE_KINDS = ("noise", "tail-noise", "splice", "repeat", "blank", "shuffle", "speckle", "smear", "shift")
-
-
-class SpriteClassifier(nn.Module):
-    """Three conv blocks on 20×20 RGB, global average pooling, one logit (P(pokemon) after a sigmoid)."""
-
-    def __init__(self, width: int = 32) -> None:
-        super().__init__()
-
-        def block(c_in: int, c_out: int) -> nn.Sequential:
-            return nn.Sequential(nn.Conv2d(c_in, c_out, 3, padding=1), nn.BatchNorm2d(c_out), nn.ReLU())
-
-        self.width = width
-        self.features = nn.Sequential(
-            block(3, width),
-            block(width, width),
-            nn.MaxPool2d(2),  # 10×10
-            block(width, 2 * width),
-            nn.MaxPool2d(2),  # 5×5
-            block(2 * width, 2 * width),
-            nn.AdaptiveAvgPool2d(1),
-        )
-        self.head = nn.Linear(2 * width, 1)
-
-    def forward(self, images: torch.Tensor) -> torch.Tensor:  # (B, 3, 20, 20) in [0, 1] -> (B,)
-        return self.head(self.features(images).flatten(1)).squeeze(1)
-
-
-def to_tensor(rgb: np.ndarray) -> torch.Tensor:
-    return torch.from_numpy(rgb).permute(0, 3, 1, 2).float().div(255)
 
 
 def make_negatives(
@@ -136,20 +107,6 @@ def dev_negatives(dev: np.ndarray, n_colors: int) -> dict[str, np.ndarray]:
     """Every kind of negative made from every dev sprite, with a fixed seed: {kind: (n, 400)}."""
     rng = np.random.default_rng(12345)
     return {kind: make_negatives(dev, rng, n_colors, (kind,) * len(dev)) for kind in NEGATIVE_KINDS}
-
-
-class Ensemble(nn.Module):
-    """Members' mean P(pokemon) over the image and its mirror image, returned as a logit (so
-    `sigmoid(ensemble(x))` is the mean probability)."""
-
-    def __init__(self, members: list[SpriteClassifier]) -> None:
-        super().__init__()
-        self.members = nn.ModuleList(members)
-
-    def forward(self, images: torch.Tensor) -> torch.Tensor:
-        views = (images, images.flip(3))  # the sprite and its mirror image (members are trained on both)
-        prob = torch.stack([torch.sigmoid(m(v)) for m in self.members for v in views]).mean(0)
-        return torch.logit(prob, eps=1e-6)
 
 
 def train_member(
@@ -245,32 +202,6 @@ def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, threshold: floa
     model.eval()
     with torch.inference_mode():
         return float(((torch.sigmoid(model(x)) > threshold).float() == y).float().mean())
-
-
-def load(path: str | Path, device: torch.device | str = "cpu") -> tuple[Ensemble, float]:
-    saved = torch.load(path, map_location="cpu", weights_only=True)
-    if "members" not in saved:
-        raise DataError(
-            f"{path}: a classifier from an older pokemon-classifier; re-run it (dvc repro pokemon-classifier)"
-        )
-    members = []
-    for state in saved["members"]:
-        model = SpriteClassifier(saved["width"])
-        model.load_state_dict(state)
-        members.append(model)
-    return Ensemble(members).to(device).eval(), saved["threshold"]
-
-
-@torch.inference_mode()
-def probabilities(model: nn.Module, images: np.ndarray, palette: np.ndarray) -> np.ndarray:
-    """P(pokemon) of each image (n, 400)."""
-    device = next(model.parameters()).device
-    return torch.sigmoid(model(to_tensor(render(images, palette)).to(device))).cpu().numpy()
-
-
-def detection_rate(model: nn.Module, threshold: float, images: np.ndarray, palette: np.ndarray) -> float:
-    """PDR: the share of images (n, 400) the classifier takes for a Pokémon."""
-    return float((probabilities(model, images, palette) > threshold).mean())
 
 
 if __name__ == "__main__":

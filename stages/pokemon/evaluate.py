@@ -18,7 +18,7 @@ from stages.common.io import DataError, write_json
 from stages.common.params import to_dict
 from stages.common.runtime import setup
 from stages.common.tracking import tracked_run
-from stages.pokemon import classifier, config
+from stages.pokemon import config, pdr
 from stages.pokemon.data import PREFIX_LEN, load_prepared, read_pixels, render
 
 
@@ -38,13 +38,13 @@ def run(p: config.PokemonParams, common: config.CommonParams, paths: config.Path
         fid.frechet_distance(real_features, fake_features), extractor[1], len(real_features), len(test)
     )
 
-    judge = classifier.load(paths.classifier, device)
+    judge = pdr.load(paths.classifier, device)
     metrics = {
         **result.as_dict(),
-        "pdr": classifier.detection_rate(*judge, test, palette),
-        "pdr_mean_probability": float(classifier.probabilities(judge[0], test, palette).mean()),
-        "pdr_dev": classifier.detection_rate(*judge, dev, palette),
-        "pdr_real_dev": classifier.detection_rate(*judge, data["dev"], palette),
+        "pdr": pdr.detection_rate(*judge, test, palette),
+        "pdr_mean_probability": float(pdr.probabilities(judge[0], test, palette).mean()),
+        "pdr_dev": pdr.detection_rate(*judge, dev, palette),
+        "pdr_real_dev": pdr.detection_rate(*judge, data["dev"], palette),
         "dev_pixel_accuracy": float((dev[:, PREFIX_LEN:] == data["dev"][:, PREFIX_LEN:]).mean()),
     }
     for name, (max_fid, min_pdr) in config.BASELINES.items():

@@ -22,7 +22,7 @@ from stages.common.params import to_dict
 from stages.common.plots import line_plot
 from stages.common.runtime import setup
 from stages.common.tracking import stage_dep_hashes, tracked_run
-from stages.pokemon import classifier, config
+from stages.pokemon import config, pdr
 from stages.pokemon.data import PREFIX_LEN, load_prepared
 from stages.pokemon.model import build_model, complete, next_token_loss
 
@@ -40,7 +40,7 @@ def run(p: config.PokemonParams, common: config.CommonParams, paths: config.Path
     steps_per_epoch = math.ceil(len(train_set) / t.batch_size)
     start, epoch_seconds = time.time(), 0.0
     scheduler = warmup_cosine(optimizer, t.warmup_steps, t.epochs * steps_per_epoch, 60 * t.max_minutes, start)
-    judge = classifier.load(paths.classifier, device) if t.select_by == "classifier" else None
+    judge = pdr.load(paths.classifier, device) if t.select_by == "classifier" else None
     autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda")
 
     run_key = {"params": to_dict(p), "device": str(device), "deps": stage_dep_hashes(STAGE, paths.root)}
@@ -86,7 +86,7 @@ def run(p: config.PokemonParams, common: config.CommonParams, paths: config.Path
                 completions = complete(
                     model, data["dev"][:, :PREFIX_LEN], config.PredictParams(strategy="greedy"), device
                 )
-                row["dev_pdr"] = classifier.detection_rate(*judge, completions, data["palette"])
+                row["dev_pdr"] = pdr.detection_rate(*judge, completions, data["palette"])
             score = {"train_loss": row["train_loss"], "dev_loss": row["dev_loss"]}.get(t.select_by)
             if score is None:  # classifier: highest PDR, ties broken by dev loss
                 score = -row["dev_pdr"] + 1e-6 * row["dev_loss"]

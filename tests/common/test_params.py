@@ -87,13 +87,14 @@ def test_ranges_name_the_key_and_the_allowed_values():
     assert str(between(1, 100)) == "in [1, 100]"
 
 
-def test_common_threads_must_not_be_negative_and_yaml_errors_are_one_line(tmp_path):
+def test_common_threads_is_a_fixed_positive_count_and_yaml_errors_are_one_line(tmp_path):
     from stages.common.params import load_common
 
     path = tmp_path / "params.yaml"
-    path.write_text("common: {threads: -4}\n")
-    with pytest.raises(ParamsError, match="'common.threads' is -4; it must be >= 0"):
-        load_common(path)
+    for bad in (-4, 0):  # 0 was torch's default: a count that depends on the machine, so results would too
+        path.write_text(f"common: {{threads: {bad}}}\n")
+        with pytest.raises(ParamsError, match=f"'common.threads' is {bad}; it must be >= 1"):
+            load_common(path)
     path.write_text("common:\n  threads: [1\n")
     with pytest.raises(ParamsError) as err:
         load_common(path)

@@ -20,6 +20,7 @@ from stages.pokemon import (
     evaluate,
     fid_reference,
     package,
+    pdr,
     predict,
     prepare,
     sprites,
@@ -325,7 +326,7 @@ def test_classifier_states_precision_and_recall_per_negative_kind(done):
     for kind in m["negatives"].values():
         assert 0.0 <= kind["false_positive_rate"] <= 1.0 and 0.0 <= kind["precision"] <= 1.0
     assert 0.0 <= m["dev_recall"] <= 1.0 and 0.0 <= m["dev_precision"] <= 1.0
-    saved = classifier.load(paths.classifier)[0]
+    saved = pdr.load(paths.classifier)[0]
     assert len(saved.members) == p.classifier.members
 
 
@@ -346,11 +347,11 @@ def test_ensemble_thresholds_the_mean_probability_of_its_members():
     import torch
 
     torch.manual_seed(0)
-    members = [classifier.SpriteClassifier(4).eval() for _ in range(3)]
+    members = [pdr.SpriteClassifier(4).eval() for _ in range(3)]
     x = torch.rand(5, 3, 20, 20)
     with torch.inference_mode():
         mean = torch.stack([torch.sigmoid(m(v)) for m in members for v in (x, x.flip(3))]).mean(0)
-        assert torch.allclose(torch.sigmoid(classifier.Ensemble(members)(x)), mean, atol=1e-5)
+        assert torch.allclose(torch.sigmoid(pdr.Ensemble(members)(x)), mean, atol=1e-5)
 
 
 @pytest.mark.parametrize("key, value", [("members", 0), ("members", 17), ("threshold", 1.0)])
