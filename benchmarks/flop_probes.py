@@ -14,6 +14,7 @@ Heavy imports happen inside the builders, so importing this module stays cheap.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -26,11 +27,16 @@ PARAMS = ROOT / "params.yaml"
 Step = Callable[[], None]
 
 
+@functools.cache
+def _yaml(path: Path) -> Any:
+    return yaml.safe_load(path.read_text())
+
+
 def _matrix(stage: str) -> list[str]:
     """The items of a dvc.yaml `matrix:` stage, a `${section.key}` list resolved from params.yaml."""
-    (items,) = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"][stage]["matrix"].values()
+    (items,) = _yaml(ROOT / "dvc.yaml")["stages"][stage]["matrix"].values()
     if isinstance(items, str):  # e.g. ${mygo.ensemble}
-        node: Any = yaml.safe_load(PARAMS.read_text())
+        node: Any = _yaml(PARAMS)
         for key in items.strip("${}").split("."):
             node = node[key]
         items = node
@@ -328,6 +334,7 @@ def vlm_caption_train() -> Step:
     import tempfile
 
     import torch
+    from transformers.utils import logging as hf_logging
 
     from stages.vlm_caption import config, data, model, prepare, tiny_model
 
@@ -342,11 +349,13 @@ def vlm_caption_train() -> Step:
     prompt = processor.apply_chat_template(data.messages(p.prepare.instruction), add_generation_prompt=True)
     rows = [{"image": prepare.resize(r["image"], cfg.image_size, "sample"), "prompt": prompt,
              "text": prompt + r["caption"] + tiny_model.EOT} for r in raw[: t.batch_size]]  # fmt: skip
+    hf_logging.disable_progress_bar()  # transformers' bars for saving and loading the base model
     with tempfile.TemporaryDirectory(prefix="flop-probe-vlm-") as tmp:
         tiny_model.build_model(processor, cfg, p.seed).save_pretrained(Path(tmp) / "base")
         processor.save_pretrained(Path(tmp) / "processor")
         net, processor = model.load_for_training(p, "transformers", Path(tmp) / "base", Path(tmp) / "processor",
                                                  torch.device("cpu"))  # fmt: skip
+    hf_logging.enable_progress_bar()
     batch = model.CaptionCollator(processor)(rows)
     trainable = [q for q in net.parameters() if q.requires_grad]
     optimizer = torch.optim.AdamW(trainable, lr=t.lr, weight_decay=t.weight_decay)
