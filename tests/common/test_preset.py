@@ -1,3 +1,6 @@
+import sys
+import textwrap
+
 import pytest
 import yaml
 
@@ -28,3 +31,30 @@ def test_pokemon_presets_are_valid_params(name):
     preset = yaml.safe_load((ROOT / "presets" / "pokemon.yaml").read_text())[name]
     params = from_dict(PokemonParams, preset, "pokemon")
     assert params.data.source.startswith("dir:")
+
+
+def test_run_and_print_need_no_word_splitting(tmp_path, monkeypatch):
+    from stages.common import preset
+
+    (tmp_path / "presets").mkdir()
+    (tmp_path / "params.yaml").write_text("t: {model: {width: 1}}\nshared: {data: {source: sample}}\n")
+    (tmp_path / "presets" / "t.yaml").write_text(
+        textwrap.dedent("""\
+        big:
+          model: {width: 8, sizes: [1, 2, 2, 2], name: a b}
+          shared: {data: {source: 'dir:x y'}}
+        """)
+    )
+    assert preset.overrides("t", "big", tmp_path) == [
+        "t.model.width=8", "t.model.sizes=[1,2,2,2]", "t.model.name='a b'", "shared.data.source='dir:x y'",
+    ]  # fmt: skip
+    assert preset.shell_line(["-S", "t.model.sizes=[1,2,2,2]"]) == "-S 't.model.sizes=[1,2,2,2]'"
+    calls = []
+    monkeypatch.setattr(preset.subprocess, "call", lambda cmd, **kw: calls.append(cmd) or 0)
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit) as exit_:
+        preset.main(["t", "big", "--run", "--temp", "-S", "common.threads=1"])
+    assert exit_.value.code == 0
+    assert calls == [[sys.executable, "-m", "dvc", "exp", "run", "-S", "t.model.width=8", "-S",
+                      "t.model.sizes=[1,2,2,2]", "-S", "t.model.name='a b'", "-S", "shared.data.source='dir:x y'",
+                      "--temp", "-S", "common.threads=1"]]  # fmt: skip
