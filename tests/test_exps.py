@@ -78,7 +78,10 @@ def repo(tmp_path_factory) -> Path:
     sh(repo, *dvc, "repro", "-q")
     sh(repo, "git", "add", "-A")
     sh(repo, "git", "commit", "-qm", "baseline")
-    sh(repo, *dvc, "exp", "run", "-q", "-n", "lr02", "-S", "news.train.lr=0.02")
+    # the first ablation through a preset: `preset --run` calls `dvc exp run -S news.train.lr=0.02 -n lr02`
+    (repo / "presets").mkdir()
+    (repo / "presets/news.yaml").write_text("lr02: {train: {lr: 0.02}}\n")
+    sh(repo, sys.executable, "-m", "stages.common.preset", "news", "lr02", "--run", "-q", "-n", "lr02")
     sh(repo, "git", "checkout", "-q", "--", "params.yaml")  # the next ablation starts from the baseline's params
     sh(repo, *dvc, "exp", "run", "-q", "-n", "ep5", "-S", "news.train.epochs=5")
     return repo

@@ -28,6 +28,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 WIDTH = 120
+MAX_OTHERS = 25  # `diff` lists at most this many non-headline metrics unless --all
 NOISE_STDS = 2.0  # a difference under this many run-to-run stds is not evidence (README, "Run-to-run spread")
 SPREAD_NOTE = "± = run-to-run std over seeds 0/1/2 at sample scale (README 'Run-to-run spread')"
 
@@ -406,11 +407,15 @@ def diff(task: str, a: str, b: str, root: str = ".", every: bool = False) -> str
                 continue
             if every or entry.get("old") != entry.get("new"):
                 name = f"{file.removeprefix('metrics/').removesuffix('.json')}:{key}"
+                numbers = _number(entry.get("old")) and _number(entry.get("new"))
                 others.append([fmt(name, 56), fmt(entry.get("old"), 16), fmt(entry.get("new"), 16),
-                               _signed(entry.get("diff")) if _number(entry.get("diff")) else ""])  # fmt: skip
-    label = "every other metric" if every else "other metrics that changed (--all: every one)"
+                               _signed(entry.get("diff")) if numbers else ""])  # fmt: skip
+    label = "every other metric" if every else "other metrics that changed"
     if others:
-        out += ["", *table([label, a, b, "change"], others, [False, True, True, True])]
+        cut = len(others) - MAX_OTHERS if not every and len(others) > MAX_OTHERS else 0
+        out += ["", *table([label, a, b, "change"], others[: len(others) - cut], [False, True, True, True])]
+        if cut:
+            out.append(f"… and {cut} more (--all: every metric, changed or not)")
     return "\n".join(out)
 
 
@@ -497,6 +502,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     except ExpsError as err:
         print(f"error: {err}", file=sys.stderr)
         sys.exit(1)
+    except BrokenPipeError:  # `| head`: the reader has gone, nothing to report
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        sys.exit(0)
 
 
 if __name__ == "__main__":

@@ -13,7 +13,8 @@ the old unquoted form for `dvc exp run $(...)`, which only bash splits into word
 
 A preset's top-level key that names another section of params.yaml (twolayer's `mini-imagenet:`) sets that
 section; every other key is a key of the task's own section. Values are written in the override syntax of
-`dvc exp run -S`: lists as `[1,2]`, strings quoted when they hold anything but plain path characters.
+`dvc exp run -S`: lists as `[1,2]` (a string written as "[1,2]" is passed as it is), other strings quoted
+when they hold anything but plain path characters.
 """
 
 from __future__ import annotations
@@ -83,6 +84,8 @@ def _value(value: object) -> str:
     if isinstance(value, (list, tuple)):
         return json.dumps(list(value), separators=(",", ":"))
     if isinstance(value, str):
+        if value.startswith("[") and value.endswith("]"):  # a list already in -S syntax (presets/ddpm.yaml's)
+            return value
         if _PLAIN.match(value) and value.lower() not in _LITERALS and not _number(value):
             return value
         return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"

@@ -41,12 +41,13 @@ def test_run_and_print_need_no_word_splitting(tmp_path, monkeypatch):
     (tmp_path / "presets" / "t.yaml").write_text(
         textwrap.dedent("""\
         big:
-          model: {width: 8, sizes: [1, 2, 2, 2], name: a b}
+          model: {width: 8, sizes: [1, 2, 2, 2], name: a b, mults: "[1,2]", flag: true}
           shared: {data: {source: 'dir:x y'}}
         """)
     )
     assert preset.overrides("t", "big", tmp_path) == [
-        "t.model.width=8", "t.model.sizes=[1,2,2,2]", "t.model.name='a b'", "shared.data.source='dir:x y'",
+        "t.model.width=8", "t.model.sizes=[1,2,2,2]", "t.model.name='a b'", "t.model.mults=[1,2]", "t.model.flag=true",
+        "shared.data.source='dir:x y'",
     ]  # fmt: skip
     assert preset.shell_line(["-S", "t.model.sizes=[1,2,2,2]"]) == "-S 't.model.sizes=[1,2,2,2]'"
     calls = []
@@ -55,6 +56,5 @@ def test_run_and_print_need_no_word_splitting(tmp_path, monkeypatch):
     with pytest.raises(SystemExit) as exit_:
         preset.main(["t", "big", "--run", "--temp", "-S", "common.threads=1"])
     assert exit_.value.code == 0
-    assert calls == [[sys.executable, "-m", "dvc", "exp", "run", "-S", "t.model.width=8", "-S",
-                      "t.model.sizes=[1,2,2,2]", "-S", "t.model.name='a b'", "-S", "shared.data.source='dir:x y'",
-                      "--temp", "-S", "common.threads=1"]]  # fmt: skip
+    expected = [arg for item in preset.overrides("t", "big") for arg in ("-S", item)]
+    assert calls == [[sys.executable, "-m", "dvc", "exp", "run", *expected, "--temp", "-S", "common.threads=1"]]
