@@ -5,11 +5,12 @@
     python -m stages.common.preset mini-imagenet real64 dynconv real64 --run # several presets at once
     python -m stages.common.preset pokemon strong --print                    # the arguments, shell-quoted
 
-`--run [ARGS...]` calls `dvc exp run` itself with an argument list (no shell: nothing is split or globbed) and
-passes ARGS after the preset's. `--print [ARGS...]` prints the same arguments quoted for a POSIX shell (bash and
-zsh alike: `eval "dvc exp run $(python -m stages.common.preset pokemon strong --print)"`). With neither, it prints
-the old unquoted form for `dvc exp run $(...)`, which only bash splits into words (zsh does not, and globs the
-`[1,2,2]` lists): use `--run` instead.
+`--run [ARGS...]` calls `dvc exp run` itself with an argument list (no shell: nothing is split, globbed or
+re-quoted) and passes ARGS after the preset's. `--print [ARGS...]` prints the same arguments quoted for a POSIX
+shell (bash and zsh alike: `eval "dvc exp run $(python -m stages.common.preset pokemon strong --print)"`). With
+neither, it prints the old unquoted form for `dvc exp run $(...)`, which relies on the shell splitting it into
+words and leaving the `[1,2,2]` globs alone (bash's nullglob drops them) and breaks on values with spaces: use
+`--run` instead.
 
 A preset's top-level key that names another section of params.yaml (twolayer's `mini-imagenet:`) sets that
 section; every other key is a key of the task's own section. Values are written in the override syntax of
@@ -88,7 +89,9 @@ def _value(value: object) -> str:
             return value
         if _PLAIN.match(value) and value.lower() not in _LITERALS and not _number(value):
             return value
-        return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+        # Hydra's quoting (what -S parses): a quote is escaped, and so are the backslashes before a quote or the end
+        body = re.sub(r"(\\*)'", lambda m: m.group(1) * 2 + "\\'", value)
+        return "'" + re.sub(r"(\\+)$", lambda m: m.group(1) * 2, body) + "'"
     return str(value)
 
 

@@ -58,3 +58,22 @@ def test_run_and_print_need_no_word_splitting(tmp_path, monkeypatch):
     assert exit_.value.code == 0
     expected = [arg for item in preset.overrides("t", "big") for arg in ("-S", item)]
     assert calls == [[sys.executable, "-m", "dvc", "exp", "run", *expected, "--temp", "-S", "common.threads=1"]]
+
+
+@pytest.mark.parametrize("shell", ["bash", "zsh"])
+def test_print_gives_the_same_arguments_in_bash_and_zsh(shell, tmp_path):
+    import shutil
+    import subprocess
+
+    from stages.common import preset
+
+    if shutil.which(shell) is None:
+        pytest.skip(f"{shell} is not installed")
+    (tmp_path / "presets").mkdir()
+    (tmp_path / "presets" / "t.yaml").write_text('big: {model: {sizes: [1, 2, 2, 2], name: "it\'s a b"}}\n')
+    (tmp_path / "t.model.sizes=1").write_text("")  # a file that the unquoted [1,2,2,2] glob would match
+    script = f'eval "set -- $({sys.executable} -m stages.common.preset t big --print -n x)"; printf "%s\\n" "$@"'
+    env = {"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"}
+    out = subprocess.run([shell, "-c", script], cwd=tmp_path, env=env, capture_output=True, text=True, check=True)
+    assert out.stdout.splitlines() == [*preset.dvc_args([("t", "big")], tmp_path), "-n", "x"]
+    assert out.stdout.splitlines()[1] == "t.model.sizes=[1,2,2,2]"
