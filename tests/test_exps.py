@@ -152,3 +152,12 @@ def test_many_params_and_experiments_switch_to_the_long_form_within_the_width():
     text = "\n".join(lines)
     assert all(f"exp-{i}" in text for i in range(1, 10)) and "model.parameter_number_11" in text
     assert "(baseline)" in text and "65*" in text and "61" in text and "61*" not in text  # 2 std = 4.6
+
+
+def test_a_stage_belongs_to_the_longest_task_name_it_starts_with():
+    tasks = ["pokemon", "ddpm", "dip-ddpm", "mini-imagenet", "coco-caption"]
+    assert exps.task_of("pokemon-fid-reference", tasks) == "pokemon"
+    assert exps.task_of("dip-ddpm-restore@dip-ddpm", tasks) == "dip-ddpm"
+    assert exps.task_of("ddpm-train", tasks) == "ddpm"
+    assert exps.task_of("coco-caption-train@h2_l2_lr1e-4", tasks) == "coco-caption"
+    assert exps.task_of("coco-train", tasks) == ""

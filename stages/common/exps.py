@@ -126,10 +126,12 @@ def task_view(task: str, root: str = ".") -> TaskView:
 
     with Repo(root) as repo:
         stages = list(repo.index.stages)
-        mine = [s for s in stages if s.name.startswith(f"{task}-")]
+        sections = _params_sections(repo.root_dir)
+        owner = {s: task_of(s.name, sections) for s in stages}
+        mine = [s for s in stages if owner[s] == task]
         if not mine:
-            tasks = sorted({s.name.split("@")[0].rsplit("-", 1)[0] for s in stages})
-            raise ExpsError(f"no stages named '{task}-*' in dvc.yaml (tasks: {', '.join(tasks)})")
+            tasks = sorted({t for t in owner.values() if t})
+            raise ExpsError(f"no stages of a task '{task}' in dvc.yaml (tasks: {', '.join(tasks)})")
         upstream = set(mine)
         graph = repo.index.graph
         for stage in mine:
@@ -144,6 +146,23 @@ def task_view(task: str, root: str = ".") -> TaskView:
         top = [next(iter(p)) if isinstance(p, dict) else str(p) for p in _top_level_plots(repo.root_dir)]
     plot_ids = [p for p in top if p.startswith(f"{task} ")] + images
     return TaskView(task, keys, metric_files, plot_ids, HEADLINES.get(task, ()))
+
+
+def task_of(stage: str, tasks: Iterable[str]) -> str:
+    """The task of a stage `<task>-<step>[@variant]`: the longest params section it starts with (`pokemon` for
+    `pokemon-fid-reference`, `dip-ddpm` for `dip-ddpm-restore@dip`, never `ddpm`); "" when none."""
+    return max((t for t in tasks if stage.startswith(f"{t}-")), key=len, default="")
+
+
+def _params_sections(root: str) -> list[str]:
+    import yaml
+
+    path = os.path.join(root, "params.yaml")
+    if not os.path.isfile(path):
+        return []
+    with open(path, encoding="utf-8") as f:
+        data = yaml.safe_load(f) or {}
+    return [str(k) for k in data] if isinstance(data, dict) else []
 
 
 def _top_level_plots(root: str) -> list[Any]:
