@@ -1,5 +1,5 @@
 """Run a task's stages with a named preset into a scratch folder, leaving params.yaml, dvc.lock and the
-repo's outputs alone (for real-data checks; `dvc exp run $(python -m stages.common.preset ...)` is the
+repo's outputs alone (for real-data checks; `python -m stages.common.preset <task> <name> --run` is the
 tracked way).
 
     python benchmarks/run_preset.py coco-caption course /tmp/cc-course [config ...]

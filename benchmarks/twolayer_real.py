@@ -10,8 +10,7 @@ Defaults: preset `real` of presets/twolayer.yaml, root .cache/twolayer-real. The
 preset's `mini-imagenet:` entry (source, prepare.image_size) override the mini-imagenet section; the rest
 override the twolayer section. The tracked equivalent:
 
-    dvc exp run $(python -m stages.common.preset twolayer real) \\
-        -S mini-imagenet.data.source=dir:../shared/data/mini_imagenet -S mini-imagenet.prepare.image_size=64
+    python -m stages.common.preset twolayer real --run   # its mini-imagenet: entry sets that section
 """
 
 from __future__ import annotations
