@@ -19,8 +19,8 @@ in 15 minutes and no task over 3.
 
 `flops` builds each training stage's model and one batch at the sample-scale defaults of params.yaml,
 counts the FLOPs of a forward + backward pass with `torch.utils.flop_counter`, times a few optimizer
-steps, and prints FLOP/s against the peak fp32 rate of this CPU: cores × FLOPs per cycle per core ×
-clock. The stages pin torch to AVX2 (stages/__init__.py): two 256-bit FMA units per core, 2 × 8 × 2 =
+steps, and prints FLOP/s against the peak fp32 rate of the cores it uses: threads (the stage's own
+`<task>.threads`, else `common.threads`) × FLOPs per cycle per core × clock. The stages pin torch to AVX2 (stages/__init__.py): two 256-bit FMA units per core, 2 × 8 × 2 =
 32 fp32 FLOPs per cycle. The clock is the one /proc/cpuinfo reports (the nominal clock; a boost clock
 can exceed it, so a share above 100 % is possible).
 """
@@ -124,33 +124,34 @@ def show(records: Path) -> None:
 
 
 def cpu_peak() -> tuple[float, str]:
-    """Peak fp32 FLOP/s of the cores torch uses, and how it was computed."""
-    import torch
-
+    """Peak fp32 FLOP/s of one core, and how it was computed."""
     mhz = 0.0
     for line in Path("/proc/cpuinfo").read_text().splitlines():
         if line.startswith("cpu MHz"):
             mhz = float(line.split(":")[1])
             break
-    cores = torch.get_num_threads()
-    peak = cores * FLOPS_PER_CYCLE * mhz * 1e6
-    return peak, f"{cores} cores × {FLOPS_PER_CYCLE} FLOP/cycle × {mhz / 1000:.2f} GHz = {peak / 1e9:.0f} GFLOP/s"
+    peak = FLOPS_PER_CYCLE * mhz * 1e6
+    return peak, f"{FLOPS_PER_CYCLE} FLOP/cycle × {mhz / 1000:.2f} GHz = {peak / 1e9:.0f} GFLOP/s"
 
 
 def flops(tasks: list[str]) -> None:
     import flop_probes  # benchmarks/flop_probes.py: one model + batch per training stage
     import torch
+    import yaml
     from torch.utils.flop_counter import FlopCounterMode
 
-    import stages  # noqa: F401 - pins the CPU kernels before torch does any work
-
-    torch.set_num_threads(2)
-    peak, how = cpu_peak()
-    print(f"peak fp32: {how}")
-    print(f"{'training stage':<32} {'GFLOP/step':>10} {'ms/step':>8} {'GFLOP/s':>8} {'of peak':>8}")
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    sections = sorted((k for k in params if k != "common"), key=len, reverse=True)
+    per_core, how = cpu_peak()
+    print(f"peak fp32 per core: {how}; each stage at its own thread count (<task>.threads or common.threads)")
+    print(f"{'training stage':<32} {'threads':>7} {'GFLOP/step':>10} {'ms/step':>8} {'GFLOP/s':>8} {'of peak':>8}")
     for name, build in flop_probes.PROBES.items():
         if tasks and not any(name.startswith(t) for t in tasks):
             continue
+        section = next((k for k in sections if name.startswith(k + "-")), None)
+        threads = (params.get(section) or {}).get("threads") or params["common"]["threads"]
+        torch.set_num_threads(threads)
+        peak = per_core * threads
         torch.manual_seed(0)
         step = build()
         with FlopCounterMode(display=False) as counter:
@@ -162,9 +163,8 @@ def flops(tasks: list[str]) -> None:
             step()
         seconds = (time.perf_counter() - start) / n
         rate = work / seconds
-        print(
-            f"{name:<32} {work / 1e9:>10.2f} {seconds * 1000:>8.0f} {rate / 1e9:>8.1f} {rate / peak:>8.0%}", flush=True
-        )
+        print(f"{name:<32} {threads:>7} {work / 1e9:>10.2f} {seconds * 1000:>8.0f} {rate / 1e9:>8.1f} {rate / peak:>8.0%}",
+              flush=True)  # fmt: skip
 
 
 def main() -> None:
@@ -189,6 +189,8 @@ def main() -> None:
     else:
         sys.path.insert(0, str(ROOT))
         sys.path.insert(0, str(Path(__file__).parent))
+        import stages  # noqa: F401 - pins the CPU kernels (stages/__init__.py) before torch is imported
+
         flops(args.tasks)
 
 
