@@ -148,6 +148,21 @@ def task_view(task: str, root: str = ".") -> TaskView:
     return TaskView(task, keys, metric_files, plot_ids, HEADLINES.get(task, ()))
 
 
+def spread_section(task: str) -> str:
+    """A report's "Run-to-run spread" section: the std over seeds of each headline metric, where measured."""
+    known = [h for h in HEADLINES.get(task, ()) if isinstance(h.std, float)]
+    command = f"`python benchmarks/spread.py {task} --seeds 0 1 2`"
+    lines = ["", "## Run-to-run spread", ""]
+    if not known:
+        lines.append(f"Not measured at this task's current defaults; {command} measures it.")
+    else:
+        lines += ["| metric | std over seeds 0, 1, 2 |", "|---|---|"]
+        lines += [f"| {h.label} (`{h.key}`) | {h.std:g} |" for h in known]
+        lines += ["", f"Measured with {command} at sample scale. A difference of less than about {NOISE_STDS:g} "
+                      "stds between two runs is noise, not evidence."]  # fmt: skip
+    return "\n".join(lines) + "\n"
+
+
 def task_of(stage: str, tasks: Iterable[str]) -> str:
     """The task of a stage `<task>-<step>[@variant]`: the longest params section it starts with (`pokemon` for
     `pokemon-fid-reference`, `dip-ddpm` for `dip-ddpm-restore@dip`, never `ddpm`); "" when none."""

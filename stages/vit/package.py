@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 from stages.common.cli import main
+from stages.common.exps import spread_section
 from stages.common.io import read_json, write_text
 from stages.vit import config
 
@@ -37,7 +38,7 @@ def run(p: config.VitParams, common: config.CommonParams, paths: config.Paths) -
     lines += ["![accuracy](../plots/vit/acc_out.png) ![loss](../plots/vit/loss_out.png)", "",
               "| class | test accuracy |", "|---|---|"]  # fmt: skip
     lines += [f"| {c} | {v:.3f} |" for c, v in r["per_class_test_accuracy"].items()]
-    text = "\n".join(lines) + "\n"
+    text = "\n".join(lines) + "\n" + spread_section(config.TASK)
     write_text(paths.report, text)
     print(f"vit-package: report -> {paths.report}")
     return text
