@@ -111,16 +111,21 @@ def prepare_repo(repo: Path) -> None:
 
 
 @pytest.fixture(scope="module")
-def served(tmp_path_factory):
-    """(a running mlflow server, the prepared repo): the server starts while the repo is prepared."""
-    base = tmp_path_factory.mktemp("tracking")
-    srv = Server(base)
+def server(tmp_path_factory):
+    """One mlflow server for the module (starting one costs tens of seconds on a loaded machine)."""
+    srv = Server(tmp_path_factory.mktemp("mlflow-server"))
     try:
-        prepare_repo(base / "repo")
         srv.wait_ready()
-        yield srv, base / "repo"
+        yield srv
     finally:
         srv.stop()
+
+
+@pytest.fixture(scope="module")
+def prepared(tmp_path_factory) -> Path:
+    repo = tmp_path_factory.mktemp("tracking") / "repo"
+    prepare_repo(repo)
+    return repo
 
 
 def copy_of(repo: Path, dest: Path) -> Path:
@@ -149,11 +154,47 @@ def check_train_run(client, mlrun, repo: Path, lr: str) -> None:
     assert deps == stage_dep_hashes("vit-train", repo) and "data/vit/prepared" in deps
 
 
-def test_exp_run_logs_run_params_history_artifacts_and_tags_to_the_server(served, tmp_path):
+def test_runs_reach_the_server_with_params_history_artifacts_and_tags(server, tmp_path, monkeypatch):
+    """In-process, as a stage inside `dvc exp run` logs (DVC_EXP_NAME set): what arrives at the server."""
+    import mlflow
+
+    from stages.common.tracking import tracked_run
+
+    (tmp_path / "dvc.yaml").write_text("stages:\n  t-train:\n    deps:\n      - in.txt\n      - data\n")
+    (tmp_path / "in.txt").write_text("data")
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "a.txt").write_text("a")
+    (tmp_path / "loss.png").write_bytes(b"\x89PNG not really")
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", server.url)
+    monkeypatch.setenv("DVC_EXP_NAME", "fast-exp")
+    for stage in ("t-train", "t-evaluate"):
+        with tracked_run("t", stage, {"train": {"lr": 0.1, "epochs": 3}}, root=tmp_path) as tracker:
+            assert tracker.active
+            for epoch in range(1, 4):
+                tracker.log_metrics({"loss": 1.0 / epoch}, step=epoch)
+            tracker.log_artifact(tmp_path / "loss.png")
+
+    client = mlflow.MlflowClient(server.url)
+    experiment = client.get_experiment_by_name("t")
+    runs = client.search_runs([experiment.experiment_id], "tags.dvc_exp_name = 'fast-exp'")
+    assert {r.data.tags["stage"] for r in runs} == {"t-train", "t-evaluate"}  # every run of the experiment
+    train = next(r for r in runs if r.data.tags["stage"] == "t-train")
+    assert train.info.status == "FINISHED"
+    assert train.data.params == {"train.lr": "0.1", "train.epochs": "3"}
+    history = client.get_metric_history(train.info.run_id, "loss")
+    assert [(m.step, m.value) for m in history] == [(1, 1.0), (2, 0.5), (3, 1 / 3)]
+    assert train.data.tags["dep.in.txt"] == "8d777f385d3dfec8815d20f7496026dc"  # md5 of "data", as dvc.lock has it
+    assert train.data.tags["dep.data"].endswith(".dir")
+    assert [a.path for a in client.list_artifacts(train.info.run_id)] == ["loss.png"]
+    local = client.download_artifacts(train.info.run_id, "loss.png", str(tmp_path / "back"))
+    assert Path(local).read_bytes() == (tmp_path / "loss.png").read_bytes()
+
+
+@pytest.mark.slow
+def test_exp_run_logs_run_params_history_artifacts_and_tags_to_the_server(server, prepared, tmp_path):
     """`dvc exp run -n srv-exp`: DVC sets DVC_EXP_NAME for the stage, which tags its run `dvc_exp_name`."""
     import mlflow
 
-    server, prepared = served
     repo = copy_of(prepared, tmp_path / "repo")
     out = run(
         [sys.executable, "-m", "dvc", "exp", "run", "-n", "srv-exp", "-S", "vit.train.lr=0.003", "vit-train"],
@@ -172,9 +213,18 @@ def test_exp_run_logs_run_params_history_artifacts_and_tags_to_the_server(served
     }
 
 
-def test_server_killed_mid_run_leaves_the_stage_successful_with_one_warning(served, tmp_path):
-    """Kills the module's server: keep this test last in the file."""
-    server, prepared = served
+@pytest.mark.slow
+def test_server_killed_mid_run_leaves_the_stage_successful_with_one_warning(prepared, tmp_path):
+    """A real trainer (vit-train, 100 epochs) and a server of its own, killed after epoch 3 was logged."""
+    server = Server(tmp_path)
+    try:
+        server.wait_ready()
+        trainer_killed_mid_run(server, prepared, tmp_path)
+    finally:
+        server.stop()
+
+
+def trainer_killed_mid_run(server: Server, prepared: Path, tmp_path: Path) -> None:
     repo = copy_of(prepared, tmp_path / "repo")
     set_params(repo, {"vit": {"train": {"epochs": 100}}})
     trainer = subprocess.Popen([sys.executable, "-m", "stages.vit.train"], cwd=repo, env=stage_env(server),
@@ -197,3 +247,23 @@ def test_server_killed_mid_run_leaves_the_stage_successful_with_one_warning(serv
     # MLflow's own INFO lines (creating the experiment) aside, stderr is the one warning
     lines = [line for line in stderr.splitlines() if line.strip() and " INFO mlflow" not in line]
     assert len(lines) == 1 and lines[0].startswith("warning: MLflow log_metrics failed"), stderr[-3000:]
+
+
+def test_server_dying_mid_run_costs_one_warning_line_and_tracking_goes_quiet(server, tmp_path, monkeypatch, capsys):
+    """Kills the module's server: keep this test last in the file."""
+    import mlflow
+
+    from stages.common.tracking import tracked_run
+
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", server.url)
+    with tracked_run("t", "t-train", {"lr": 0.1}, root=tmp_path) as tracker:
+        tracker.log_metrics({"loss": 1.0}, step=1)
+        run_id = tracker.run_id
+        server.stop(signal.SIGKILL)
+        for epoch in range(2, 6):  # the stage goes on: one warning, then nothing
+            tracker.log_metrics({"loss": 1.0 / epoch}, step=epoch)
+        tracker.log_artifact(__file__)
+        assert not tracker.active
+    (line,) = [x for x in capsys.readouterr().err.splitlines() if x.strip()]
+    assert line.startswith("warning: MLflow log_metrics failed, tracking off for the rest of this run")
+    assert mlflow.active_run() is None and run_id  # nothing left on MLflow's stack for a later run

@@ -48,8 +48,11 @@ class Tracker:
         try:
             getattr(self._mlflow, method)(*args, **kwargs)
         except Exception as err:  # noqa: BLE001 - tracking must never fail a stage
-            self._mlflow = None
+            mlflow, self._mlflow = self._mlflow, None
             warn(f"MLflow {method} failed, tracking off for the rest of this run ({err})")
+            if method != "end_run":  # end_run pops the run off MLflow's stack before it calls the server
+                with contextlib.suppress(Exception):
+                    mlflow.end_run(status="KILLED")
 
     def log_metrics(self, metrics: dict[str, float], step: int | None = None) -> None:
         clean = {k: float(v) for k, v in metrics.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
