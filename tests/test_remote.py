@@ -236,3 +236,13 @@ def test_s3_remote_restores_stages_and_an_experiment_without_training(clone_a, s
     assert yaml.safe_load((b / "params.yaml").read_text())["vit"]["train"]["lr"] == 0.01
     assert "up to date" in dvc(b, "status", env=env)
     assert digests(b) == a_exp
+
+
+def test_runcache_push_without_a_remote_is_one_error_line(tmp_path):
+    run([sys.executable, "-m", "dvc", "init", "-q", "--no-scm"], tmp_path)
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    result = subprocess.run([sys.executable, "-m", "stages.common.runcache", "push"], cwd=tmp_path, env=env,
+                            capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert result.returncode == 1
+    (line,) = result.stderr.strip().splitlines()
+    assert line.startswith("error: ") and "remote" in line and "Traceback" not in result.stderr

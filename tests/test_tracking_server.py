@@ -1,10 +1,12 @@
 """MLflow against a real tracking server: `mlflow server` (sqlite + an artifact folder in tmp_path, a free port).
 
-- `dvc exp run -n <name> vit-train` with `MLFLOW_TRACKING_URI` pointing at the server: the run arrives with its
-  params, per-epoch metric history, artifacts, dep-hash tags (equal to what dvc.lock records) and the tag
-  `dvc_exp_name`, by which every run of that experiment is found.
-- The server stopped while a trainer is logging: the stage still succeeds, writes its outputs and prints exactly
-  one `warning:` line.
+Default suite (one server for the module, about a minute on a loaded 2-core machine, most of it the server's start):
+- runs logged through `stages.common.tracking` arrive with their params, per-epoch metric history, artifacts,
+  dep-hash tags and, with DVC's `DVC_EXP_NAME` set as `dvc exp run` sets it, the tag `dvc_exp_name` that finds
+  every run of the experiment;
+- the server killed mid-run: one `warning:` line, tracking goes quiet, nothing left on MLflow's run stack.
+Slow (`-m slow`): the same through a real `dvc exp run -n srv-exp vit-train` (tags equal to dvc.lock's hashes),
+and a real vit-train subprocess whose server is killed after epoch 3: exit 0, outputs written, one warning line.
 """
 
 from __future__ import annotations
