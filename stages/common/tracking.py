@@ -2,7 +2,12 @@
 
 `metrics/*.json` written by the stages are the source of truth; MLflow is a
 convenience. So every MLflow call is guarded: if the tracking store cannot be
-reached, the stage warns once and goes on without tracking.
+reached (a server that is down, or stops mid-run), the stage prints one `warning:` line
+and goes on without tracking.
+
+Every run is tagged with the stage, the git commit, the hash of each dependency and, inside
+`dvc exp run`, the experiment's name (`dvc_exp_name`, from DVC's `DVC_EXP_NAME`) and baseline
+commit, so all the runs of one experiment are found with `tags.dvc_exp_name = '<name>'`.
 
 Light stages (package, evaluate without a model) finish in a second, less than `import mlflow`
 takes. They open their run with `background=True`: the calls are recorded in a spool folder
@@ -21,7 +26,6 @@ import shutil
 import subprocess
 import sys
 import time
-import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -56,8 +60,11 @@ class Tracker:
         try:
             getattr(self._mlflow, method)(*args, **kwargs)
         except Exception as err:  # noqa: BLE001 - tracking must never fail a stage
-            warnings.warn(f"MLflow {method} failed, tracking disabled for this run: {err}", stacklevel=3)
-            self._mlflow = None
+            mlflow, self._mlflow = self._mlflow, None
+            warn(f"MLflow {method} failed, tracking off for the rest of this run ({err})")
+            if method != "end_run":  # end_run pops the run off MLflow's stack before it calls the server
+                with contextlib.suppress(Exception):
+                    mlflow.end_run(status="KILLED")
 
     def log_metrics(self, metrics: dict[str, float], step: int | None = None) -> None:
         clean = {k: float(v) for k, v in metrics.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
@@ -155,7 +162,7 @@ def tracked_run(
     else:
         tracker = Tracker(_start(task, stage, root, run_id) if enabled else None)
     tracker.log_params(params)
-    tracker.set_tags({"stage": stage, "git_commit": git_commit(root), **_dep_tags(stage, root)})
+    tracker.set_tags({"stage": stage, "git_commit": git_commit(root), **_dep_tags(stage, root), **exp_tags()})
     if run_id:
         tracker.set_tags({"resumed": "true"} if tracker.run_id == run_id else {"resumes_run_id": run_id})
     status = "FAILED"
@@ -186,12 +193,27 @@ def _start(task: str, stage: str, root: Path, run_id: str | None = None) -> Any:
                 mlflow.start_run(run_id=run_id)
                 return mlflow
             except Exception as err:  # noqa: BLE001 - e.g. the tracking store was reset since the checkpoint
-                warnings.warn(f"MLflow run {run_id} cannot be continued ({err}); starting a new one", stacklevel=3)
+                warn(f"MLflow run {run_id} cannot be continued ({err}); starting a new one")
         mlflow.start_run(run_name=stage)
         return mlflow
     except Exception as err:  # noqa: BLE001 - tracking must never fail a stage
-        warnings.warn(f"MLflow tracking unavailable ({err}); continuing without it", stacklevel=3)
+        warn(f"MLflow tracking unavailable ({err}); continuing without it")
         return None
+
+
+# DVC sets these in the environment of every stage that `dvc exp run` runs (dvc/env.py).
+EXP_ENV = {"DVC_EXP_NAME": "dvc_exp_name", "DVC_EXP_BASELINE_REV": "dvc_exp_baseline_rev"}
+
+
+def exp_tags() -> dict[str, str]:
+    """`dvc_exp_name` (and the baseline commit) when the stage runs inside `dvc exp run`; empty otherwise."""
+    return {tag: os.environ[env] for env, tag in EXP_ENV.items() if os.environ.get(env)}
+
+
+def warn(message: str) -> None:
+    """One `warning:` line on stderr (an MLflow error can span lines and pages; the stage goes on)."""
+    line = " ".join(str(message).split())
+    print(f"warning: {line[:400]}{' ...' if len(line) > 400 else ''}", file=sys.stderr, flush=True)
 
 
 def git_commit(root: Path) -> str:

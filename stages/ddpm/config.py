@@ -26,6 +26,9 @@ if TYPE_CHECKING:  # the U-Net module imports torch; light stages (download, pac
 
 TASK = "ddpm"
 SUBMISSION_SIZE = 64  # the course's images are 64×64
+# ddpm-download packs the images into this one uncompressed zip inside data/ddpm/raw: one DVC object
+# instead of thousands of small files (10,000 at full scale), each of which DVC hashes and transfers alone
+RAW_ARCHIVE = "images.zip"
 
 
 @dataclasses.dataclass

@@ -1,7 +1,10 @@
-"""Reading folders of images: decodability checks, centre-crop + resize, JPEG writing."""
+"""Reading folders of images: decodability checks, centre-crop + resize, JPEG writing, the raw archive."""
 
 from __future__ import annotations
 
+import io
+import zipfile
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -22,10 +25,10 @@ def list_files(folder: Path) -> list[Path]:
     )
 
 
-def decode(path: Path) -> np.ndarray:
-    """H×W×3 uint8 of an image file; DataError naming the file if it is not a decodable image."""
+def decode(path: Path | str, data: bytes | None = None) -> np.ndarray:
+    """H×W×3 uint8 of an image file (or of `data`, its bytes); DataError naming `path` if it does not decode."""
     try:
-        with Image.open(path) as img:
+        with Image.open(io.BytesIO(data) if data is not None else path) as img:
             img.load()
             return np.asarray(img.convert("RGB"), dtype=np.uint8)
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as err:
@@ -48,6 +51,46 @@ def save_jpeg(image: np.ndarray, path: Path, quality: int = 95) -> None:
     Image.fromarray(image).save(path, format="JPEG", quality=quality)
 
 
+def jpeg_bytes(image: np.ndarray, quality: int = 95) -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(image).save(buffer, format="JPEG", quality=quality)
+    return buffer.getvalue()
+
+
+def write_archive(path: Path, files: Iterable[tuple[str, bytes]]) -> int:
+    """An uncompressed zip of (name, bytes), byte-identical for the same files (fixed times and modes)."""
+    count = 0
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_STORED) as archive:
+        for name, data in files:
+            info = zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0))
+            info.external_attr = 0o644 << 16
+            archive.writestr(info, data)
+            count += 1
+    return count
+
+
+def archive_names(path: Path) -> list[str]:
+    """The file names inside the raw archive, sorted; DataError naming it if it is not a readable zip."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            return sorted(n for n in archive.namelist() if not n.endswith("/"))
+    except (zipfile.BadZipFile, OSError) as err:
+        raise DataError(f"{path}: not a readable zip ({err}); re-run ddpm-download") from None
+
+
+def _raw_images(folder: Path, limit: int) -> Iterator[tuple[str, bytes | None]]:
+    """(name for errors, bytes or None to read the file) of each image in name order, the archive's if present."""
+    archive = folder / config.RAW_ARCHIVE
+    if archive.is_file():
+        names = archive_names(archive)[: limit or None]
+        with zipfile.ZipFile(archive) as z:
+            for name in names:
+                yield f"{archive}:{name}", z.read(name)
+    else:
+        for file in list_files(folder)[: limit or None]:
+            yield str(file), None
+
+
 def load_prepared(folder: Path) -> np.ndarray:
     """The prepared images as N×3×S×S float32 in [-1, 1]."""
     file = folder / "images.npy"
@@ -58,19 +101,18 @@ def load_prepared(folder: Path) -> np.ndarray:
 
 
 def read_folder(folder: Path, size: int, resize: bool = True, limit: int = 0) -> np.ndarray:
-    """The images of `folder` in name order as N×size×size×3 uint8."""
-    files = list_files(folder)[: limit or None]
-    if not files:
-        raise DataError(f"{folder}: no images")
-    out = np.empty((len(files), size, size, 3), dtype=np.uint8)
-    for i, file in enumerate(files):
-        image = decode(file)
+    """The images of `folder` (ddpm-download's, holding RAW_ARCHIVE, or any image folder) as N×size×size×3 uint8."""
+    images = []
+    for name, data in _raw_images(folder, limit):
+        image = decode(name, data)
         if not resize and image.shape[:2] != (size, size):
             raise DataError(
-                f"{file}: {image.shape[1]}×{image.shape[0]}, expected {size}×{size} (or set ddpm.prepare.resize: true)"
+                f"{name}: {image.shape[1]}×{image.shape[0]}, expected {size}×{size} (or set ddpm.prepare.resize: true)"
             )
-        out[i] = square(image, size)
-    return out
+        images.append(square(image, size))
+    if not images:
+        raise DataError(f"{folder}: no images")
+    return np.stack(images)
 
 
 def upscale(images: np.ndarray, size: int = config.SUBMISSION_SIZE) -> np.ndarray:

@@ -1,6 +1,5 @@
 import socket
 import time
-import warnings
 
 import pytest
 
@@ -30,19 +29,28 @@ def test_run_logs_params_metrics_and_tags(tmp_path, monkeypatch):
     assert run.info.status == "FINISHED"
 
 
-def test_unreachable_server_warns_and_never_fails(tmp_path, monkeypatch):
+def test_unreachable_server_warns_once_and_never_fails(tmp_path, monkeypatch, capsys):
     with socket.socket() as s:  # a port nobody listens on
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"http://127.0.0.1:{port}")
     start = time.time()
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        with tracked_run("t", "t-train", {"a": 1}, root=tmp_path) as tracker:
-            tracker.log_metrics({"loss": 1.0}, step=0)
-            assert not tracker.active
-    assert any("MLflow" in str(w.message) for w in caught)
+    with tracked_run("t", "t-train", {"a": 1}, root=tmp_path) as tracker:
+        tracker.log_metrics({"loss": 1.0}, step=0)
+        assert not tracker.active
+    (line,) = capsys.readouterr().err.splitlines()
+    assert line.startswith("warning: MLflow tracking unavailable")
     assert time.time() - start < 60
+
+
+def test_exp_run_environment_becomes_tags(monkeypatch):
+    from stages.common.tracking import exp_tags
+
+    monkeypatch.delenv("DVC_EXP_BASELINE_REV", raising=False)
+    monkeypatch.delenv("DVC_EXP_NAME", raising=False)
+    assert exp_tags() == {}
+    monkeypatch.setenv("DVC_EXP_NAME", "lr-sweep")
+    assert exp_tags() == {"dvc_exp_name": "lr-sweep"}
 
 
 def test_disabled_tracking_is_a_no_op(tmp_path):
@@ -91,10 +99,8 @@ def test_a_resumed_run_continues_the_killed_one(tmp_path, monkeypatch):
 
 def test_resuming_an_unknown_run_starts_a_new_one(tmp_path, monkeypatch):
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        with tracked_run("t", "t-train", {}, root=tmp_path, run_id="0" * 32) as tracker:
-            assert tracker.active and tracker.run_id != "0" * 32
+    with tracked_run("t", "t-train", {}, root=tmp_path, run_id="0" * 32) as tracker:
+        assert tracker.active and tracker.run_id != "0" * 32
 
 
 def test_light_stage_run_is_logged_after_it_exits(tmp_path, monkeypatch):
@@ -135,9 +141,7 @@ def test_spool_stays_when_the_store_is_unreachable(tmp_path, monkeypatch):
     monkeypatch.delenv("STAGES_MLFLOW_SYNC")
     with tracked_run("t", "t-package", {}, root=tmp_path, background=True) as tracker:
         tracker.log_metrics({"x": 1.0})
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        assert replay(tmp_path) == 0
+    assert replay(tmp_path) == 0
     assert len(list((tmp_path / ".mlflow-spool").glob("*/run.json"))) == 1
 
 

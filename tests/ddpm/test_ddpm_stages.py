@@ -13,7 +13,7 @@ from tiny import COMMON, tiny_task
 from stages.common.io import DataError, read_json
 from stages.common.params import ParamsError
 from stages.ddpm import config, download, evaluate, faces, fid_reference, package, prepare, sample, train
-from stages.ddpm.images import load_prepared
+from stages.ddpm.images import archive_names, load_prepared
 
 
 def tiny_params(n_images: int = 40) -> tuple[config.DdpmParams, config.CommonParams]:
@@ -52,7 +52,9 @@ def test_faces_are_deterministic_and_varied():
 def test_download_and_prepare(done):
     p, _, paths, results = done
     assert results["download"] == {"images": 40, "skipped": 0}
-    assert sorted(f.name for f in paths.raw.iterdir())[:2] == ["000001.jpg", "000002.jpg"]
+    # one DVC object, not one per image: the images packed in one uncompressed zip
+    assert [f.name for f in paths.raw.iterdir()] == [config.RAW_ARCHIVE]
+    assert archive_names(paths.raw / config.RAW_ARCHIVE)[:2] == ["000001.jpg", "000002.jpg"]
     data = load_prepared(paths.prepared)
     assert data.shape == (40, 3, 16, 16) and data.dtype == np.float32
     assert -1 <= data.min() < -0.5 and 0.5 < data.max() <= 1
@@ -219,7 +221,10 @@ def test_download_from_folder_crops_and_resizes(tiny, tmp_path):
     (src / ".DS_Store").write_bytes(b"\0")
     p.data.source = f"dir:{src}"
     assert download.run(p, COMMON, paths) == {"images": 4, "skipped": 0}
-    assert (paths.raw / "sub__a.jpg").is_file()
+    assert "sub__a.jpg" in archive_names(paths.raw / config.RAW_ARCHIVE)
+    packed = (paths.raw / config.RAW_ARCHIVE).read_bytes()
+    download.run(p, COMMON, paths)
+    assert (paths.raw / config.RAW_ARCHIVE).read_bytes() == packed  # same files, same bytes
     prepare.run(p, COMMON, paths)
     assert load_prepared(paths.prepared).shape == (4, 3, 16, 16)
     p.prepare = dataclasses.replace(p.prepare, resize=False)
