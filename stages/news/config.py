@@ -82,6 +82,7 @@ class TrainParams:
     grad_clip: float = 1.0
     patience: int = 4  # stop after this many epochs without a better validation accuracy; 0 = never
     embedding_epochs: int = 5  # Word2Vec/FastText epochs with embedding_init != random
+    ema: float = 0.0  # > 0: evaluate and keep an exponential moving average of the weights (decay per step)
     members: int = 1  # a seed ensemble: this many models (seeds news.seed, news.seed+1, ...), probabilities averaged
 
 
@@ -153,6 +154,7 @@ RANGES = {
     "train.weight_decay": at_least(0), "train.warmup_fraction": between(0, 1, open_high=True),
     "train.label_smoothing": between(0, 1, open_high=True), "train.grad_clip": at_least(0),
     "train.patience": at_least(0), "train.embedding_epochs": at_least(1), "train.members": at_least(1),
+    "train.ema": between(0, 1, open_high=True),
     "predict.batch_size": at_least(1), "evaluate.baseline_ngrams": at_least(1), "evaluate.baseline_c": above(0),
 }  # fmt: skip
 

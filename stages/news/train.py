@@ -122,8 +122,12 @@ def train_member(
     history: list[dict] = []
     best = {"val_accuracy": -1.0, "epoch": 0, "state": None}
     first_epoch = 1
+    ema = weight_average(model, t.ema)  # None, or the exponential moving average of the weights
     if (saved := checkpoint.resume(scratch, model, optimizer, scheduler)) is not None:
         history, best, first_epoch = saved["history"], saved["best"], saved["epoch"] + 1
+        if ema is not None:
+            ema.load_state_dict(saved["ema"])
+    scored = model if ema is None else ema.module  # the weights that are evaluated and kept
 
     n_params = sum(x.numel() for x in model.parameters())
     member_name = f" (member {member + 1} of {t.members}, seed {seed})" if t.members > 1 else ""
@@ -151,6 +155,8 @@ def train_member(
                 if t.grad_clip > 0:
                     torch.nn.utils.clip_grad_norm_(model.parameters(), t.grad_clip)
                 optimizer.step()
+                if ema is not None:
+                    ema.update_parameters(model)
                 scheduler.step()
                 loss_sum += loss.item() * len(batch)
                 correct += (logits.argmax(-1) == y).sum().item()
@@ -159,16 +165,21 @@ def train_member(
                 "epoch": epoch,
                 "train_loss": loss_sum / len(train_ids),
                 "train_accuracy": correct / len(train_ids),
-                **evaluate(model, splits["val"], device, loss_fn, p.predict.batch_size),
+                **evaluate(scored, splits["val"], device, loss_fn, p.predict.batch_size),
                 "lr": scheduler.get_last_lr()[0],
                 "samples_per_s": len(train_ids) / max(seconds, 1e-9),
             }
             if row["val_accuracy"] > best["val_accuracy"]:
-                best = {"val_accuracy": row["val_accuracy"], "epoch": epoch, "state": copy.deepcopy(model.state_dict())}
+                best = {
+                    "val_accuracy": row["val_accuracy"],
+                    "epoch": epoch,
+                    "state": copy.deepcopy(scored.state_dict()),
+                }
             history.append(row)
             tracker.log_metrics({k: v for k, v in row.items() if k != "epoch"}, step=epoch)
             print(" ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in row.items()))
-            checkpoint.save(scratch, epoch, model, optimizer, scheduler, history=history, best=best, epoch=epoch)
+            checkpoint.save(scratch, epoch, model, optimizer, scheduler, history=history, best=best, epoch=epoch,
+                            ema=None if ema is None else ema.state_dict())  # fmt: skip
 
         model.load_state_dict(best["state"])
         best_row = history[best["epoch"] - 1]
@@ -194,6 +205,15 @@ def train_member(
             tracker.log_artifact(paths.plots / "loss.png")
             tracker.log_artifact(paths.plots / "accuracy.png")
     return model, summary, timings, scratch
+
+
+def weight_average(model: NewsClassifier, decay: float):
+    """An exponential moving average of `model`'s weights, updated after every step (None when decay is 0)."""
+    if not decay:
+        return None
+    from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+
+    return AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(decay))
 
 
 def evaluate(model: NewsClassifier, split: dict, device: torch.device, loss_fn, batch_size: int) -> dict:
