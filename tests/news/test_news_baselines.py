@@ -108,3 +108,17 @@ def test_seed_ensemble_trains_saves_and_predicts_golden(common, paths) -> None:
     predict.run(p, common, paths)
     assert evaluate.run(p, common, paths)["val_accuracy"] == pytest.approx(summary["ensemble_val_accuracy"])
     assert not list(paths.checkpoints.rglob("*.pt"))  # every member's checkpoints cleared after success
+
+
+def test_ema_weights_are_evaluated_and_kept_golden(common, paths) -> None:
+    p = tiny_params()
+    p.train.ema = 0.9
+    download.run(p, COMMON, paths)
+    prepare.run(p, COMMON, paths)
+    summary = train.run(p, common, paths)
+    assert summary["best_val_accuracy"] == pytest.approx(0.305556, abs=1e-6)  # fixed-seed golden
+    assert summary["best_val_loss"] == pytest.approx(1.384005, abs=1e-5)
+    splits, _ = load_prepared(paths.prepared)
+    val = splits["val"]
+    kept = predict_logits(load_model(paths.model), val["ids"], val["lengths"], torch.device("cpu"))
+    assert (kept.argmax(1) == val["labels"]).mean() == pytest.approx(summary["best_val_accuracy"], abs=1e-6)
