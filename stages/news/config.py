@@ -82,6 +82,8 @@ class TrainParams:
     grad_clip: float = 1.0
     patience: int = 4  # stop after this many epochs without a better validation accuracy; 0 = never
     embedding_epochs: int = 5  # Word2Vec/FastText epochs with embedding_init != random
+    embedding_window: int = 5  # their context window (words each side)
+    embedding_lr_scale: float = 1.0  # the token embedding learns at lr × this (0 = frozen, e.g. word2vec vectors)
     ema: float = 0.0  # > 0: evaluate and keep an exponential moving average of the weights (decay per step)
     members: int = 1  # a seed ensemble: this many models (seeds news.seed, news.seed+1, ...), probabilities averaged
 
@@ -153,8 +155,9 @@ RANGES = {
     "train.epochs": at_least(1), "train.batch_size": at_least(1), "train.lr": above(0),
     "train.weight_decay": at_least(0), "train.warmup_fraction": between(0, 1, open_high=True),
     "train.label_smoothing": between(0, 1, open_high=True), "train.grad_clip": at_least(0),
-    "train.patience": at_least(0), "train.embedding_epochs": at_least(1), "train.members": at_least(1),
-    "train.ema": between(0, 1, open_high=True),
+    "train.patience": at_least(0), "train.embedding_epochs": at_least(1),
+    "train.embedding_window": at_least(1), "train.members": at_least(1),
+    "train.ema": between(0, 1, open_high=True), "train.embedding_lr_scale": at_least(0),
     "predict.batch_size": at_least(1), "evaluate.baseline_ngrams": at_least(1), "evaluate.baseline_c": above(0),
 }  # fmt: skip
 

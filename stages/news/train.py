@@ -96,16 +96,12 @@ def train_member(
 
         tr = splits["train"]
         vectors, found = train_vectors(
-            m.embedding_init, tr["ids"], tr["lengths"], vocab, m.d_model, t.embedding_epochs, seed
+            m.embedding_init, tr["ids"], tr["lengths"], vocab, m.d_model, t.embedding_epochs, seed, t.embedding_window
         )
         init_embeddings(model, vectors, found)
         print(f"news-train: {m.embedding_init} vectors for {found.sum()} of {len(vocab)} tokens")
     model.to(device)
-    decay = [q for n, q in model.named_parameters() if q.dim() >= 2 and "embed" not in n and ".pe" not in n]
-    no_decay = [q for n, q in model.named_parameters() if not (q.dim() >= 2 and "embed" not in n and ".pe" not in n)]
-    optimizer = torch.optim.AdamW(
-        [{"params": decay, "weight_decay": t.weight_decay}, {"params": no_decay, "weight_decay": 0.0}], lr=t.lr
-    )
+    optimizer = torch.optim.AdamW(param_groups(model, t), lr=t.lr)
     train_ids = torch.as_tensor(splits["train"]["ids"], dtype=torch.long)
     train_len = torch.as_tensor(splits["train"]["lengths"], dtype=torch.long)
     train_y = torch.as_tensor(splits["train"]["labels"])
@@ -205,6 +201,20 @@ def train_member(
             tracker.log_artifact(paths.plots / "loss.png")
             tracker.log_artifact(paths.plots / "accuracy.png")
     return model, summary, timings, scratch
+
+
+def param_groups(model: NewsClassifier, t: config.TrainParams) -> list[dict]:
+    """AdamW groups: weight decay on matrices only; the token embedding at lr × embedding_lr_scale (0 = frozen)."""
+    embed = [model.embed.weight]
+    rest = [(n, q) for n, q in model.named_parameters() if q is not model.embed.weight]
+    decay = [q for n, q in rest if q.dim() >= 2 and ".pe" not in n]
+    no_decay = [q for n, q in rest if not (q.dim() >= 2 and ".pe" not in n)]
+    groups = [{"params": decay, "weight_decay": t.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    if t.embedding_lr_scale == 1.0:
+        groups[1]["params"] = embed + no_decay  # the same groups (and parameter order) as before the option
+    else:
+        groups.append({"params": embed, "weight_decay": 0.0, "lr": t.lr * t.embedding_lr_scale})
+    return groups
 
 
 def weight_average(model: NewsClassifier, decay: float):
