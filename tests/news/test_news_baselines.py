@@ -122,3 +122,16 @@ def test_ema_weights_are_evaluated_and_kept_golden(common, paths) -> None:
     val = splits["val"]
     kept = predict_logits(load_model(paths.model), val["ids"], val["lengths"], torch.device("cpu"))
     assert (kept.argmax(1) == val["labels"]).mean() == pytest.approx(summary["best_val_accuracy"], abs=1e-6)
+
+
+@pytest.mark.parametrize("name", ["agsample", "agsample-single", "ag-full"])
+def test_news_presets_are_valid_params(name) -> None:
+    import yaml
+    from tiny import ROOT
+
+    from stages.common.params import from_dict
+    from stages.news.config import NewsParams, validate
+
+    preset = yaml.safe_load((ROOT / "presets" / "news.yaml").read_text())[name]
+    params = validate(from_dict(NewsParams, preset, "news"))
+    assert params.data.source.startswith("dir:")
