@@ -105,7 +105,7 @@ seconds on a CPU; more layers or width mostly add over-fitting here (see the REA
 Training: AdamW (lr {tp.lr}, weight decay {tp.weight_decay} on matrices only), {tp.warmup_fraction:.0%} linear warmup then cosine
 decay, label smoothing {tp.label_smoothing}, gradient clipping {tp.grad_clip}, batch {tp.batch_size}, at most {tp.epochs} epochs with
 early stopping (patience {tp.patience}) on validation accuracy. Ran {t["epochs_run"]} epochs (time and
-throughput in `timings/news-train.json`); best epoch {t["best_epoch"]}.
+throughput in `timings/news-train.json`); best epoch {t["best_epoch"]}.{regularisation(p, t)}
 
 ![loss](../plots/news/loss.png) ![accuracy](../plots/news/accuracy.png)
 
@@ -128,6 +128,28 @@ throughput in `timings/news-train.json`); best epoch {t["best_epoch"]}.
 ## Settings
 {params}
 """
+
+
+def regularisation(p: config.NewsParams, t: dict) -> str:
+    """The report's sentences on the small-data options that are switched on (nothing when all are off)."""
+    mp, tp, out = p.model, p.train, []
+    if mp.embedding_init != "random":
+        out.append(f"The embedding starts from {mp.embedding_init} vectors trained on the train texts "
+                   f"({tp.embedding_epochs} epochs, window {tp.embedding_window}).")  # fmt: skip
+    if tp.embedding_lr_scale != 1.0:
+        out.append(f"The embedding learns at {tp.embedding_lr_scale:g} × the learning rate.")
+    if mp.token_dropout:
+        out.append(
+            f"Word dropout: during training each word token becomes `[UNK]` with probability {mp.token_dropout:g}."
+        )
+    if tp.ema:
+        out.append(f"The weights evaluated and kept are an exponential moving average (decay {tp.ema:g} per step).")
+    if tp.members > 1:
+        accs = ", ".join(f"{a:.4f}" for a in t.get("member_best_val_accuracy", []))
+        out.append(f"**Seed ensemble of {tp.members} models** (seeds {p.seed}..{p.seed + tp.members - 1}; class "
+                   f"probabilities averaged; {tp.members} × the parameters above): members' validation accuracy "
+                   f"{accs}; the ensemble's {t.get('ensemble_val_accuracy', float('nan')):.4f}. The curves are member 1's.")  # fmt: skip
+    return ("\n" + " ".join(out)) if out else ""
 
 
 if __name__ == "__main__":

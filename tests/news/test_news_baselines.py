@@ -107,6 +107,8 @@ def test_seed_ensemble_trains_saves_and_predicts_golden(common, paths) -> None:
     assert (out.argmax(1) == val["labels"]).mean() == pytest.approx(summary["ensemble_val_accuracy"], abs=1e-6)
     predict.run(p, common, paths)
     assert evaluate.run(p, common, paths)["val_accuracy"] == pytest.approx(summary["ensemble_val_accuracy"])
+    package.run(p, COMMON, paths)
+    assert "Seed ensemble of 2 models" in paths.report.read_text()
     assert not list(paths.checkpoints.rglob("*.pt"))  # every member's checkpoints cleared after success
 
 
