@@ -68,6 +68,7 @@ class ModelParams:
     pooling: Literal["cls", "mean", "max"] = "mean"
     attention: Literal["own", "sdpa"] = "own"  # sdpa = torch.nn.functional.scaled_dot_product_attention
     embedding_init: Literal["random", "word2vec", "fasttext"] = "random"  # gensim, trained on the train texts
+    token_dropout: float = 0.0  # training only: each word token becomes [UNK] with this probability
 
 
 @dataclasses.dataclass
@@ -81,11 +82,23 @@ class TrainParams:
     grad_clip: float = 1.0
     patience: int = 4  # stop after this many epochs without a better validation accuracy; 0 = never
     embedding_epochs: int = 5  # Word2Vec/FastText epochs with embedding_init != random
+    embedding_window: int = 5  # their context window (words each side)
+    embedding_lr_scale: float = 1.0  # the token embedding learns at lr × this (0 = frozen, e.g. word2vec vectors)
+    ema: float = 0.0  # > 0: evaluate and keep an exponential moving average of the weights (decay per step)
+    members: int = 1  # a seed ensemble: this many models (seeds news.seed, news.seed+1, ...), probabilities averaged
 
 
 @dataclasses.dataclass
 class PredictParams:
     batch_size: int = 256
+
+
+@dataclasses.dataclass
+class EvaluateParams:
+    # the strong cheap baseline: TF-IDF of word 1..baseline_ngrams-grams (scikit-learn's own tokenisation of
+    # the raw texts, every n-gram of the train texts) + L2 logistic regression, on the Transformer's train rows
+    baseline_ngrams: int = 2
+    baseline_c: float = 10.0  # inverse regularisation strength of the logistic regression
 
 
 @dataclasses.dataclass
@@ -105,6 +118,7 @@ class NewsParams:
     model: ModelParams = dataclasses.field(default_factory=ModelParams)
     train: TrainParams = dataclasses.field(default_factory=TrainParams)
     predict: PredictParams = dataclasses.field(default_factory=PredictParams)
+    evaluate: EvaluateParams = dataclasses.field(default_factory=EvaluateParams)
     submission: SubmissionParams = dataclasses.field(default_factory=SubmissionParams)
 
 
@@ -137,11 +151,14 @@ RANGES = {
     "prepare.max_len": at_least(2), "prepare.val_fraction": Range(0, 1, open_low=True, open_high=True),
     "model.d_model": at_least(1), "model.nhead": at_least(1), "model.d_hid": at_least(1),
     "model.nlayers": at_least(1), "model.dropout": PROBABILITY, "model.max_len": at_least(2),
+    "model.token_dropout": between(0, 1, open_high=True),
     "train.epochs": at_least(1), "train.batch_size": at_least(1), "train.lr": above(0),
     "train.weight_decay": at_least(0), "train.warmup_fraction": between(0, 1, open_high=True),
     "train.label_smoothing": between(0, 1, open_high=True), "train.grad_clip": at_least(0),
     "train.patience": at_least(0), "train.embedding_epochs": at_least(1),
-    "predict.batch_size": at_least(1),
+    "train.embedding_window": at_least(1), "train.members": at_least(1),
+    "train.ema": between(0, 1, open_high=True), "train.embedding_lr_scale": at_least(0),
+    "predict.batch_size": at_least(1), "evaluate.baseline_ngrams": at_least(1), "evaluate.baseline_c": above(0),
 }  # fmt: skip
 
 

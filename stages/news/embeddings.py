@@ -10,7 +10,14 @@ from stages.news.text import SPECIALS
 
 
 def train_vectors(
-    kind: str, sequences: np.ndarray, lengths: np.ndarray, vocab: list[str], dim: int, epochs: int, seed: int
+    kind: str,
+    sequences: np.ndarray,
+    lengths: np.ndarray,
+    vocab: list[str],
+    dim: int,
+    epochs: int,
+    seed: int,
+    window: int = 5,
 ) -> tuple[np.ndarray, np.ndarray]:
     """(vocab_size, dim) vectors and a bool mask of the rows that got one; one worker, so deterministic."""
     from gensim.models import FastText, Word2Vec
@@ -20,7 +27,7 @@ def train_vectors(
     model = model_class(
         sentences,
         vector_size=dim,
-        window=5,
+        window=window,
         min_count=1,
         workers=1,
         seed=seed,

@@ -1,7 +1,10 @@
 """news-evaluate: validation accuracy, macro-F1, per-class table, confusion matrix; test accuracy when the source labels its test rows.
 
-Also a bag-of-words baseline (logistic regression on token counts, same tokenizer
-and split): how much of the score word order and context add.
+Two baselines on the same train rows and the same validation split: a bag of words
+(logistic regression on counts of our tokens: how much word order and context add) and the
+strong cheap one, TF-IDF of word unigrams + bigrams with an L2 logistic regression
+(scikit-learn's tokenisation of the raw texts, `news.evaluate.baseline_*`); the Transformer's
+margin over the latter is `margin_over_tfidf`.
 """
 
 from __future__ import annotations
@@ -9,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from stages.common.cli import main
-from stages.common.io import DataError, write_csv, write_json
+from stages.common.io import DataError, read_json, write_csv, write_json
 from stages.common.plots import confusion_matrix_plot
 from stages.common.runtime import set_threads, thread_count
 from stages.common.tracking import tracked_run
@@ -51,6 +54,24 @@ def bag_of_words_accuracy(splits: dict, vocab_size: int, seed: int) -> float:
     return float((clf.predict(counts(splits["val"])) == splits["val"]["labels"]).mean())
 
 
+def tfidf_baseline(texts: dict, splits: dict, ngrams: int, c: float, seed: int) -> dict:
+    """Accuracy of TF-IDF (word 1..ngrams) + logistic regression trained on texts["train"], on val (and labelled test)."""
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.linear_model import LogisticRegression
+
+    vectorizer = TfidfVectorizer(ngram_range=(1, ngrams))
+    clf = LogisticRegression(C=c, max_iter=2000, random_state=seed)
+    clf.fit(vectorizer.fit_transform(texts["train"]), splits["train"]["labels"])
+    out = {}
+    for name in ("val", "test"):
+        labels = splits[name]["labels"]
+        keep = labels >= 0
+        if keep.any():
+            pred = clf.predict(vectorizer.transform([t for t, k in zip(texts[name], keep, strict=True) if k]))
+            out[name] = float((pred == labels[keep]).mean())
+    return out
+
+
 def run(p: config.NewsParams, common: config.CommonParams, paths: config.Paths) -> dict:
     set_threads(thread_count(p.threads, common.threads))
     splits, meta = load_prepared(paths.prepared)
@@ -70,11 +91,21 @@ def run(p: config.NewsParams, common: config.CommonParams, paths: config.Paths) 
         "majority_class_accuracy": float(np.bincount(true, minlength=n).max() / max(1, len(true))),
         "bag_of_words_val_accuracy": bag_of_words_accuracy(splits, meta["vocab_size"], p.seed),
     }
+    texts = read_json(paths.prepared / "texts.json")
+    for name, split in splits.items():
+        if len(texts.get(name, [])) != len(split["labels"]):
+            raise DataError(f"{paths.prepared / 'texts.json'}: does not match {name}.npz; re-run news-prepare")
+    e = p.evaluate
+    tfidf = tfidf_baseline(texts, splits, e.baseline_ngrams, e.baseline_c, p.seed)
+    metrics["tfidf_val_accuracy"] = tfidf["val"]
+    metrics["margin_over_tfidf"] = metrics["val_accuracy"] - tfidf["val"]
     test = read_predictions(paths.predictions / "test.csv", ("id", "label", "true_label"))
     labelled = [r for r in test if r["true_label"] != ""]
     if labelled:
         metrics["test_accuracy"] = float(np.mean([r["label"] == r["true_label"] for r in labelled]))
         metrics["test_rows_labelled"] = len(labelled)
+        if "test" in tfidf:
+            metrics["tfidf_test_accuracy"] = tfidf["test"]
     table = [{"class": names[k], **row} for k, row in enumerate(per_class)]
     write_csv(paths.plots / "per_class.csv", table)
     confusion_matrix_plot(paths.plots / "confusion_matrix.png", matrix, names, "news: validation confusion matrix")

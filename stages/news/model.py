@@ -18,7 +18,7 @@ from stages.common.io import DataError, atomic_path
 from stages.common.transformer import Encoder, positional_encoding
 from stages.news.config import ModelParams
 
-PAD_ID, CLS_ID = 0, 2
+PAD_ID, UNK_ID, CLS_ID = 0, 1, 2
 
 
 class NewsClassifier(nn.Module):
@@ -36,6 +36,9 @@ class NewsClassifier(nn.Module):
 
     def forward(self, ids: torch.Tensor) -> torch.Tensor:  # (B, T) int -> (B, n_classes) logits
         pad = ids == PAD_ID  # (B, T) True = padding; position 0 is always [CLS]
+        if self.training and self.m.token_dropout > 0:  # word dropout: a token becomes [UNK], its position stays
+            hit = torch.rand(ids.shape, device=ids.device) < self.m.token_dropout
+            ids = ids.masked_fill(hit & (ids > CLS_ID), UNK_ID)
         x = self.embed(ids) * math.sqrt(self.m.d_model)  # (B, T, C)
         x = self.drop(self.pos(x))
         h = self.encoder(x, key_padding_mask=pad)  # (B, T, C)
@@ -49,6 +52,19 @@ class NewsClassifier(nn.Module):
         return self.head(self.drop(pooled))
 
 
+class Ensemble(nn.Module):
+    """Classifiers with the same vocabulary and classes; forward returns log of their mean class probabilities."""
+
+    def __init__(self, members: list[NewsClassifier]):
+        super().__init__()
+        self.members = nn.ModuleList(members)
+        self.embed, self.head = members[0].embed, members[0].head  # vocabulary and class count, as a classifier's
+
+    def forward(self, ids: torch.Tensor) -> torch.Tensor:  # (B, T) int -> (B, n_classes) log mean probability
+        probs = torch.stack([member(ids).float().softmax(-1) for member in self.members])  # (M, B, n_classes)
+        return probs.mean(0).log()
+
+
 def init_embeddings(model: NewsClassifier, vectors: np.ndarray, found: np.ndarray) -> None:
     """Copy pretrained rows (where `found`) into the embedding, rescaled to the random init's spread."""
     weight = model.embed.weight
@@ -59,24 +75,30 @@ def init_embeddings(model: NewsClassifier, vectors: np.ndarray, found: np.ndarra
         weight[PAD_ID].zero_()
 
 
-def save_model(model: NewsClassifier, path: Path, vocab_size: int, n_classes: int) -> None:
+def save_model(model: NewsClassifier | Ensemble, path: Path, vocab_size: int, n_classes: int) -> None:
+    members = list(model.members) if isinstance(model, Ensemble) else [model]
     with atomic_path(path) as tmp:
-        torch.save({"model": dataclasses.asdict(model.m), "vocab_size": vocab_size, "n_classes": n_classes,
-                    "state_dict": model.state_dict()}, tmp)  # fmt: skip
+        torch.save({"model": dataclasses.asdict(members[0].m), "vocab_size": vocab_size, "n_classes": n_classes,
+                    "state_dict": members[0].state_dict(),
+                    "more_members": [member.state_dict() for member in members[1:]]}, tmp)  # fmt: skip
 
 
-def load_model(path: Path, device: torch.device | str = "cpu") -> NewsClassifier:
+def load_model(path: Path, device: torch.device | str = "cpu") -> NewsClassifier | Ensemble:
+    """The saved classifier, or the Ensemble of its members when news.train.members > 1."""
     if not path.is_file():
         raise DataError(f"{path}: model file not found (run news-train)")
     saved = torch.load(path, map_location="cpu", weights_only=True)
-    model = NewsClassifier(ModelParams(**saved["model"]), saved["vocab_size"], saved["n_classes"])
-    model.load_state_dict(saved["state_dict"])
+    members = []
+    for state in [saved["state_dict"], *saved.get("more_members", [])]:
+        members.append(NewsClassifier(ModelParams(**saved["model"]), saved["vocab_size"], saved["n_classes"]))
+        members[-1].load_state_dict(state)
+    model = members[0] if len(members) == 1 else Ensemble(members)
     return model.to(device).eval()
 
 
 @torch.inference_mode()
 def predict_logits(
-    model: NewsClassifier, ids: np.ndarray, lengths: np.ndarray, device: torch.device, batch_size: int = 256
+    model: NewsClassifier | Ensemble, ids: np.ndarray, lengths: np.ndarray, device: torch.device, batch_size: int = 256
 ) -> np.ndarray:
     """Logits (N, n_classes); each batch is cut to its longest sequence."""
     model.eval()

@@ -2,7 +2,7 @@
 
 Writes data/news/prepared/: `tokenizer.json` (the whole text→ids mapping, reused by
 predict), `{train,val,test}.npz` (ids (N, max_len) padded with 0, lengths, labels as
-class indices or -1), `meta.json` (classes, ids of the test rows, statistics).
+class indices or -1), `texts.json` (the raw texts of each split, for news-evaluate's TF-IDF baseline), `meta.json` (classes, ids of the test rows, statistics).
 """
 
 from __future__ import annotations
@@ -50,6 +50,9 @@ def run(p: config.NewsParams, common: config.CommonParams, paths: config.Paths) 
                 "truncated_share": round(float(np.mean([t + 1 > q.max_len for t in tokens])), 4),
                 "unk_share": round(float((ids == 1).sum() / max(1, lengths.sum())), 4),
             }
+        # the raw texts of every split, for the bag-of-n-grams baseline of news-evaluate (its own tokenisation)
+        write_json(out / "texts.json", {name: [r.text for r in rows] for name, rows in
+                                        (("train", train), ("val", val), ("test", splits["test"]))})  # fmt: skip
         write_json(out / "meta.json", {
             "classes": classes, "class_names": meta["class_names"], "id_column": meta["id_column"],
             "label_column": meta["label_column"], "test_ids": [r.id for r in splits["test"]],

@@ -10,6 +10,7 @@ from __future__ import annotations
 import copy
 import math
 import time
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -39,10 +40,47 @@ def warmup_cosine(warmup: int, total: int):
 
 
 def run(p: config.NewsParams, common: config.CommonParams, paths: config.Paths) -> dict:
+    """Train `news.train.members` models (seeds news.seed, news.seed+1, ...) and save them as one model file.
+
+    Member 0 writes the curves; with more than one member the summary adds each member's and the
+    ensemble's validation accuracy (the ensemble averages the members' class probabilities)."""
+    members = [train_member(p, common, paths, k) for k in range(p.train.members)]  # each resumes by itself
+    model, summary, timings, _ = members[0]
+    vocab_size, n_classes = model.embed.num_embeddings, model.head.out_features
+    if len(members) > 1:
+        from stages.news.model import Ensemble
+
+        model = Ensemble([member for member, *_ in members])
+        splits, _ = load_prepared(paths.prepared)
+        device = next(model.parameters()).device
+        loss_fn = torch.nn.CrossEntropyLoss(label_smoothing=p.train.label_smoothing)
+        ensemble = evaluate(model, splits["val"], device, loss_fn, p.predict.batch_size)
+        summary = {
+            **summary,
+            "members": len(members),
+            "member_best_val_accuracy": [s["best_val_accuracy"] for _, s, *_ in members],
+            "ensemble_val_accuracy": round(ensemble["val_accuracy"], 6),
+            "ensemble_val_loss": round(ensemble["val_loss"], 6),
+        }
+        timings = {"train_seconds": round(sum(t["train_seconds"] for _, _, t, _ in members), 1),
+                   "train_samples_per_s": timings["train_samples_per_s"]}  # fmt: skip
+    save_model(model, paths.model, vocab_size, n_classes)
+    write_json(paths.metrics / "news_train.json", summary)
+    write_json(paths.timings(STAGE), timings)
+    for *_, scratch in members:  # kept until every member is done: an interrupted ensemble resumes where it was
+        checkpoint.clear(scratch)
+    return summary
+
+
+def train_member(
+    p: config.NewsParams, common: config.CommonParams, paths: config.Paths, member: int = 0
+) -> tuple[NewsClassifier, dict, dict, Path]:
+    """One model, seeded with news.seed + member: (the best epoch's model, summary, timings, its checkpoint folder)."""
     m, t = p.model, p.train
     if m.d_model % m.nhead:
         raise ParamsError(f"news.model.d_model ({m.d_model}) must be divisible by news.model.nhead ({m.nhead})")
-    seed_everything(p.seed)
+    seed = p.seed + member
+    seed_everything(seed)
     set_threads(thread_count(p.threads, common.threads))
     device = resolve_device(common.device)
     splits, meta = load_prepared(paths.prepared)
@@ -58,16 +96,12 @@ def run(p: config.NewsParams, common: config.CommonParams, paths: config.Paths) 
 
         tr = splits["train"]
         vectors, found = train_vectors(
-            m.embedding_init, tr["ids"], tr["lengths"], vocab, m.d_model, t.embedding_epochs, p.seed
+            m.embedding_init, tr["ids"], tr["lengths"], vocab, m.d_model, t.embedding_epochs, seed, t.embedding_window
         )
         init_embeddings(model, vectors, found)
         print(f"news-train: {m.embedding_init} vectors for {found.sum()} of {len(vocab)} tokens")
     model.to(device)
-    decay = [q for n, q in model.named_parameters() if q.dim() >= 2 and "embed" not in n and ".pe" not in n]
-    no_decay = [q for n, q in model.named_parameters() if not (q.dim() >= 2 and "embed" not in n and ".pe" not in n)]
-    optimizer = torch.optim.AdamW(
-        [{"params": decay, "weight_decay": t.weight_decay}, {"params": no_decay, "weight_decay": 0.0}], lr=t.lr
-    )
+    optimizer = torch.optim.AdamW(param_groups(model, t), lr=t.lr)
     train_ids = torch.as_tensor(splits["train"]["ids"], dtype=torch.long)
     train_len = torch.as_tensor(splits["train"]["lengths"], dtype=torch.long)
     train_y = torch.as_tensor(splits["train"]["labels"])
@@ -78,24 +112,32 @@ def run(p: config.NewsParams, common: config.CommonParams, paths: config.Paths) 
     autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda")
 
     run_key = {"params": to_dict(p), "device": str(device), "deps": stage_dep_hashes(STAGE, paths.root)}
+    if member:
+        run_key["member"] = member
     scratch = checkpoint.scratch_dir(paths.checkpoints, run_key)
     history: list[dict] = []
     best = {"val_accuracy": -1.0, "epoch": 0, "state": None}
     first_epoch = 1
+    ema = weight_average(model, t.ema)  # None, or the exponential moving average of the weights
     if (saved := checkpoint.resume(scratch, model, optimizer, scheduler)) is not None:
         history, best, first_epoch = saved["history"], saved["best"], saved["epoch"] + 1
+        if ema is not None:
+            ema.load_state_dict(saved["ema"])
+    scored = model if ema is None else ema.module  # the weights that are evaluated and kept
 
     n_params = sum(x.numel() for x in model.parameters())
-    print(f"news-train: {n_params:,} parameters, {len(train_ids)} texts, up to {t.epochs} epochs on {device}")
+    member_name = f" (member {member + 1} of {t.members}, seed {seed})" if t.members > 1 else ""
+    print(f"news-train: {n_params:,} parameters, {len(train_ids)} texts, up to {t.epochs} epochs on {device}"
+          + member_name)  # fmt: skip
     start = time.time()
-    tracked = {"seed": p.seed, "model": to_dict(m), "train": to_dict(t), "prepare": to_dict(p.prepare)}
+    tracked = {"seed": seed, "model": to_dict(m), "train": to_dict(t), "prepare": to_dict(p.prepare)}
     with tracked_run(config.TASK, STAGE, tracked, common.mlflow) as tracker:
         for epoch in range(first_epoch, t.epochs + 1):
             if t.patience and epoch - best["epoch"] > t.patience and best["epoch"]:
                 print(f"early stop: no better validation accuracy since epoch {best['epoch']}")
                 break
             model.train()
-            order = torch.randperm(len(train_ids), generator=torch.Generator().manual_seed(p.seed + epoch))
+            order = torch.randperm(len(train_ids), generator=torch.Generator().manual_seed(seed + epoch))
             loss_sum = correct = 0.0
             epoch_start = time.time()
             for batch in order.split(t.batch_size):
@@ -109,6 +151,8 @@ def run(p: config.NewsParams, common: config.CommonParams, paths: config.Paths) 
                 if t.grad_clip > 0:
                     torch.nn.utils.clip_grad_norm_(model.parameters(), t.grad_clip)
                 optimizer.step()
+                if ema is not None:
+                    ema.update_parameters(model)
                 scheduler.step()
                 loss_sum += loss.item() * len(batch)
                 correct += (logits.argmax(-1) == y).sum().item()
@@ -117,19 +161,23 @@ def run(p: config.NewsParams, common: config.CommonParams, paths: config.Paths) 
                 "epoch": epoch,
                 "train_loss": loss_sum / len(train_ids),
                 "train_accuracy": correct / len(train_ids),
-                **evaluate(model, splits["val"], device, loss_fn, p.predict.batch_size),
+                **evaluate(scored, splits["val"], device, loss_fn, p.predict.batch_size),
                 "lr": scheduler.get_last_lr()[0],
                 "samples_per_s": len(train_ids) / max(seconds, 1e-9),
             }
             if row["val_accuracy"] > best["val_accuracy"]:
-                best = {"val_accuracy": row["val_accuracy"], "epoch": epoch, "state": copy.deepcopy(model.state_dict())}
+                best = {
+                    "val_accuracy": row["val_accuracy"],
+                    "epoch": epoch,
+                    "state": copy.deepcopy(scored.state_dict()),
+                }
             history.append(row)
             tracker.log_metrics({k: v for k, v in row.items() if k != "epoch"}, step=epoch)
             print(" ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in row.items()))
-            checkpoint.save(scratch, epoch, model, optimizer, scheduler, history=history, best=best, epoch=epoch)
+            checkpoint.save(scratch, epoch, model, optimizer, scheduler, history=history, best=best, epoch=epoch,
+                            ema=None if ema is None else ema.state_dict())  # fmt: skip
 
         model.load_state_dict(best["state"])
-        save_model(model, paths.model, len(vocab), n_classes)
         best_row = history[best["epoch"] - 1]
         summary = {
             "best_epoch": best["epoch"],
@@ -139,23 +187,43 @@ def run(p: config.NewsParams, common: config.CommonParams, paths: config.Paths) 
         }
         history_rows = [{k: (round(v, 6) if isinstance(v, float) else v) for k, v in r.items() if k != "samples_per_s"}
                         for r in history]  # fmt: skip
-        write_csv(paths.plots / "train_history.csv", history_rows)
-        line_plot(
-            paths.plots / "loss.png", history_rows, "epoch", ["train_loss", "val_loss"], "news: loss", "cross-entropy"
-        )
-        line_plot(paths.plots / "accuracy.png", history_rows, "epoch", ["train_accuracy", "val_accuracy"],
-                  "news: accuracy", "accuracy")  # fmt: skip
-        write_json(paths.metrics / "news_train.json", summary)
         timings = {
             "train_seconds": round(time.time() - start, 1),
             "train_samples_per_s": round(float(np.mean([r["samples_per_s"] for r in history])), 1),
         }
-        write_json(paths.timings(STAGE), timings)
         tracker.log_metrics({k: v for k, v in {**summary, **timings}.items() if isinstance(v, (int, float))})
-        tracker.log_artifact(paths.plots / "loss.png")
-        tracker.log_artifact(paths.plots / "accuracy.png")
-    checkpoint.clear(scratch)
-    return summary
+        if member == 0:  # the curves are member 0's
+            write_csv(paths.plots / "train_history.csv", history_rows)
+            line_plot(paths.plots / "loss.png", history_rows, "epoch", ["train_loss", "val_loss"], "news: loss",
+                      "cross-entropy")  # fmt: skip
+            line_plot(paths.plots / "accuracy.png", history_rows, "epoch", ["train_accuracy", "val_accuracy"],
+                      "news: accuracy", "accuracy")  # fmt: skip
+            tracker.log_artifact(paths.plots / "loss.png")
+            tracker.log_artifact(paths.plots / "accuracy.png")
+    return model, summary, timings, scratch
+
+
+def param_groups(model: NewsClassifier, t: config.TrainParams) -> list[dict]:
+    """AdamW groups: weight decay on matrices only; the token embedding at lr × embedding_lr_scale (0 = frozen)."""
+    embed = [model.embed.weight]
+    rest = [(n, q) for n, q in model.named_parameters() if q is not model.embed.weight]
+    decay = [q for n, q in rest if q.dim() >= 2 and ".pe" not in n]
+    no_decay = [q for n, q in rest if not (q.dim() >= 2 and ".pe" not in n)]
+    groups = [{"params": decay, "weight_decay": t.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    if t.embedding_lr_scale == 1.0:
+        groups[1]["params"] = embed + no_decay  # the same groups (and parameter order) as before the option
+    else:
+        groups.append({"params": embed, "weight_decay": 0.0, "lr": t.lr * t.embedding_lr_scale})
+    return groups
+
+
+def weight_average(model: NewsClassifier, decay: float):
+    """An exponential moving average of `model`'s weights, updated after every step (None when decay is 0)."""
+    if not decay:
+        return None
+    from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+
+    return AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(decay))
 
 
 def evaluate(model: NewsClassifier, split: dict, device: torch.device, loss_fn, batch_size: int) -> dict:
