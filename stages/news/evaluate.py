@@ -110,7 +110,7 @@ def run(p: config.NewsParams, common: config.CommonParams, paths: config.Paths) 
     write_csv(paths.plots / "per_class.csv", table)
     confusion_matrix_plot(paths.plots / "confusion_matrix.png", matrix, names, "news: validation confusion matrix")
     write_json(paths.metrics / "news.json", {k: round(v, 6) if isinstance(v, float) else v for k, v in metrics.items()})
-    with tracked_run(config.TASK, "news-evaluate", {"classes": names}, common.mlflow) as tracker:
+    with tracked_run(config.TASK, "news-evaluate", {"classes": names}, common.mlflow, background=True) as tracker:
         tracker.log_metrics(metrics)
         tracker.log_artifact(paths.plots / "confusion_matrix.png")
     print(
