@@ -29,7 +29,8 @@ def main(run: Callable[[], object]) -> None:
         else:
             run()
     except (DataError, ParamsError) as err:
-        print(f"error: {err}", file=sys.stderr)
+        if os.environ.get("RANK", "0") == "0":  # under torchrun every rank fails alike: one line, rank 0's
+            print(f"error: {err}", file=sys.stderr)
         sys.exit(1)
     except KeyboardInterrupt:  # the user's Ctrl-C, not a bug: one line, and what it cost (nothing written)
         print("\nerror: interrupted; outputs left as they were (a trainer resumes from its last checkpoint)",

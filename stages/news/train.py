@@ -14,7 +14,7 @@ import time
 import numpy as np
 import torch
 
-from stages.common import checkpoint
+from stages.common import checkpoint, distributed
 from stages.common.cli import main
 from stages.common.io import write_csv, write_json
 from stages.common.params import ParamsError, to_dict
@@ -42,9 +42,12 @@ def run(p: config.NewsParams, common: config.CommonParams, paths: config.Paths) 
     m, t = p.model, p.train
     if m.d_model % m.nhead:
         raise ParamsError(f"news.model.d_model ({m.d_model}) must be divisible by news.model.nhead ({m.nhead})")
+    distributed.check_batch(t.batch_size, "news.train.batch_size", common.nproc)
+    if distributed.launch_if_needed(common.nproc):
+        return {}
     seed_everything(p.seed)
     set_threads(thread_count(p.threads, common.threads))
-    device = resolve_device(common.device)
+    device = distributed.init(resolve_device(common.device))
     splits, meta = load_prepared(paths.prepared)
     if splits["train"]["ids"].shape[1] > m.max_len:
         raise ParamsError(
@@ -63,6 +66,7 @@ def run(p: config.NewsParams, common: config.CommonParams, paths: config.Paths) 
         init_embeddings(model, vectors, found)
         print(f"news-train: {m.embedding_init} vectors for {found.sum()} of {len(vocab)} tokens")
     model.to(device)
+    net = distributed.wrap(model)  # trains; `model` (same weights) evaluates and is saved
     decay = [q for n, q in model.named_parameters() if q.dim() >= 2 and "embed" not in n and ".pe" not in n]
     no_decay = [q for n, q in model.named_parameters() if not (q.dim() >= 2 and "embed" not in n and ".pe" not in n)]
     optimizer = torch.optim.AdamW(
@@ -89,7 +93,7 @@ def run(p: config.NewsParams, common: config.CommonParams, paths: config.Paths) 
     print(f"news-train: {n_params:,} parameters, {len(train_ids)} texts, up to {t.epochs} epochs on {device}")
     start = time.time()
     tracked = {"seed": p.seed, "model": to_dict(m), "train": to_dict(t), "prepare": to_dict(p.prepare)}
-    with tracked_run(config.TASK, STAGE, tracked, common.mlflow) as tracker:
+    with tracked_run(config.TASK, STAGE, tracked, common.mlflow and distributed.is_main()) as tracker:
         for epoch in range(first_epoch, t.epochs + 1):
             if t.patience and epoch - best["epoch"] > t.patience and best["epoch"]:
                 print(f"early stop: no better validation accuracy since epoch {best['epoch']}")
@@ -99,19 +103,21 @@ def run(p: config.NewsParams, common: config.CommonParams, paths: config.Paths) 
             loss_sum = correct = 0.0
             epoch_start = time.time()
             for batch in order.split(t.batch_size):
+                batch, weight = distributed.shard(batch)
                 width = int(train_len[batch].max())
                 x, y = train_ids[batch, :width].to(device), train_y[batch].to(device)
                 with autocast:
-                    logits = model(x)
+                    logits = net(x)
                     loss = loss_fn(logits.float(), y)
                 optimizer.zero_grad(set_to_none=True)
-                loss.backward()
+                distributed.weighted(loss, weight).backward()
                 if t.grad_clip > 0:
                     torch.nn.utils.clip_grad_norm_(model.parameters(), t.grad_clip)
                 optimizer.step()
                 scheduler.step()
-                loss_sum += loss.item() * len(batch)
-                correct += (logits.argmax(-1) == y).sum().item()
+                loss_sum += loss.item() * len(batch) * (weight > 0)  # a rank's weight-0 stand-in is not counted
+                correct += (logits.argmax(-1) == y).sum().item() * (weight > 0)
+            loss_sum, correct = distributed.all_reduce_sum(loss_sum, correct)
             seconds = time.time() - epoch_start
             row = {
                 "epoch": epoch,
@@ -121,13 +127,17 @@ def run(p: config.NewsParams, common: config.CommonParams, paths: config.Paths) 
                 "lr": scheduler.get_last_lr()[0],
                 "samples_per_s": len(train_ids) / max(seconds, 1e-9),
             }
+            row = distributed.broadcast(row)  # rank 0's row: every rank stops at the same epoch
             if row["val_accuracy"] > best["val_accuracy"]:
                 best = {"val_accuracy": row["val_accuracy"], "epoch": epoch, "state": copy.deepcopy(model.state_dict())}
             history.append(row)
             tracker.log_metrics({k: v for k, v in row.items() if k != "epoch"}, step=epoch)
             print(" ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in row.items()))
-            checkpoint.save(scratch, epoch, model, optimizer, scheduler, history=history, best=best, epoch=epoch)
+            if distributed.is_main():
+                checkpoint.save(scratch, epoch, model, optimizer, scheduler, history=history, best=best, epoch=epoch)
 
+        if not distributed.is_main():
+            return {}  # rank 0 writes every output
         model.load_state_dict(best["state"])
         save_model(model, paths.model, len(vocab), n_classes)
         best_row = history[best["epoch"] - 1]
