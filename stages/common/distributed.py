@@ -96,6 +96,8 @@ def init(device: torch.device) -> torch.device:
         dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
         atexit.register(cleanup)
     _rank, _world = dist.get_rank(), dist.get_world_size()
+    if _rank:  # rank 0 prints the progress; the others would repeat it (their errors still reach stderr)
+        sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - for the rest of this process
     return device
 
 
