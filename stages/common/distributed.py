@@ -15,9 +15,14 @@ Only rank 0 writes outputs, checkpoints and the MLflow run (`is_main`).
 from __future__ import annotations
 
 import atexit
+import contextlib
 import logging
 import os
+import shutil
 import sys
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from stages.common.params import ParamsError
@@ -108,6 +113,17 @@ def cleanup() -> None:
     if dist.is_initialized():
         dist.destroy_process_group()
     _rank, _world = 0, 1
+
+
+@contextlib.contextmanager
+def private_dir(path: str | Path) -> Iterator[Path]:
+    """A rank's scratch stand-in for `atomic_path(path)` (what it builds is its own and then removed)."""
+    path = Path(path)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.rank{_rank}.", suffix=".tmp", dir=path.parent))
+    try:
+        yield tmp / path.name
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def wrap(model: torch.nn.Module) -> torch.nn.Module:
