@@ -103,8 +103,8 @@ def run(p: config.VlmCaptionParams, common: config.CommonParams, paths: config.P
                 tiny = tiny_model.build_model(
                     AutoProcessor.from_pretrained(paths.prepared / "processor"), tiny_model.tiny_config(p.model), p.seed
                 )
-                tiny.save_pretrained(out / "base")
-                base = out / "base"
+                tiny.save_pretrained(out / "base")  # under torchrun transformers saves on rank 0 only
+                base = distributed.broadcast(out / "base")  # so every rank loads rank 0's copy
             peft_model, processor = model.load_for_training(p, backend, base, paths.prepared / "processor", device)
             trainable = sum(q.numel() for q in peft_model.parameters() if q.requires_grad)
             total = sum(q.numel() for q in peft_model.parameters())
