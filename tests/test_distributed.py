@@ -173,3 +173,15 @@ def test_a_bad_batch_for_two_processes_is_one_error_line_and_no_launch(tmp_path)
     assert result.stderr.strip() == (
         "error: parameter 'ddpm.train.batch_size' is 7; with 2 processes it must be a multiple of 2"
     )
+
+
+def test_a_data_error_in_the_ranks_is_one_error_line_and_their_status(tmp_path):
+    write_params("ddpm", tmp_path, 2, mlflow=False)  # no prepared data: both ranks fail alike
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    env.pop("WORLD_SIZE", None)
+    result = subprocess.run([sys.executable, "-m", "stages.ddpm.train"], cwd=tmp_path, env=env,
+                            capture_output=True, text=True, timeout=TIMEOUT)  # fmt: skip
+    assert result.returncode == 1
+    (line,) = result.stderr.strip().splitlines()  # rank 0's line; no launcher traceback
+    assert line.startswith("error: data/ddpm/prepared") and "Traceback" not in result.stdout
+    assert not (tmp_path / "models").exists()
