@@ -138,8 +138,8 @@ def wrap(model: torch.nn.Module) -> torch.nn.Module:
     device = next(model.parameters()).device
     if device.type == "cuda":
         model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
-        return DistributedDataParallel(model, device_ids=[device.index])
-    return DistributedDataParallel(model)
+        return DistributedDataParallel(model, device_ids=[device.index], gradient_as_bucket_view=True)
+    return DistributedDataParallel(model, gradient_as_bucket_view=True)  # grads live in the all-reduce buckets
 
 
 def shard(batch: torch.Tensor) -> tuple[torch.Tensor, float]:
