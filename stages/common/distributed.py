@@ -68,6 +68,7 @@ def launch_if_needed(nproc: int) -> bool:
     if spec is None or not spec.name.startswith("stages."):
         raise ParamsError(f"common.nproc is {nproc}: run the stage as `python -m stages.<task>.<step>`")
     from torch.distributed import run as torchrun
+    from torch.distributed.elastic.multiprocessing.api import SignalException
     from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
 
     # torchrun itself, in this process: `python -m torch.distributed.run --standalone --nproc_per_node=N -m ...`
@@ -81,6 +82,8 @@ def launch_if_needed(nproc: int) -> bool:
     except ChildFailedError as err:
         codes = [f.exitcode for _, f in sorted(err.failures.items())]
         sys.exit(next((c for c in codes if c and c > 0), 1))
+    except SignalException:  # Ctrl-C or SIGTERM: torchrun stopped the ranks; cli.main says so in one line
+        raise KeyboardInterrupt from None
     return True
 
 
