@@ -21,7 +21,7 @@ import torch
 from stages.coco_caption import config
 from stages.coco_caption.data import load_prepared
 from stages.coco_caption.model import CaptioningTransformer, save_model, temporal_softmax_loss
-from stages.common import checkpoint
+from stages.common import checkpoint, distributed
 from stages.common.cli import main
 from stages.common.io import write_csv, write_json
 from stages.common.params import ParamsError, to_dict
@@ -38,7 +38,10 @@ def run(p: config.CocoCaptionParams, common: config.CommonParams, paths: config.
         raise ParamsError(
             f"coco-caption.model.embed_dim ({m.embed_dim}) must be divisible by num_heads ({c.num_heads})"
         )
-    device = setup(p.seed, common.device, thread_count(p.threads, common.threads))
+    distributed.check_batch(p.train.batch_size, "coco-caption.train.batch_size", common.nproc)
+    if distributed.launch_if_needed(common.nproc):
+        return {}
+    device = distributed.init(setup(p.seed, common.device, thread_count(p.threads, common.threads)))
     arrays, meta = load_prepared(paths.prepared)
     feats = torch.as_tensor(arrays["train_features"], dtype=torch.float32)
     caps = torch.as_tensor(arrays["train_captions"], dtype=torch.long)
@@ -48,6 +51,7 @@ def run(p: config.CocoCaptionParams, common: config.CommonParams, paths: config.
         len(meta["idx_to_word"]), feats.shape[1], m.embed_dim, c.num_heads, c.num_layers,
         m.ff_dim, m.dropout, m.max_length, m.activation,
     ).to(device)  # fmt: skip
+    net = distributed.wrap(model)  # trains; `model` (same weights) is saved
     optimizer = torch.optim.Adam(model.parameters(), lr=c.lr)
     history: list[dict] = []
     first_epoch, elapsed, run_id = 1, 0.0, None
@@ -63,18 +67,22 @@ def run(p: config.CocoCaptionParams, common: config.CommonParams, paths: config.
         run_id = saved.get("mlflow_run_id")
     start = time.time() - elapsed
     tracked = {"config": name, "seed": p.seed, "model": to_dict(m), "train": to_dict(p.train), **to_dict(c)}
-    with tracked_run(config.TASK, stage, tracked, common.mlflow, paths.root, run_id=run_id) as tracker:
+    with tracked_run(
+        config.TASK, stage, tracked, common.mlflow and distributed.is_main(), paths.root, run_id=run_id
+    ) as tracker:
         for epoch in range(first_epoch, p.train.epochs + 1):
             model.train()
             losses = []
             for i in range(0, len(caps), p.train.batch_size):
-                f = feats[i : i + p.train.batch_size].to(device)
-                x = caps[i : i + p.train.batch_size].to(device)
-                loss = temporal_softmax_loss(model(f, x[:, :-1]), x[:, 1:])
+                f, weight = distributed.shard(feats[i : i + p.train.batch_size])  # this rank's share
+                x, _ = distributed.shard(caps[i : i + p.train.batch_size])
+                f, x = f.to(device), x.to(device)
+                loss = temporal_softmax_loss(net(f, x[:, :-1]), x[:, 1:])
                 optimizer.zero_grad(set_to_none=True)
-                loss.backward()
+                distributed.weighted(loss, weight).backward()
                 optimizer.step()
-                losses.append(loss.item())
+                losses.append(loss.item() * weight)  # summed over ranks, / world: the global batch's loss
+            losses = [v / distributed.world() for v in distributed.all_reduce_sum(*losses)]
             row = {
                 "epoch": epoch,
                 "train_loss": round(sum(losses) / len(losses), 6),
@@ -84,8 +92,11 @@ def run(p: config.CocoCaptionParams, common: config.CommonParams, paths: config.
             tracker.log_metrics({"train_loss": row["train_loss"]}, step=epoch)
             if epoch == 1 or epoch % 10 == 0 or epoch == p.train.epochs:
                 print(f"{name} epoch {epoch} loss {row['train_loss']:.4f}")
-            checkpoint.save(scratch, epoch, model, optimizer, None, history=history, epoch=epoch,
-                            elapsed=time.time() - start, mlflow_run_id=tracker.run_id)  # fmt: skip
+            if distributed.is_main():
+                checkpoint.save(scratch, epoch, model, optimizer, None, history=history, epoch=epoch,
+                                elapsed=time.time() - start, mlflow_run_id=tracker.run_id)  # fmt: skip
+        if not distributed.is_main():
+            return {}  # rank 0 writes every output
         target = config.TARGET_LOSS.get(name)
         summary = {
             "config": name,

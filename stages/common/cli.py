@@ -24,7 +24,7 @@ PROFILE_ENV = "STAGES_PROFILE"
 
 def main(run: Callable[[], object]) -> None:
     """Call `run()`; bad input or bad params exit with status 1 and one message, no traceback."""
-    if os.environ.get(PROFILE_ENV):
+    if os.environ.get(PROFILE_ENV) and not os.environ.get("WORLD_SIZE"):  # torchrun's ranks: their launcher records
         import atexit
 
         atexit.register(write_profile, Path(os.environ[PROFILE_ENV]))
@@ -36,7 +36,8 @@ def main(run: Callable[[], object]) -> None:
         else:
             run()
     except (DataError, ParamsError) as err:
-        print(f"error: {err}", file=sys.stderr)
+        if os.environ.get("RANK", "0") == "0":  # under torchrun every rank fails alike: one line, rank 0's
+            print(f"error: {err}", file=sys.stderr)
         sys.exit(1)
     except KeyboardInterrupt:  # the user's Ctrl-C, not a bug: one line, and what it cost (nothing written)
         print("\nerror: interrupted; outputs left as they were (a trainer resumes from its last checkpoint)",

@@ -32,6 +32,7 @@ class CommonParams:
     device: str = "auto"  # auto | cpu | cuda | cuda:N | mps
     threads: int = 2  # torch intra-op threads: a fixed number, since the float reductions depend on it
     mlflow: bool = True  # log runs to MLflow (metrics/*.json stay the source of truth)
+    nproc: int = 1  # training processes (torchrun, DDP); the global batch stays the task's batch_size
 
 
 def read_params_file(path: str | Path = "params.yaml") -> dict[str, Any]:
@@ -293,11 +294,11 @@ def require(ok: bool, message: str) -> None:
         raise ParamsError(message)
 
 
-COMMON_RANGES = {"threads": at_least(1)}
+COMMON_RANGES = {"threads": at_least(1), "nproc": at_least(1)}
 
 
 def load_common(path: str | Path = "params.yaml") -> CommonParams:
-    """The `common:` section, loaded and range-checked (`common.threads` >= 1)."""
+    """The `common:` section, loaded and range-checked (`common.threads` >= 1, `common.nproc` >= 1)."""
     common = load_params("common", CommonParams, path)
     check_ranges(common, "common", COMMON_RANGES)
     return common

@@ -15,7 +15,7 @@ import time
 import numpy as np
 import torch
 
-from stages.common import checkpoint
+from stages.common import checkpoint, distributed
 from stages.common.cli import main
 from stages.common.diffusion import EMA, Schedule, UNet
 from stages.common.io import DataError, atomic_path, write_csv, write_json
@@ -30,8 +30,11 @@ STAGE = "ddpm-train"
 
 
 def run(p: config.DdpmParams, common: config.CommonParams, paths: config.Paths) -> dict:
-    device = setup(p.seed, common.device, common.threads)
     t = p.train
+    distributed.check_batch(t.batch_size, "ddpm.train.batch_size", common.nproc)
+    if distributed.launch_if_needed(common.nproc):
+        return {}
+    device = distributed.init(setup(p.seed, common.device, common.threads))
     data = torch.from_numpy(load_prepared(paths.prepared))
     cfg = config.unet_config(p)
     if data.shape[-1] != cfg.image_size:
@@ -40,6 +43,7 @@ def run(p: config.DdpmParams, common: config.CommonParams, paths: config.Paths) 
             "run ddpm-prepare again"
         )
     model = UNet(cfg).to(device)
+    net = distributed.wrap(model)  # trains; `model` (same weights) feeds the EMA and is saved
     schedule = Schedule(p.diffusion.schedule, p.diffusion.timesteps)
     optimizer = torch.optim.AdamW(model.parameters(), lr=t.lr, weight_decay=t.weight_decay)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: min(1.0, (step + 1) / (t.warmup_steps + 1)))
@@ -63,7 +67,7 @@ def run(p: config.DdpmParams, common: config.CommonParams, paths: config.Paths) 
     with tracked_run(
         config.TASK, STAGE,
         {"seed": p.seed, "diffusion": to_dict(p.diffusion), "model": to_dict(p.model), "train": to_dict(t), "image_size": cfg.image_size},
-        common.mlflow, paths.root, run_id=run_id,
+        common.mlflow and distributed.is_main(), paths.root, run_id=run_id,
     ) as tracker:  # fmt: skip
         model.train()
         for step in range(first_step, t.steps + 1):
@@ -73,7 +77,10 @@ def run(p: config.DdpmParams, common: config.CommonParams, paths: config.Paths) 
                 flip = torch.rand(t.batch_size, generator=generator) < 0.5
                 x0 = torch.where(flip[:, None, None, None], x0.flip(-1), x0)
             with autocast:
-                loss = schedule.loss(model, x0.to(device), generator)
+                if distributed.world() == 1:
+                    loss = schedule.loss(model, x0.to(device), generator)
+                else:
+                    loss = shard_loss(schedule, net, x0, generator, device)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             if t.grad_clip > 0:
@@ -84,18 +91,21 @@ def run(p: config.DdpmParams, common: config.CommonParams, paths: config.Paths) 
             ema.update(model, min(t.ema_decay, (1 + step) / (10 + step)))
             window.append(loss.item())
             if step % t.log_every == 0 or step == t.steps:
-                row = {"step": step, "loss": float(np.mean(window)), "lr": scheduler.get_last_lr()[0]}
+                row = {"step": step, "loss": distributed.all_reduce_mean(float(np.mean(window))),
+                       "lr": scheduler.get_last_lr()[0]}  # fmt: skip
                 history.append(row)
                 window = []
                 tracker.log_metrics({"loss": row["loss"], "lr": row["lr"]}, step=step)
                 if step % (10 * t.log_every) == 0 or step == t.steps:
                     print(f"step {step} loss {row['loss']:.4f} ({time.time() - start:.0f} s)")
-            if step % t.checkpoint_every == 0 and step < t.steps:
+            if step % t.checkpoint_every == 0 and step < t.steps and distributed.is_main():
                 checkpoint.save(scratch, step, model, optimizer, scheduler, ema=ema.shadow,
                                 generator=generator.get_state(), history=history, step=step,
                                 elapsed=time.time() - start, mlflow_run_id=tracker.run_id)  # fmt: skip
 
         seconds = time.time() - start
+        if not distributed.is_main():
+            return {}  # rank 0 writes every output
         with atomic_path(paths.model) as tmp:
             torch.save({"config": dataclasses.asdict(cfg), "diffusion": vars(p.diffusion), "ema": ema.shadow}, tmp)
         tail = [r["loss"] for r in history[-max(1, len(history) // 10) :]]
@@ -118,6 +128,16 @@ def run(p: config.DdpmParams, common: config.CommonParams, paths: config.Paths) 
     checkpoint.clear(scratch)
     print(f"{STAGE}: final loss {summary['final_loss']:.4f}, {timings['train_seconds']} s -> {paths.model}")
     return summary
+
+
+def shard_loss(schedule: Schedule, net: torch.nn.Module, x0: torch.Tensor, generator, device) -> torch.Tensor:
+    """`Schedule.loss` on this rank's share of the global batch `x0`: timesteps and noise are drawn for the
+    whole batch, as one process draws them, so N processes train on exactly the samples one process does."""
+    t = torch.randint(0, schedule.timesteps, (len(x0),), generator=generator)
+    noise = torch.randn(x0.shape, generator=generator)
+    part, _ = distributed.shard(torch.arange(len(x0)))  # equal shares: check_batch made N divide the batch
+    x0, t, noise = x0[part].to(device), t[part].to(device), noise[part].to(device)
+    return torch.nn.functional.mse_loss(net(schedule.q_sample(x0, t, noise), t), noise)
 
 
 if __name__ == "__main__":

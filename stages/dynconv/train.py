@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from stages.common import checkpoint
+from stages.common import checkpoint, distributed
 from stages.common.cli import main
 from stages.common.io import write_csv, write_json
 from stages.common.params import ParamsError, to_dict
@@ -58,7 +58,10 @@ def run(p: config.DynconvParams, common: config.CommonParams, paths: config.Path
         raise ParamsError(f"dynconv-train needs the model name as its argument: one of {', '.join(config.MODELS)}")
     p.check_model(name)
     t, variant = p.train, p.model(name)
-    device = setup(p.seed, common.device, common.threads)
+    distributed.check_batch(t.batch_size, "dynconv.train.batch_size", common.nproc)
+    if distributed.launch_if_needed(common.nproc):
+        return {}
+    device = distributed.init(setup(p.seed, common.device, common.threads))
     classes = load_classes(paths.prepared)
     xtr_u8, ytr = load_split(paths.prepared, "train")
     xva_u8, yva = load_split(paths.prepared, "val")
@@ -75,10 +78,11 @@ def run(p: config.DynconvParams, common: config.CommonParams, paths: config.Path
     history: list[dict] = saved["history"] if saved else []
     start = time.time()
     tracked = {"seed": p.seed, "backbone": to_dict(p.backbone), "variant": to_dict(variant), "train": to_dict(t)}
-    with tracked_run(config.TASK, stage, tracked, common.mlflow, paths.root) as tracker:
+    with tracked_run(config.TASK, stage, tracked, common.mlflow and distributed.is_main(), paths.root) as tracker:
         for r in range(len(states), t.runs):
             setup(p.seed + r, common.device, common.threads)
             model = build(name, p, len(classes)).to(device)
+            net = distributed.wrap(model)  # trains; `model` (same weights) evaluates and is kept
             optimizer = torch.optim.AdamW(model.parameters(), lr=t.lr, weight_decay=t.weight_decay)
             total = t.epochs * steps
             scheduler = torch.optim.lr_scheduler.LambdaLR(
@@ -100,18 +104,23 @@ def run(p: config.DynconvParams, common: config.CommonParams, paths: config.Path
                 model.train()
                 order = torch.randperm(len(xtr), generator=g)
                 loss_sum, correct = 0.0, 0
-                for idx in tqdm(order.split(t.batch_size), desc=f"epoch {epoch}", leave=False, disable=None):
+                quiet = None if distributed.is_main() else True
+                for idx in tqdm(order.split(t.batch_size), desc=f"epoch {epoch}", leave=False, disable=quiet):
                     xb = augment(xtr[idx], t, g).to(device)
                     mask = sample_masks(len(idx), variant.channel_sampling, g).to(device)
                     yb = ytr[idx].to(device)
-                    logits = model(xb, mask)
+                    # this rank's share, of the batch augmented and masked whole as one process does it
+                    part, weight = distributed.shard(torch.arange(len(idx)))
+                    xb, mask, yb = xb[part], mask[part], yb[part]
+                    logits = net(xb, mask)
                     loss = F.cross_entropy(logits, yb, label_smoothing=t.label_smoothing)
                     optimizer.zero_grad(set_to_none=True)
-                    loss.backward()
+                    distributed.weighted(loss, weight).backward()
                     optimizer.step()
                     scheduler.step()
-                    loss_sum += loss.item() * len(idx)
-                    correct += int((logits.argmax(1) == yb).sum())
+                    loss_sum += loss.item() * len(yb) * (weight > 0)  # a rank's weight-0 stand-in is not counted
+                    correct += int((logits.argmax(1) == yb).sum()) * (weight > 0)
+                loss_sum, correct = distributed.all_reduce_sum(loss_sum, correct)
                 single = [accuracy(model, xva, yva, s, 256, device) for s in config.SINGLE]
                 row = {
                     "run": r,
@@ -121,15 +130,19 @@ def run(p: config.DynconvParams, common: config.CommonParams, paths: config.Path
                     "val_accuracy_rgb": round(accuracy(model, xva, yva, "RGB", 256, device), 6),
                     "val_accuracy_single": round(sum(single) / 3, 6),
                 }
+                row = distributed.broadcast(row)  # rank 0's (BatchNorm buffers differ by rank on CPU)
                 history.append(row)
                 tracker.log_metrics({f"run{r}_{k}": v for k, v in row.items() if k not in ("run", "epoch")}, step=epoch)
                 print(
                     " ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in row.items()), flush=True
                 )
-                checkpoint.save(scratch, r * t.epochs + epoch, model, optimizer, scheduler, run=r, run_epoch=epoch,
-                                generator=g.get_state(), states=states, history=history)  # fmt: skip
+                if distributed.is_main():
+                    checkpoint.save(scratch, r * t.epochs + epoch, model, optimizer, scheduler, run=r,
+                                    run_epoch=epoch, generator=g.get_state(), states=states, history=history)  # fmt: skip
             states.append({k: v.detach().cpu().clone() for k, v in model.state_dict().items()})
             saved = None
+        if not distributed.is_main():
+            return {}  # rank 0 writes every output
         save(paths.model(name), name, states, p, classes, size)
         curves = mean_curves(history, t.epochs)
         write_csv(paths.history(name), curves)

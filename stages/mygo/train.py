@@ -19,7 +19,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from stages.common import checkpoint
+from stages.common import checkpoint, distributed
 from stages.common.cli import main
 from stages.common.cnn import count_parameters
 from stages.common.io import write_csv, write_json
@@ -38,9 +38,12 @@ def run(p: config.MygoParams, common: config.CommonParams, paths: config.Paths, 
     m, t = p.model(name), p.train
     if t.epochs < 1 or t.batch_size < 1:
         raise ParamsError(f"mygo.train: epochs and batch_size must be ≥ 1 (got {t.epochs}, {t.batch_size})")
+    distributed.check_batch(t.batch_size, "mygo.train.batch_size", common.nproc)
+    if distributed.launch_if_needed(common.nproc):
+        return {}
     seed_everything(m.seed)
     set_threads(common.threads)
-    device = resolve_device(common.device)
+    device = distributed.init(resolve_device(common.device))
     on_gpu = device.type == "cuda"
     data = load_prepared(paths.prepared)
     classes, size = data["classes"], data["index"]["image_size"]
@@ -54,6 +57,7 @@ def run(p: config.MygoParams, common: config.CommonParams, paths: config.Paths, 
     memory_format = torch.channels_last if on_gpu and t.channels_last else torch.contiguous_format
 
     model = build(m, len(classes)).to(device, memory_format=memory_format)
+    net = distributed.wrap(model)  # trains; `model` (same weights) evaluates and is saved
     optimizer = make_optimizer(model, t)
     steps_per_epoch = math.ceil(len(train_x) / t.batch_size)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda(t, steps_per_epoch))
@@ -76,12 +80,13 @@ def run(p: config.MygoParams, common: config.CommonParams, paths: config.Paths, 
     )
     start = time.time()
     params = {"model": dataclasses.asdict(m), "train": dataclasses.asdict(t), "image_size": size}
-    with tracked_run(config.TASK, stage, params, common.mlflow) as tracker:
+    with tracked_run(config.TASK, stage, params, common.mlflow and distributed.is_main()) as tracker:
         for epoch in range(first_epoch, t.epochs + 1):
             model.train()
             order = torch.randperm(len(train_x), generator=torch.Generator().manual_seed(m.seed * 10007 + epoch))
             losses, correct = [], 0
             for idx in order.split(t.batch_size):
+                idx, weight = distributed.shard(idx)
                 x = torch.stack([transform(train_x[i]) for i in idx.tolist()])
                 y = train_y[idx]
                 target = y
@@ -89,34 +94,40 @@ def run(p: config.MygoParams, common: config.CommonParams, paths: config.Paths, 
                     x, target = mix(x, y)
                 x = x.to(device, memory_format=memory_format)
                 with autocast:
-                    logits = model(x)
+                    logits = net(x)
                 loss = loss_fn(logits.float(), target.to(device))
                 optimizer.zero_grad(set_to_none=True)
-                loss.backward()
+                distributed.weighted(loss, weight).backward()
                 optimizer.step()
                 scheduler.step()
-                losses.append(loss.item() * len(idx))
-                correct += int((logits.argmax(1).cpu() == y).sum())
+                losses.append(loss.item() * len(idx) * (weight > 0))  # a rank's weight-0 stand-in is not counted
+                correct += int((logits.argmax(1).cpu() == y).sum()) * (weight > 0)
+            loss_total, correct = distributed.all_reduce_sum(sum(losses), correct)
             valid_loss, valid_accuracy = evaluate(model, valid_x, valid_y, device, memory_format, autocast)
             row = {
                 "epoch": epoch,
-                "train_loss": sum(losses) / len(train_x),
+                "train_loss": loss_total / len(train_x),
                 "train_accuracy": correct / len(train_x),
                 "valid_loss": valid_loss,
                 "valid_accuracy": valid_accuracy,
                 "lr": scheduler.get_last_lr()[0],
             }
+            row = distributed.broadcast(row)  # rank 0's row (BatchNorm buffers differ by rank on CPU)
+            valid_loss, valid_accuracy = row["valid_loss"], row["valid_accuracy"]
             if (valid_accuracy, -valid_loss) > (best["accuracy"], -best["loss"]):
                 best = {"accuracy": valid_accuracy, "loss": valid_loss, "epoch": epoch,
                         "state": copy.deepcopy(model.state_dict())}  # fmt: skip
             history.append(row)
             tracker.log_metrics({k: v for k, v in row.items() if k != "epoch"}, step=epoch)
             print(" ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in row.items()), flush=True)
-            checkpoint.save(scratch, epoch, model, optimizer, scheduler, history=history, best=best, epoch=epoch)
+            if distributed.is_main():
+                checkpoint.save(scratch, epoch, model, optimizer, scheduler, history=history, best=best, epoch=epoch)
             if t.patience and epoch - best["epoch"] >= t.patience:
                 print(f"{stage}: early stop, no better validation accuracy for {t.patience} epochs")
                 break
 
+        if not distributed.is_main():
+            return {}  # rank 0 writes every output
         model.load_state_dict(best["state"])
         save(paths.model(name), model, m, classes, size, mean, std)
         summary = {

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from stages.common import checkpoint
+from stages.common import checkpoint, distributed
 from stages.common.cli import main
 from stages.common.io import write_csv, write_json
 from stages.common.params import ParamsError, to_dict
@@ -44,7 +44,12 @@ def run(p: config.NewsParams, common: config.CommonParams, paths: config.Paths) 
 
     Member 0 writes the curves; with more than one member the summary adds each member's and the
     ensemble's validation accuracy (the ensemble averages the members' class probabilities)."""
+    distributed.check_batch(p.train.batch_size, "news.train.batch_size", common.nproc)
+    if distributed.launch_if_needed(common.nproc):
+        return {}
     members = [train_member(p, common, paths, k) for k in range(p.train.members)]  # each resumes by itself
+    if not distributed.is_main():
+        return {}  # rank 0 writes every output
     model, summary, timings, _ = members[0]
     vocab_size, n_classes = model.embed.num_embeddings, model.head.out_features
     if len(members) > 1:
@@ -82,7 +87,7 @@ def train_member(
     seed = p.seed + member
     seed_everything(seed)
     set_threads(thread_count(p.threads, common.threads))
-    device = resolve_device(common.device)
+    device = distributed.init(resolve_device(common.device))
     splits, meta = load_prepared(paths.prepared)
     if splits["train"]["ids"].shape[1] > m.max_len:
         raise ParamsError(
@@ -101,6 +106,7 @@ def train_member(
         init_embeddings(model, vectors, found)
         print(f"news-train: {m.embedding_init} vectors for {found.sum()} of {len(vocab)} tokens")
     model.to(device)
+    net = distributed.wrap(model)  # trains; `model` (same weights) evaluates and is saved
     optimizer = torch.optim.AdamW(param_groups(model, t), lr=t.lr)
     train_ids = torch.as_tensor(splits["train"]["ids"], dtype=torch.long)
     train_len = torch.as_tensor(splits["train"]["lengths"], dtype=torch.long)
@@ -131,7 +137,7 @@ def train_member(
           + member_name)  # fmt: skip
     start = time.time()
     tracked = {"seed": seed, "model": to_dict(m), "train": to_dict(t), "prepare": to_dict(p.prepare)}
-    with tracked_run(config.TASK, STAGE, tracked, common.mlflow) as tracker:
+    with tracked_run(config.TASK, STAGE, tracked, common.mlflow and distributed.is_main()) as tracker:
         for epoch in range(first_epoch, t.epochs + 1):
             if t.patience and epoch - best["epoch"] > t.patience and best["epoch"]:
                 print(f"early stop: no better validation accuracy since epoch {best['epoch']}")
@@ -141,21 +147,23 @@ def train_member(
             loss_sum = correct = 0.0
             epoch_start = time.time()
             for batch in order.split(t.batch_size):
+                batch, weight = distributed.shard(batch)
                 width = int(train_len[batch].max())
                 x, y = train_ids[batch, :width].to(device), train_y[batch].to(device)
                 with autocast:
-                    logits = model(x)
+                    logits = net(x)
                     loss = loss_fn(logits.float(), y)
                 optimizer.zero_grad(set_to_none=True)
-                loss.backward()
+                distributed.weighted(loss, weight).backward()
                 if t.grad_clip > 0:
                     torch.nn.utils.clip_grad_norm_(model.parameters(), t.grad_clip)
                 optimizer.step()
                 if ema is not None:
                     ema.update_parameters(model)
                 scheduler.step()
-                loss_sum += loss.item() * len(batch)
-                correct += (logits.argmax(-1) == y).sum().item()
+                loss_sum += loss.item() * len(batch) * (weight > 0)  # a rank's weight-0 stand-in is not counted
+                correct += (logits.argmax(-1) == y).sum().item() * (weight > 0)
+            loss_sum, correct = distributed.all_reduce_sum(loss_sum, correct)
             seconds = time.time() - epoch_start
             row = {
                 "epoch": epoch,
@@ -165,6 +173,7 @@ def train_member(
                 "lr": scheduler.get_last_lr()[0],
                 "samples_per_s": len(train_ids) / max(seconds, 1e-9),
             }
+            row = distributed.broadcast(row)  # rank 0's row: every rank stops at the same epoch
             if row["val_accuracy"] > best["val_accuracy"]:
                 best = {
                     "val_accuracy": row["val_accuracy"],
@@ -174,9 +183,12 @@ def train_member(
             history.append(row)
             tracker.log_metrics({k: v for k, v in row.items() if k != "epoch"}, step=epoch)
             print(" ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in row.items()))
-            checkpoint.save(scratch, epoch, model, optimizer, scheduler, history=history, best=best, epoch=epoch,
-                            ema=None if ema is None else ema.state_dict())  # fmt: skip
+            if distributed.is_main():
+                checkpoint.save(scratch, epoch, model, optimizer, scheduler, history=history, best=best, epoch=epoch,
+                                ema=None if ema is None else ema.state_dict())  # fmt: skip
 
+        if not distributed.is_main():
+            return model, {}, {}, scratch  # rank 0 writes every output
         model.load_state_dict(best["state"])
         best_row = history[best["epoch"] - 1]
         summary = {

@@ -34,6 +34,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from stages.common import distributed
 from stages.common.cli import main
 from stages.common.io import atomic_path, write_json
 from stages.common.params import to_dict
@@ -118,6 +119,7 @@ def train_member(
     rng = np.random.default_rng(seed)
     palette, n_colors = data["palette"], len(data["palette"])
     model = SpriteClassifier(c.width).to(device)
+    net = distributed.wrap(model)  # trains; `model` (same weights) evaluates and is kept
     optimizer = torch.optim.AdamW(model.parameters(), lr=c.lr, weight_decay=1e-4)
     positives = data["train"]
     steps = c.epochs * -(-2 * len(positives) // c.batch_size)
@@ -133,13 +135,15 @@ def train_member(
         order = torch.from_numpy(rng.permutation(len(x)))
         losses = []
         for batch in order.split(c.batch_size):
-            logits = model(x[batch].to(device))
+            batch, weight = distributed.shard(batch)  # this rank's share of the global batch
+            logits = net(x[batch].to(device))
             loss = nn.functional.binary_cross_entropy_with_logits(logits, y[batch].to(device))
             optimizer.zero_grad()
-            loss.backward()
+            distributed.weighted(loss, weight).backward()
             optimizer.step()
             scheduler.step()
-            losses.append(loss.item())
+            losses.append(loss.item() * weight)  # summed over ranks, / world: the global batch's loss
+        losses = [v / distributed.world() for v in distributed.all_reduce_sum(*losses)]
         dev_accuracy = accuracy(model, dev_x, dev_y, c.threshold)
         step = (i * c.epochs) + epoch
         tracker.log_metrics({"train_loss": float(np.mean(losses)), "dev_accuracy": dev_accuracy}, step=step)
@@ -150,8 +154,11 @@ def train_member(
 
 
 def run(p: config.PokemonParams, common: config.CommonParams, paths: config.Paths) -> dict:
-    device = setup(p.seed, common.device, common.threads)
     c = p.classifier
+    distributed.check_batch(c.batch_size, "pokemon.classifier.batch_size", common.nproc)
+    if distributed.launch_if_needed(common.nproc):
+        return {}
+    device = distributed.init(setup(p.seed, common.device, common.threads))
     data = load_prepared(paths.prepared)
     palette, n_colors = data["palette"], len(data["palette"])
     negatives = dev_negatives(data["dev"], n_colors)
@@ -161,9 +168,12 @@ def run(p: config.PokemonParams, common: config.CommonParams, paths: config.Path
     dev_y = torch.cat([torch.ones(len(data["dev"])), torch.zeros(len(mixed))]).to(device)
     start = time.time()
     with tracked_run(
-        config.TASK, "pokemon-classifier", {"seed": p.seed, "classifier": to_dict(c)}, common.mlflow, paths.root
-    ) as tracker:
+        config.TASK, "pokemon-classifier", {"seed": p.seed, "classifier": to_dict(c)},
+        common.mlflow and distributed.is_main(), paths.root,
+    ) as tracker:  # fmt: skip
         ensemble = Ensemble([train_member(i, p, data, device, tracker, dev_x, dev_y) for i in range(c.members)])
+        if not distributed.is_main():
+            return {}  # rank 0 writes every output
         metrics = {
             "dev_accuracy": accuracy(ensemble, dev_x, dev_y, c.threshold),
             **precision_recall(ensemble, c.threshold, data["dev"], negatives, palette),

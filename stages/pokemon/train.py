@@ -15,7 +15,7 @@ import time
 import numpy as np
 import torch
 
-from stages.common import checkpoint
+from stages.common import checkpoint, distributed
 from stages.common.cli import main
 from stages.common.io import atomic_path, write_csv, write_json
 from stages.common.params import to_dict
@@ -30,12 +30,16 @@ STAGE = "pokemon-train"
 
 
 def run(p: config.PokemonParams, common: config.CommonParams, paths: config.Paths) -> dict:
-    device = setup(p.seed, common.device, common.threads)
     t = p.train
+    distributed.check_batch(t.batch_size, "pokemon.train.batch_size", common.nproc)
+    if distributed.launch_if_needed(common.nproc):
+        return {}
+    device = distributed.init(setup(p.seed, common.device, common.threads))
     data = load_prepared(paths.prepared)
     train_set = torch.as_tensor(data["train"])
     dev_set = torch.as_tensor(data["dev"])
     model = build_model(p.model, len(data["palette"])).to(device)
+    net = distributed.wrap(model)  # trains; `model` (same weights) evaluates and is saved
     optimizer = torch.optim.AdamW(model.parameters(), lr=t.lr, weight_decay=t.weight_decay)
     steps_per_epoch = math.ceil(len(train_set) / t.batch_size)
     start, epoch_seconds = time.time(), 0.0
@@ -58,12 +62,13 @@ def run(p: config.PokemonParams, common: config.CommonParams, paths: config.Path
         config.TASK,
         STAGE,
         {"seed": p.seed, "model": to_dict(p.model), "train": to_dict(t)},
-        common.mlflow,
+        common.mlflow and distributed.is_main(),
         paths.root,
         run_id=run_id,
     ) as tracker:
         for epoch in range(first_epoch, t.epochs + 1):
-            if t.max_minutes and history and time.time() - start + epoch_seconds > 60 * t.max_minutes:
+            over = t.max_minutes and history and time.time() - start + epoch_seconds > 60 * t.max_minutes
+            if distributed.broadcast(over):  # rank 0's clock decides for every rank
                 print(f"time budget of {t.max_minutes} min reached after epoch {epoch - 1}")
                 break
             epoch_start = time.time()
@@ -71,15 +76,17 @@ def run(p: config.PokemonParams, common: config.CommonParams, paths: config.Path
             order = torch.randperm(len(train_set), generator=torch.Generator().manual_seed(p.seed + epoch))
             losses = []
             for batch in order.split(t.batch_size):
+                batch, weight = distributed.shard(batch)  # this rank's share of the global batch
                 with autocast:
-                    loss = next_token_loss(model, train_set[batch].to(device))
+                    loss = next_token_loss(net, train_set[batch].to(device))
                 optimizer.zero_grad(set_to_none=True)
-                loss.backward()
+                distributed.weighted(loss, weight).backward()
                 if t.grad_clip > 0:
                     torch.nn.utils.clip_grad_norm_(model.parameters(), t.grad_clip)
                 optimizer.step()
                 scheduler.step()
-                losses.append(loss.item())
+                losses.append(loss.item() * weight)  # summed over ranks, / world: the global batch's loss
+            losses = [v / distributed.world() for v in distributed.all_reduce_sum(*losses)]
             row = {"epoch": epoch, "train_loss": float(np.mean(losses)), **evaluate_dev(model, dev_set, device)}
             row["lr"] = scheduler.get_last_lr()[0]
             if judge is not None:
@@ -90,15 +97,20 @@ def run(p: config.PokemonParams, common: config.CommonParams, paths: config.Path
             score = {"train_loss": row["train_loss"], "dev_loss": row["dev_loss"]}.get(t.select_by)
             if score is None:  # classifier: highest PDR, ties broken by dev loss
                 score = -row["dev_pdr"] + 1e-6 * row["dev_loss"]
+            row = distributed.broadcast(row)  # rank 0's row: every rank keeps the same epoch
+            score = distributed.broadcast(score)
             if score < best["score"]:
                 best = {"score": score, "epoch": epoch, "state": copy.deepcopy(model.state_dict())}
             epoch_seconds = time.time() - epoch_start
             history.append(row)
             tracker.log_metrics({k: v for k, v in row.items() if k != "epoch"}, step=epoch)
             print(" ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in row.items()))
-            checkpoint.save(scratch, epoch, model, optimizer, scheduler, history=history, best=best, epoch=epoch,
-                            mlflow_run_id=tracker.run_id)  # fmt: skip
+            if distributed.is_main():
+                checkpoint.save(scratch, epoch, model, optimizer, scheduler, history=history, best=best,
+                                epoch=epoch, mlflow_run_id=tracker.run_id)  # fmt: skip
 
+        if not distributed.is_main():
+            return {}  # rank 0 writes every output
         model.load_state_dict(best["state"])
         with atomic_path(paths.model) as tmp:
             model.save_pretrained(tmp)
@@ -140,8 +152,8 @@ def warmup_cosine(
         if step < warmup_steps:
             return (step + 1) / (warmup_steps + 1)
         progress = (step - warmup_steps) / max(1, total_steps - warmup_steps)
-        if budget_seconds > 0:
-            progress = max(progress, (time.time() - start) / budget_seconds)
+        if budget_seconds > 0:  # rank 0's clock, so that every rank steps with the same learning rate
+            progress = max(progress, distributed.broadcast(time.time() - start) / budget_seconds)
         return 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
 
     return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)

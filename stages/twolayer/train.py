@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from stages.common import checkpoint
+from stages.common import checkpoint, distributed
 from stages.common.cli import main
 from stages.common.io import DataError, write_csv, write_json
 from stages.common.params import ParamsError, to_dict, unrecorded
@@ -72,7 +72,10 @@ def evaluate_split(model: torch.nn.Module, x: np.ndarray, y: np.ndarray, device:
 def run(p: config.TwolayerParams, common: config.CommonParams, paths: config.Paths, name: str = "") -> dict:
     config.validate(p, config.check_model(name))
     t, a = p.train, p.augment
-    device = setup(p.seed, common.device, thread_count(p.threads, common.threads))
+    distributed.check_batch(t.batch_size, "twolayer.train.batch_size", common.nproc)
+    if distributed.launch_if_needed(common.nproc):
+        return {}
+    device = distributed.init(setup(p.seed, common.device, thread_count(p.threads, common.threads)))
     data = load_data(p, paths)
     (xtr, ytr), (xva, yva), classes, size = data["train"], data["val"], data["classes"], data["size"]
     if len(xtr) == 0 or len(xva) == 0:
@@ -85,6 +88,7 @@ def run(p: config.TwolayerParams, common: config.CommonParams, paths: config.Pat
         except ValueError as err:
             raise ParamsError(f"twolayer.twolayer: {err}") from None
     model = model.to(device)
+    net = distributed.wrap(model)  # trains; `model` (same weights) evaluates and is saved
     decay = [q for q in model.parameters() if q.ndim > 1]  # no weight decay on biases, norms, positions
     no_decay = [q for q in model.parameters() if q.ndim <= 1]
     optimizer = torch.optim.AdamW(
@@ -112,7 +116,7 @@ def run(p: config.TwolayerParams, common: config.CommonParams, paths: config.Pat
     print(f"{stage}: {n_params:,} parameters, {len(xtr)} train / {len(xva)} val images at {size}², "
           f"{len(classes)} classes, {t.epochs} epochs on {device}")  # fmt: skip
     with unrecorded():  # whether to log is bookkeeping: it changes no output
-        log = common.mlflow
+        log = common.mlflow and distributed.is_main()
     with tracked_run(config.TASK, stage, tracked, log, paths.root, run_id=run_id) as tracker:
         for epoch in range(first, t.epochs + 1):
             start = time.time()
@@ -120,20 +124,24 @@ def run(p: config.TwolayerParams, common: config.CommonParams, paths: config.Pat
             order = torch.randperm(len(xtr), generator=g).numpy()
             model.train()
             loss_sum, correct = 0.0, 0
-            bar = tqdm(range(0, len(order), t.batch_size), desc=f"{name} epoch {epoch}/{t.epochs}", leave=False)
+            bar = tqdm(range(0, len(order), t.batch_size), desc=f"{name} epoch {epoch}/{t.epochs}", leave=False,
+                       disable=None if distributed.is_main() else True)  # fmt: skip
             for i in bar:
                 idx = order[i : i + t.batch_size]
                 xb = to_tensor(augment(xtr[idx], a.crop_pad, a.flip, g)).to(device)
                 yb = torch.as_tensor(ytr[idx]).to(device)
-                logits = model(xb)
+                part, weight = distributed.shard(torch.arange(len(idx)))  # this rank's share, augmented whole
+                xb, yb = xb[part], yb[part]
+                logits = net(xb)
                 loss = F.cross_entropy(logits, yb, label_smoothing=a.label_smoothing)
                 optimizer.zero_grad(set_to_none=True)
-                loss.backward()
+                distributed.weighted(loss, weight).backward()
                 optimizer.step()
                 scheduler.step()
-                loss_sum += loss.item() * len(idx)
-                correct += int((logits.argmax(-1) == yb).sum())
+                loss_sum += loss.item() * len(yb) * (weight > 0)  # a rank's weight-0 stand-in is not counted
+                correct += int((logits.argmax(-1) == yb).sum()) * (weight > 0)
                 bar.set_postfix(loss=f"{loss.item():.3f}")
+            loss_sum, correct = distributed.all_reduce_sum(loss_sum, correct)
             val_loss, val_acc = evaluate_split(model, xva, yva, device)
             row = {
                 "epoch": epoch,
@@ -143,15 +151,20 @@ def run(p: config.TwolayerParams, common: config.CommonParams, paths: config.Pat
                 "val_accuracy": round(val_acc, 6),
                 "lr": scheduler.get_last_lr()[0],
             }
+            row = distributed.broadcast(row)  # rank 0's row (BatchNorm buffers differ by rank on CPU)
+            val_acc = distributed.broadcast(val_acc)
             if val_acc > best["accuracy"]:
                 best = {"accuracy": val_acc, "epoch": epoch, "state": copy.deepcopy(model.state_dict())}
             history.append(row)
             seconds.append(round(time.time() - start, 2))
             tracker.log_metrics({k: v for k, v in row.items() if k != "epoch"}, step=epoch)
             print(f"{stage}: " + " ".join(f"{k} {v:.4g}" for k, v in row.items()), flush=True)
-            checkpoint.save(scratch, epoch, model, optimizer, scheduler, history=history, best=best,
-                            seconds=seconds, epoch=epoch, mlflow_run_id=tracker.run_id)  # fmt: skip
+            if distributed.is_main():
+                checkpoint.save(scratch, epoch, model, optimizer, scheduler, history=history, best=best,
+                                seconds=seconds, epoch=epoch, mlflow_run_id=tracker.run_id)  # fmt: skip
 
+        if not distributed.is_main():
+            return {}  # rank 0 writes every output
         model.load_state_dict(best["state"])
         save_model(paths.model(name), name, model.cpu(), hparams(name, p), classes, size)
         last = history[-1]

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from stages.common import checkpoint
+from stages.common import checkpoint, distributed
 from stages.common.cli import main
 from stages.common.io import write_csv, write_json
 from stages.common.params import ParamsError, to_dict
@@ -81,12 +81,16 @@ def run(p: config.VitParams, common: config.CommonParams, paths: config.Paths) -
         raise ParamsError(f"vit.model.dim ({m.dim}) must be divisible by vit.model.heads ({m.heads})")
     if 32 % m.patch_size:
         raise ParamsError(f"vit.model.patch_size ({m.patch_size}) must divide 32")
-    device = setup(p.seed, common.device, thread_count(p.threads, common.threads))
+    distributed.check_batch(t.batch_size, "vit.train.batch_size", common.nproc)
+    if distributed.launch_if_needed(common.nproc):
+        return {}
+    device = distributed.init(setup(p.seed, common.device, thread_count(p.threads, common.threads)))
     splits, meta = load_prepared(paths.prepared)
     (xtr, ytr), (xte, yte) = splits["train"], splits["test"]
     xtr_t, ytr_t, xte_t, yte_t = map(torch.as_tensor, (xtr, ytr, xte, yte))
     model = ViT(len(meta["classes"]), 32, m.patch_size, m.dim, m.depth, m.heads, m.mlp_ratio, m.dropout,
                 m.attention == "sdpa").to(device)  # fmt: skip
+    net = distributed.wrap(model)  # trains; `model` (same weights) evaluates and is saved
     decay = [q for q in model.parameters() if q.dim() >= 2]
     no_decay = [q for q in model.parameters() if q.dim() < 2]
     optimizer = torch.optim.AdamW(
@@ -118,7 +122,9 @@ def run(p: config.VitParams, common: config.CommonParams, paths: config.Paths) -
         f"vit-train: {n_params:,} parameters, {len(xtr)} train / {len(xte)} test images, {t.epochs} epochs on {device}"
     )
     tracked = {"seed": p.seed, "model": to_dict(m), "train": to_dict(t), "augment": to_dict(a)}
-    with tracked_run(config.TASK, STAGE, tracked, common.mlflow, paths.root, run_id=run_id) as tracker:
+    with tracked_run(
+        config.TASK, STAGE, tracked, common.mlflow and distributed.is_main(), paths.root, run_id=run_id
+    ) as tracker:
         for epoch in range(first_epoch, t.epochs + 1):
             model.train()
             order = torch.randperm(len(xtr), generator=g)
@@ -129,18 +135,21 @@ def run(p: config.VitParams, common: config.CommonParams, paths: config.Paths) -
                 xb = normalise(xb.to(device), meta["mean"], meta["std"])
                 yb = ytr_t[idx].to(device)
                 xb, perm, lam = mix(xb, a, rng)
-                logits = model(xb)
+                yb_mix = yb[perm.to(device)]
+                # this rank's share, of the batch augmented and mixed whole as one process does it
+                part, weight = distributed.shard(torch.arange(len(idx)))
+                xb, yb, yb_mix = xb[part], yb[part], yb_mix[part]
+                logits = net(xb)
                 loss = lam * F.cross_entropy(logits, yb, label_smoothing=a.label_smoothing)
                 if lam < 1.0:
-                    loss = loss + (1 - lam) * F.cross_entropy(
-                        logits, yb[perm.to(device)], label_smoothing=a.label_smoothing
-                    )
+                    loss = loss + (1 - lam) * F.cross_entropy(logits, yb_mix, label_smoothing=a.label_smoothing)
                 optimizer.zero_grad(set_to_none=True)
-                loss.backward()
+                distributed.weighted(loss, weight).backward()
                 optimizer.step()
                 scheduler.step()
-                loss_sum += loss.item() * len(idx)
-                correct += (logits.argmax(-1) == (yb if lam >= 0.5 else yb[perm.to(device)])).sum().item()
+                loss_sum += loss.item() * len(yb) * (weight > 0)  # a rank's weight-0 stand-in is not counted
+                correct += (logits.argmax(-1) == (yb if lam >= 0.5 else yb_mix)).sum().item() * (weight > 0)
+            loss_sum, correct = distributed.all_reduce_sum(loss_sum, correct)
             test_logits = predict(model, xte_t, meta["mean"], meta["std"], device)
             row = {
                 "epoch": epoch,
@@ -151,12 +160,16 @@ def run(p: config.VitParams, common: config.CommonParams, paths: config.Paths) -
                 "lr": scheduler.get_last_lr()[0],
                 "epoch_seconds": round(time.time() - t0, 2),
             }
+            row = distributed.broadcast(row)  # rank 0's row (its epoch_seconds)
             history.append(row)
             tracker.log_metrics({k: v for k, v in row.items() if k != "epoch"}, step=epoch)
             print(" ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in row.items()))
-            checkpoint.save(scratch, epoch, model, optimizer, scheduler, generator=g.get_state(),
-                            numpy_rng=rng.bit_generator.state, history=history, epoch=epoch,
-                            elapsed=time.time() - start, mlflow_run_id=tracker.run_id)  # fmt: skip
+            if distributed.is_main():
+                checkpoint.save(scratch, epoch, model, optimizer, scheduler, generator=g.get_state(),
+                                numpy_rng=rng.bit_generator.state, history=history, epoch=epoch,
+                                elapsed=time.time() - start, mlflow_run_id=tracker.run_id)  # fmt: skip
+        if not distributed.is_main():
+            return {}  # rank 0 writes every output
         last = history[-1]
         summary = {
             "epochs": t.epochs,

@@ -18,7 +18,7 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-from stages.common import checkpoint
+from stages.common import checkpoint, distributed
 from stages.common.cli import main
 from stages.common.io import DataError, atomic_path, write_csv, write_json
 from stages.common.params import to_dict
@@ -38,7 +38,7 @@ def sft_config(p: config.VlmCaptionParams, output_dir: str, device: Any) -> Any:
     return SFTConfig(
         output_dir=output_dir,
         max_steps=t.max_steps,
-        per_device_train_batch_size=t.batch_size,
+        per_device_train_batch_size=t.batch_size // distributed.world(),  # the global batch stays the param
         gradient_accumulation_steps=t.grad_accum,
         learning_rate=t.lr,
         warmup_steps=t.warmup_steps,
@@ -64,7 +64,11 @@ def sft_config(p: config.VlmCaptionParams, output_dir: str, device: Any) -> Any:
 
 
 def run(p: config.VlmCaptionParams, common: config.CommonParams, paths: config.Paths) -> dict:
-    device = setup(p.seed, common.device, thread_count(p.threads, common.threads))
+    distributed.check_batch(p.train.batch_size, "vlm-caption.train.batch_size", common.nproc)
+    if distributed.launch_if_needed(common.nproc):
+        return {}
+    # under torchrun the Trainer shards the data (DistributedSampler) and wraps the model in DDP itself
+    device = distributed.init(setup(p.seed, common.device, thread_count(p.threads, common.threads)))
     backend, reason = model.choose_backend(p.model.backend, device.type == "cuda")  # before transformers loads
     print(f"vlm-caption-train: backend {backend} ({reason})")
     logging.getLogger("transformers").setLevel(logging.ERROR)
@@ -83,12 +87,14 @@ def run(p: config.VlmCaptionParams, common: config.CommonParams, paths: config.P
     id_file = scratch / "mlflow_run_id"  # the interrupted run's MLflow run, continued on resume
     run_id = id_file.read_text().strip() if resume and id_file.is_file() else None
     start = time.time()
-    with tracked_run(config.TASK, STAGE, tracked, common.mlflow, paths.root, run_id=run_id) as tracker:
+    with tracked_run(
+        config.TASK, STAGE, tracked, common.mlflow and distributed.is_main(), paths.root, run_id=run_id
+    ) as tracker:
         tracker.set_tags({"backend_reason": reason})
         if tracker.run_id:
             scratch.mkdir(parents=True, exist_ok=True)
             id_file.write_text(tracker.run_id)
-        with atomic_path(paths.model) as out:
+        with atomic_path(paths.model) if distributed.is_main() else distributed.private_dir(paths.model) as out:
             out.mkdir()
             base: str | Path = p.model.name
             if p.model.name == config.TINY:
@@ -97,8 +103,8 @@ def run(p: config.VlmCaptionParams, common: config.CommonParams, paths: config.P
                 tiny = tiny_model.build_model(
                     AutoProcessor.from_pretrained(paths.prepared / "processor"), tiny_model.tiny_config(p.model), p.seed
                 )
-                tiny.save_pretrained(out / "base")
-                base = out / "base"
+                tiny.save_pretrained(out / "base")  # under torchrun transformers saves on rank 0 only
+                base = distributed.broadcast(out / "base")  # so every rank loads rank 0's copy
             peft_model, processor = model.load_for_training(p, backend, base, paths.prepared / "processor", device)
             trainable = sum(q.numel() for q in peft_model.parameters() if q.requires_grad)
             total = sum(q.numel() for q in peft_model.parameters())
@@ -112,6 +118,8 @@ def run(p: config.VlmCaptionParams, common: config.CommonParams, paths: config.P
             if resume:
                 print(f"resuming from {max(scratch.glob('checkpoint-*'), key=lambda c: int(c.name.split('-')[1]))}")
             result = trainer.train(resume_from_checkpoint=resume or None)
+            if not distributed.is_main():
+                return {}  # rank 0 writes every output
             if base != p.model.name:
                 # the base was built in a temporary folder; record where it will be, so reruns are byte-identical
                 for lora_config in peft_model.peft_config.values():
