@@ -17,6 +17,7 @@ import sys
 import time
 
 import torch
+from tqdm import tqdm
 
 from stages.coco_caption import config
 from stages.coco_caption.data import load_prepared
@@ -73,7 +74,7 @@ def run(p: config.CocoCaptionParams, common: config.CommonParams, paths: config.
         for epoch in range(first_epoch, p.train.epochs + 1):
             model.train()
             losses = []
-            for i in range(0, len(caps), p.train.batch_size):
+            for i in tqdm(range(0, len(caps), p.train.batch_size), desc=f"epoch {epoch}", leave=False, disable=None):
                 f, weight = distributed.shard(feats[i : i + p.train.batch_size])  # this rank's share
                 x, _ = distributed.shard(caps[i : i + p.train.batch_size])
                 f, x = f.to(device), x.to(device)

@@ -14,6 +14,7 @@ import time
 
 import numpy as np
 import torch
+from tqdm import tqdm
 
 from stages.common import checkpoint, distributed
 from stages.common.cli import main
@@ -70,7 +71,8 @@ def run(p: config.DdpmParams, common: config.CommonParams, paths: config.Paths) 
         common.mlflow and distributed.is_main(), paths.root, run_id=run_id,
     ) as tracker:  # fmt: skip
         model.train()
-        for step in range(first_step, t.steps + 1):
+        for step in tqdm(range(first_step, t.steps + 1), desc="steps", initial=first_step - 1, total=t.steps,
+                         leave=False, disable=None):  # fmt: skip
             # A batch: random images, flipped left-right at random when `hflip`.
             x0 = data[torch.randint(0, len(data), (t.batch_size,), generator=generator)]
             if t.hflip:

@@ -18,6 +18,7 @@ import time
 import numpy as np
 import torch
 from torch import nn
+from tqdm import tqdm
 
 from stages.common import checkpoint, distributed
 from stages.common.cli import main
@@ -85,7 +86,7 @@ def run(p: config.MygoParams, common: config.CommonParams, paths: config.Paths, 
             model.train()
             order = torch.randperm(len(train_x), generator=torch.Generator().manual_seed(m.seed * 10007 + epoch))
             losses, correct = [], 0
-            for idx in order.split(t.batch_size):
+            for idx in tqdm(order.split(t.batch_size), desc=f"epoch {epoch}", leave=False, disable=None):
                 idx, weight = distributed.shard(idx)
                 x = torch.stack([transform(train_x[i]) for i in idx.tolist()])
                 y = train_y[idx]

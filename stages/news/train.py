@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from tqdm import tqdm
 
 from stages.common import checkpoint, distributed
 from stages.common.cli import main
@@ -146,7 +147,7 @@ def train_member(
             order = torch.randperm(len(train_ids), generator=torch.Generator().manual_seed(seed + epoch))
             loss_sum = correct = 0.0
             epoch_start = time.time()
-            for batch in order.split(t.batch_size):
+            for batch in tqdm(order.split(t.batch_size), desc=f"epoch {epoch}", leave=False, disable=None):
                 batch, weight = distributed.shard(batch)
                 width = int(train_len[batch].max())
                 x, y = train_ids[batch, :width].to(device), train_y[batch].to(device)

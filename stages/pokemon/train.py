@@ -14,6 +14,7 @@ import time
 
 import numpy as np
 import torch
+from tqdm import tqdm
 
 from stages.common import checkpoint, distributed
 from stages.common.cli import main
@@ -75,7 +76,7 @@ def run(p: config.PokemonParams, common: config.CommonParams, paths: config.Path
             model.train()
             order = torch.randperm(len(train_set), generator=torch.Generator().manual_seed(p.seed + epoch))
             losses = []
-            for batch in order.split(t.batch_size):
+            for batch in tqdm(order.split(t.batch_size), desc=f"epoch {epoch}", leave=False, disable=None):
                 batch, weight = distributed.shard(batch)  # this rank's share of the global batch
                 with autocast:
                     loss = next_token_loss(net, train_set[batch].to(device))

@@ -17,6 +17,7 @@ import time
 import numpy as np
 import torch
 import torch.nn.functional as F
+from tqdm import tqdm
 
 from stages.common import checkpoint, distributed
 from stages.common.cli import main
@@ -130,7 +131,7 @@ def run(p: config.VitParams, common: config.CommonParams, paths: config.Paths) -
             order = torch.randperm(len(xtr), generator=g)
             loss_sum = correct = 0.0
             t0 = time.time()
-            for idx in order.split(t.batch_size):
+            for idx in tqdm(order.split(t.batch_size), desc=f"epoch {epoch}", leave=False, disable=None):
                 xb = augment(xtr_t[idx], a, g).permute(0, 2, 3, 1)
                 xb = normalise(xb.to(device), meta["mean"], meta["std"])
                 yb = ytr_t[idx].to(device)

@@ -10,7 +10,7 @@ from stages.news import config
 
 @pytest.fixture
 def common() -> CommonParams:
-    return CommonParams(device="cpu", threads=0, mlflow=False)
+    return CommonParams(device="cpu", threads=1, mlflow=False)
 
 
 @pytest.fixture

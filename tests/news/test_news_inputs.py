@@ -116,7 +116,7 @@ def test_label_not_in_class_list(tmp_path, paths) -> None:
 def test_cli_prints_one_line_and_exits_1(tmp_path) -> None:
     folder = write_course(tmp_path / "src", "{oops", json.dumps(TEST))
     (tmp_path / "params.yaml").write_text(
-        f"common: {{device: cpu, threads: 0, mlflow: false}}\nnews: {{data: {{source: 'dir:{folder}'}}}}\n"
+        f"common: {{device: cpu, threads: 1, mlflow: false}}\nnews: {{data: {{source: 'dir:{folder}'}}}}\n"
     )
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     cmd = [sys.executable, "-m", "stages.news.download"]
