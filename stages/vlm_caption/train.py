@@ -45,6 +45,8 @@ def sft_config(p: config.VlmCaptionParams, output_dir: str, device: Any) -> Any:
         weight_decay=t.weight_decay,
         lr_scheduler_type=t.scheduler,
         optim=t.optim,
+        # trl turns it on by default; on the tiny model it only recomputes every forward (unsloth path: as before)
+        gradient_checkpointing=p.model.gradient_checkpointing,
         logging_steps=t.logging_steps,
         seed=p.seed,
         data_seed=p.seed,
