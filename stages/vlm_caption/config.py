@@ -80,6 +80,7 @@ class TrainParams:
     optim: str = "adamw_torch"  # the unsloth notebooks use adamw_8bit (bitsandbytes, GPU)
     logging_steps: int = 10
     checkpoint_every: int = 200  # steps between resumable checkpoints (adapter, optimizer, RNG); 0 = none
+    cache_images: bool = True  # process each distinct image once and reuse its tensors (small images; full: false)
 
 
 @dataclasses.dataclass
