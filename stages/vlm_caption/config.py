@@ -44,7 +44,8 @@ class ModelParams:
     name: str = TINY
     backend: Literal["auto", "unsloth", "transformers"] = "auto"  # auto: unsloth when CUDA and unsloth import
     load_in_4bit: bool = True  # unsloth path only (bitsandbytes)
-    gradient_checkpointing: bool = True  # unsloth path ("unsloth" checkpointing); ignored for the tiny model
+    # unsloth: "unsloth" checkpointing; transformers: SFTConfig.gradient_checkpointing (recomputes the forward)
+    gradient_checkpointing: bool = False  # sample scale: off (tiny model); full preset: on
     # the tiny model's sizes (model.name: tiny)
     tiny_vocab: int = 384
     tiny_image_size: int = 32
@@ -79,6 +80,7 @@ class TrainParams:
     optim: str = "adamw_torch"  # the unsloth notebooks use adamw_8bit (bitsandbytes, GPU)
     logging_steps: int = 10
     checkpoint_every: int = 200  # steps between resumable checkpoints (adapter, optimizer, RNG); 0 = none
+    cache_images: bool = True  # process each distinct image once and reuse its tensors (small images; full: false)
 
 
 @dataclasses.dataclass
@@ -94,7 +96,7 @@ class PredictParams:
 @dataclasses.dataclass
 class VlmCaptionParams:
     seed: int = 3407  # unsloth's notebooks
-    threads: int = 0  # torch CPU threads; 0 = common.threads
+    threads: int = 1  # torch CPU threads; 0 = common.threads (the tiny model's ops are too small to split)
     data: DataParams = dataclasses.field(default_factory=DataParams)
     prepare: PrepareParams = dataclasses.field(default_factory=PrepareParams)
     model: ModelParams = dataclasses.field(default_factory=ModelParams)

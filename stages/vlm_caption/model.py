@@ -137,25 +137,71 @@ def pil(image: bytes) -> Any:
 
 
 class CaptionCollator:
-    """Batches of (image, chat text) with the loss on the caption only: prompt and padding labels are -100."""
+    """Batches of (image, chat text) with the loss on the caption only: prompt and padding labels are -100.
 
-    def __init__(self, processor: Any) -> None:
+    With `cache_images` every distinct image (by its bytes) is decoded and run through the image processor once,
+    and its tensors reused whenever it comes back (600 steps of 16 revisit each of 1,500 images six times); the
+    text is tokenised per batch as the processor does, and the batch is the processor's, tensor for tensor.
+    """
+
+    def __init__(self, processor: Any, cache_images: bool = False) -> None:
         self.processor = processor
+        self.image_cache: dict[bytes, dict] | None = {} if cache_images else None
+        self.prompt_lengths: dict[str, int] = {}  # the prompt is the same for every row: tokenised once
 
     def __call__(self, rows: list[dict]) -> dict:
-        batch = self.processor(
-            images=[[pil(r["image"])] for r in rows],
-            text=[r["text"] for r in rows],
-            padding=True,
-            add_special_tokens=False,  # the chat template already starts with <|begin_of_text|>
-            return_tensors="pt",
-        )
-        labels = batch["input_ids"].clone()
+        texts = [r["text"] for r in rows]
+        if self.image_cache is None:
+            batch = self.processor(
+                images=[[pil(r["image"])] for r in rows],
+                text=texts,
+                padding=True,
+                add_special_tokens=False,  # the chat template already starts with <|begin_of_text|>
+                return_tensors="pt",
+            )
+        else:
+            batch = self._from_cache(rows, texts)
+        batch["labels"] = self.labels(batch, [r["prompt"] for r in rows])
+        return batch
+
+    def labels(self, batch: Any, prompts: list[str]) -> Any:
+        """input_ids with -100 on padding and on the first len(prompt) attended tokens of every row."""
+        import torch
+
         tok = self.processor.tokenizer
-        for i, r in enumerate(rows):
-            attended = batch["attention_mask"][i].nonzero().flatten()
-            n_prompt = len(tok(r["prompt"], add_special_tokens=False)["input_ids"])
-            labels[i][batch["attention_mask"][i] == 0] = -100
-            labels[i][attended[:n_prompt]] = -100
-        batch["labels"] = labels
+        for prompt in prompts:
+            if prompt not in self.prompt_lengths:
+                self.prompt_lengths[prompt] = len(tok(prompt, add_special_tokens=False)["input_ids"])
+        n_prompt = torch.tensor([self.prompt_lengths[q] for q in prompts]).unsqueeze(1)
+        mask = batch["attention_mask"]
+        position = mask.cumsum(1) - 1  # index among the attended tokens, whichever side the padding is on
+        labels = batch["input_ids"].clone()
+        labels[(mask == 0) | (position < n_prompt)] = -100
+        return labels
+
+    def _from_cache(self, rows: list[dict], texts: list[str]) -> Any:
+        import torch
+        from transformers import BatchFeature
+        from transformers.models.mllama.processing_mllama import (
+            convert_sparse_cross_attention_mask_to_dense,
+            get_cross_attention_token_mask,
+        )
+
+        assert self.image_cache is not None
+        images = []
+        for r in rows:
+            if r["image"] not in self.image_cache:
+                self.image_cache[r["image"]] = self.processor.image_processor([[pil(r["image"])]], return_tensors="pt")
+            images.append(self.image_cache[r["image"]])
+        text = self.processor.tokenizer(texts, padding=True, add_special_tokens=False)
+        image_token = self.processor.tokenizer.convert_tokens_to_ids(self.processor.image_token)
+        cross = convert_sparse_cross_attention_mask_to_dense(
+            [get_cross_attention_token_mask(ids, image_token) for ids in text["input_ids"]],
+            num_tiles=[im["num_tiles"][0] for im in images],
+            max_num_tiles=self.processor.image_processor.max_image_tiles,
+            length=max(len(ids) for ids in text["input_ids"]),
+        )
+        batch = BatchFeature({**text, "cross_attention_mask": cross}, tensor_type="pt")
+        for key in ("pixel_values", "aspect_ratio_ids", "aspect_ratio_mask"):
+            batch[key] = torch.cat([im[key] for im in images])
         return batch

@@ -99,6 +99,7 @@ def test_unsloth_path_passes_the_params(monkeypatch, tmp_path) -> None:
     monkeypatch.setitem(sys.modules, "unsloth", fake)
     p = config.VlmCaptionParams()
     p.lora.r, p.lora.alpha = 8, 32
+    p.model.gradient_checkpointing = True  # the full preset's (the sample scale turns it off)
     out = model.load_for_training(p, "unsloth", "unsloth/Llama-3.2-11B-Vision-Instruct", tmp_path, device=None)
     assert out == ("peft-model", "processor")
     name, kwargs = calls["from_pretrained"]
