@@ -1,6 +1,6 @@
 """Seconds per step of vlm-caption-train, before vs after, in one run (same load), and the after chain as dvc runs it.
 
-    python tests/vlm_caption/bench_train_speed.py --before <checkout of the old code> --work <scratch folder>
+    python benchmarks/vlm_train_speed.py --before <checkout of the old code> --work <scratch folder>
 
 Not a test (pytest collects test_*.py only). Each probe is a fresh process that runs the real stage function
 (`train.run`) of one checkout at its own params.yaml (only max_steps and checkpoint_every changed) on the same
@@ -21,7 +21,7 @@ import sys
 import time
 from pathlib import Path
 
-HERE = Path(__file__).resolve().parents[2]
+HERE = Path(__file__).resolve().parents[1]
 STAGES = ("download", "prepare", "train", "predict", "evaluate", "package")
 
 
