@@ -4,6 +4,10 @@ tracked way).
 
     python benchmarks/run_preset.py coco-caption course /tmp/cc-course [config ...]
     python benchmarks/run_preset.py vit cpu15 /tmp/vit-cpu15
+
+coco-caption with configs named: only those are trained and predicted (several processes can share one
+folder, one config each, once the first has prepared the data); evaluate and package run when every
+configuration of the matrix has predictions in the folder.
 """
 
 from __future__ import annotations
@@ -42,27 +46,27 @@ def main() -> None:
         from stages.coco_caption import config, download, evaluate, package, predict, prepare, train
 
         p = from_dict(config.CocoCaptionParams, merged(task, preset), task)
-        p.configs = {n: config.from_mapping(n, v) for n, v in p.configs.items()}
         names = sys.argv[4:] or list(p.configs)
         paths = config.Paths(root)
-        download.run(p, paths)
-        prepare.run(p, paths)
+        if not paths.prepared.exists():
+            download.run(p, common, paths)
+            prepare.run(p, common, paths)
         for name in names:
             train.run(p, common, paths, name)
             predict.run(p, common, paths, name)
-        if set(names) == set(p.configs):
+        if all(paths.predictions(name).exists() for name in p.configs):
             evaluate.run(p, common, paths)
-            package.run(p, paths)
+            package.run(p, common, paths)
     elif task == "vit":
         from stages.vit import config, download, evaluate, package, prepare, train
 
         p = from_dict(config.VitParams, merged(task, preset), task)
         paths = config.Paths(root)
-        download.run(p, paths)
-        prepare.run(p, paths)
+        download.run(p, common, paths)
+        prepare.run(p, common, paths)
         train.run(p, common, paths)
         evaluate.run(p, common, paths)
-        package.run(p, paths)
+        package.run(p, common, paths)
     else:
         raise SystemExit(f"unknown task {task}")
     print(f"{task} {preset}: {time.time() - start:.0f} s")
