@@ -70,7 +70,7 @@ HEADLINES: dict[str, tuple[Headline, ...]] = {
         Headline("train acc", "metrics/vit.json", "train_accuracy"),
     ),
     "ddpm": (
-        Headline("FID", "metrics/ddpm.json", "fid", lower_is_better=True),
+        Headline("FID", "metrics/ddpm.json", "fid", 7.3, lower_is_better=True),
         Headline("DDPM FID", "metrics/ddpm.json", "ddpm_fid", lower_is_better=True),
         Headline("DDIM-50 FID", "metrics/ddpm.json", "ddim50_fid", lower_is_better=True),
         Headline("final loss", "metrics/ddpm_train.json", "final_loss", lower_is_better=True),
