@@ -76,7 +76,7 @@ HEADLINES: dict[str, tuple[Headline, ...]] = {
         Headline("final loss", "metrics/ddpm_train.json", "final_loss", lower_is_better=True),
     ),
     "vlm-caption": (
-        Headline("BLEU", "metrics/vlm-caption.json", "bleu"),
+        Headline("BLEU", "metrics/vlm-caption.json", "bleu", 9.9),
         Headline("exact match", "metrics/vlm-caption.json", "exact_match"),
         Headline("baseline BLEU", "metrics/vlm-caption.json", "baseline_bleu"),
     ),
