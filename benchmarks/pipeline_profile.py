@@ -38,16 +38,11 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(Path(__file__).parent))
+from spread import working_tree_files  # noqa: E402 - the same copy of the working tree as the spread benchmark
+
 BUDGET_TOTAL_S, BUDGET_TASK_S = 15 * 60, 3 * 60
 FLOPS_PER_CYCLE = 32  # AVX2: 2 FMA units × 8 fp32 lanes × 2 (multiply + add)
-
-
-def working_tree_files(repo: Path) -> list[str]:
-    out = subprocess.run(
-        ["git", "ls-files", "--cached", "--others", "--exclude-standard"],
-        cwd=repo, check=True, capture_output=True, text=True,
-    )  # fmt: skip
-    return [f for f in out.stdout.splitlines() if (repo / f).is_file()]
 
 
 def run_pipeline(keep: Path | None, jobs: int, here: bool) -> Path:
@@ -188,7 +183,6 @@ def main() -> None:
         show(runs[-1])
     else:
         sys.path.insert(0, str(ROOT))
-        sys.path.insert(0, str(Path(__file__).parent))
         import stages  # noqa: F401 - pins the CPU kernels (stages/__init__.py) before torch is imported
 
         flops(args.tasks)

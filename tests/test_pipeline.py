@@ -2,26 +2,19 @@
 
 import os
 import re
-import shutil
 import subprocess
 import sys
 import zipfile
 from pathlib import Path
 
 import yaml
-from tiny import merge, write_tiny_params
+from tiny import copy_checkout, merge, write_tiny_params
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def copy_repo(dest: Path) -> Path:
-    files = subprocess.run(
-        ["git", "ls-files", "-co", "--exclude-standard"], cwd=ROOT, capture_output=True, text=True, check=True
-    ).stdout.splitlines()
-    for name in files:
-        if (ROOT / name).is_file() and name != "dvc.lock":
-            (dest / name).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(ROOT / name, dest / name)
+    copy_checkout(dest)
     subprocess.run(["git", "init", "-q"], cwd=dest, check=True)
     return dest
 

@@ -15,7 +15,6 @@ from __future__ import annotations
 import hashlib
 import os
 import re
-import shutil
 import socket
 import subprocess
 import sys
@@ -24,7 +23,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from tiny import merge, write_tiny_params
+from tiny import copy_checkout, keep_stages, merge, write_tiny_params
 
 ROOT = Path(__file__).resolve().parents[1]
 TARGET = "vit-train"
@@ -86,16 +85,9 @@ def digests(repo: Path) -> dict[str, str]:
 def make_origin(dest: Path) -> Path:
     """A bare git repo whose one commit is this checkout's working tree on tiny params, its dvc.yaml cut to
     the chain (so `dvc status` and `dvc exp apply`, which look at every stage, see only these) and no dvc.lock."""
-    src = dest / "src"
-    files = run(["git", "ls-files", "-co", "--exclude-standard"], ROOT).splitlines()
-    for name in files:
-        if (ROOT / name).is_file() and name != "dvc.lock":
-            (src / name).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(ROOT / name, src / name)
+    src = copy_checkout(dest / "src")
     write_tiny_params(src)
-    pipeline = yaml.safe_load((src / "dvc.yaml").read_text())
-    pipeline = {"stages": {name: stage for name, stage in pipeline["stages"].items() if name in CHAIN}}
-    (src / "dvc.yaml").write_text(yaml.safe_dump(pipeline, sort_keys=False))
+    keep_stages(src, CHAIN)
     params = merge(yaml.safe_load((src / "params.yaml").read_text()), {"common": {"mlflow": False}})
     (src / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     git(src, "init", "-q", "-b", "main")

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from tiny import merge, write_tiny_params
+from tiny import copy_checkout, keep_stages, merge, write_tiny_params
 
 ROOT = Path(__file__).resolve().parents[1]
 CHAIN = ("vit-download", "vit-prepare", "vit-train")
@@ -96,15 +96,9 @@ class Server:
 
 def prepare_repo(repo: Path) -> None:
     """A git repo of this checkout on tiny params, dvc.yaml cut to the vit chain, vit data prepared and committed."""
-    files = run(["git", "ls-files", "-co", "--exclude-standard"], ROOT).splitlines()
-    for name in files:
-        if (ROOT / name).is_file() and name != "dvc.lock":
-            (repo / name).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(ROOT / name, repo / name)
+    copy_checkout(repo)
     write_tiny_params(repo)
-    pipeline = yaml.safe_load((repo / "dvc.yaml").read_text())
-    pipeline = {"stages": {name: pipeline["stages"][name] for name in CHAIN}}
-    (repo / "dvc.yaml").write_text(yaml.safe_dump(pipeline, sort_keys=False))
+    keep_stages(repo, set(CHAIN))
     git = ["git", "-c", "user.name=test", "-c", "user.email=test@example.com"]
     run([*git, "init", "-q", "-b", "main"], repo)
     run([sys.executable, "-m", "dvc", "repro", "vit-prepare"], repo)
