@@ -65,6 +65,32 @@ TASKS: dict[str, Task] = {
     "vit": Task(("vit.seed",), {"test accuracy": ("metrics/vit.json", "test_accuracy")}),
     "ddpm": Task(("ddpm.seed",), {"FID": ("metrics/ddpm.json", "fid")}),
     "vlm-caption": Task(("vlm-caption.seed",), {"BLEU": ("metrics/vlm-caption.json", "bleu")}),
+    # dynconv trains `dynconv.train.runs` models per seed (seeds seed, seed+1, …): the metrics are their means
+    "dynconv": Task(
+        ("dynconv.seed",),
+        {
+            "RGB accuracy, dynamic": ("metrics/dynconv.json", "accuracy.dynamic.RGB"),
+            "worst single channel, dynamic": ("metrics/dynconv.json", "worst_single_accuracy.dynamic"),
+            "RGB accuracy, naive": ("metrics/dynconv.json", "accuracy.naive.RGB"),
+        },
+    ),
+    "twolayer": Task(
+        ("twolayer.seed",),
+        {
+            "two-layer test accuracy": ("metrics/twolayer.json", "twolayer.test_accuracy"),
+            "ResNet34 test accuracy": ("metrics/twolayer.json", "resnet34.test_accuracy"),
+            "ratio": ("metrics/twolayer.json", "ratio"),
+        },
+    ),
+    # the DDPM prior (the ddpm task) stays as committed: the seed is DIP's initialisation and the reverse noise
+    "dip-ddpm": Task(
+        ("dip-ddpm.seed",),
+        {
+            "PSNR σ25, DIP+DDPM": ("metrics/dip-ddpm.json", "sigma_25.dip-ddpm.psnr.mean"),
+            "PSNR σ25, DIP": ("metrics/dip-ddpm.json", "sigma_25.dip.psnr.mean"),
+            "PSNR σ25, DDPM": ("metrics/dip-ddpm.json", "sigma_25.ddpm.psnr.mean"),
+        },
+    ),
 }
 MEMBER_SEED_STRIDE = 100
 

@@ -24,7 +24,7 @@ VARIANTS: dict[str, tuple[str, list[str]]] = {
     "rrdb": ("kind", ["twolayer.twolayer.kind=rrdb"]),
     "conv": ("kind", ["twolayer.twolayer.kind=conv"]),
     "hybrid, 1 main layer": ("depth", ["twolayer.twolayer.main_layers=1"]),
-    "hybrid, width 128": ("width", ["twolayer.twolayer.dim=128"]),
+    "hybrid, width 64": ("width", ["twolayer.twolayer.dim=64"]),
     "hybrid, depthwise kernel 3": ("kernel", ["twolayer.twolayer.dw_kernel=3"]),
     "hybrid, patch 2 (4× tokens)": ("patch", ["twolayer.twolayer.patch=2", "twolayer.twolayer.stem_kernel=5"]),
     "no augmentation (both models)": ("augment", ["twolayer.augment.crop_pad=0.0", "twolayer.augment.flip=false"]),

@@ -86,6 +86,7 @@ class TrainParams:
     lr: float = 3e-3
     weight_decay: float = 5e-4
     label_smoothing: float = 0.0
+    consistency: float = 0.0  # weight of KL(prediction on the image's subset ‖ prediction on its RGB), RGB detached
     random_crop: int = 2  # pad by this many pixels and crop back (0 = off)
     flip: bool = True
 
@@ -132,6 +133,7 @@ MODEL_RANGES = {
     "train.epochs": between(1, 10_000), "train.runs": between(1, 20), "train.batch_size": between(1, 65_536),
     "train.random_crop": between(0, 64), "train.lr": Range(0, 10, open_low=True), "train.weight_decay": between(0, 1),
     "train.label_smoothing": PROBABILITY,
+    "train.consistency": between(0, 100),
 }  # fmt: skip
 DYNAMIC_RANGES = {
     "models.dynamic.kernels": between(1, 64), "models.dynamic.hidden": between(1, 4096),
@@ -168,6 +170,11 @@ class Paths(TaskPaths):
     @property
     def metrics(self) -> Path:
         return self._p("metrics", f"{TASK}.json")
+
+    @property
+    def real_data(self) -> Path:
+        """The recorded real-data run (benchmarks/mini_imagenet_real.py), read by the package stage."""
+        return self._p("reports", f"{TASK}_real.json")
 
     @property
     def subsets_csv(self) -> Path:

@@ -31,7 +31,6 @@ def run(p: config.DynconvParams, common: config.CommonParams, paths: config.Path
     r = read_json(paths.metrics)
     trains = {m: read_json(paths.train_metrics(m)) for m in config.MODELS}
     b, t, d = p.backbone, p.train, p.models.dynamic
-    acc, spread, acc2 = r["accuracy"], r["spread"], r["accuracy_second_size"]
     dyn, naive = r["cost"]["dynamic"], r["cost"]["naive"]
     runs = r["runs"]["dynamic"]
     yes = lambda ok: "met" if ok else "**missed**"  # noqa: E731
@@ -47,7 +46,13 @@ def run(p: config.DynconvParams, common: config.CommonParams, paths: config.Path
         f" BasicBlocks {b.blocks} at widths {', '.join(str(b.width * 2**i) for i in range(len(b.blocks)))},"
         " global average pooling, linear head. Trained from scratch.",
         f"- Training: AdamW lr {t.lr:g}, weight decay {t.weight_decay:g}, batch {t.batch_size}, {t.epochs} epochs"
-        f" (cosine), random crop ±{t.random_crop} px, flip {t.flip}; {runs} runs per model (seeds {p.seed}…"
+        f" (cosine), random crop ±{t.random_crop} px, flip {t.flip}"
+        + (
+            f", consistency weight {t.consistency:g} (KL of each subset's prediction to the RGB one)"
+            if t.consistency
+            else ""
+        )
+        + f"; {runs} runs per model (seeds {p.seed}…"
         f"{p.seed + runs - 1}); the table gives the mean ± standard deviation over the runs.",
         f"- Channel sampling in training: dynamic `{r['channel_sampling']['dynamic']}`, naive"
         f" `{r['channel_sampling']['naive']}` (`dynconv.models.<model>.channel_sampling`).",
@@ -107,8 +112,37 @@ def run(p: config.DynconvParams, common: config.CommonParams, paths: config.Path
         "",
         "## Results",
         "",
-        f"Test accuracy per channel subset present at test time ({r['test_images']} images, mean ± std over"
-        f" {runs} runs; chance {1 / r['classes']:.3f}):",
+    ]
+    lines += results_lines(r)
+    lines += [
+        "Per-epoch curves (mean over runs; validation on RGB and on the mean of R, G, B):",
+        "",
+        "![dynamic](../plots/dynconv/train_dynamic.png) ![naive](../plots/dynconv/train_naive.png)",
+        "",
+        "## Real data",
+        "",
+    ]
+    lines += real_lines(read_json(paths.real_data) if paths.real_data.is_file() else {})
+    lines += [
+        "## Findings",
+        "",
+    ]
+    lines += findings(r, trains)
+    lines += ["", "## References", ""] + [f"- {ref}" for ref in REFERENCES]
+    text = "\n".join(lines) + "\n"
+    write_text(paths.report, text)
+    print(f"dynconv-package: report -> {paths.report}")
+    return text
+
+
+def results_lines(r: dict, chart: bool = True) -> list[str]:
+    """The subset × model table (mean ± std over runs, and at the second resolution) and the issue's targets."""
+    acc, spread, acc2 = r["accuracy"], r["spread"], r["accuracy_second_size"]
+    runs = r["runs"]["dynamic"]
+    yes = lambda ok: "met" if ok else "**missed**"  # noqa: E731
+    lines = [
+        f"Test accuracy per channel subset present at test time ({r['test_images']} images, {r['classes']} classes at"
+        f" {r['image_size']}×{r['image_size']} px, mean ± std over {runs} run(s); chance {1 / r['classes']:.3f}):",
         "",
         "| channels | dynamic | naive | dynamic at " + f"{r['second_size']} px | naive at {r['second_size']} px |",
         "|---|---|---|---|---|",
@@ -119,16 +153,11 @@ def run(p: config.DynconvParams, common: config.CommonParams, paths: config.Path
             f" {spread['naive'][s]:.3f} | {acc2['dynamic'][s]:.3f} | {acc2['naive'][s]:.3f} |"
         )
     mean = r["mean_subset_accuracy"]
+    lines += [f"| mean of the 7 | {mean['dynamic']:.3f} | {mean['naive']:.3f} | | |", ""]
+    if chart:
+        lines += ["![test accuracy per channel subset](../plots/dynconv/subsets.png)", ""]
     lines += [
-        f"| mean of the 7 | {mean['dynamic']:.3f} | {mean['naive']:.3f} | | |",
-        "",
-        "![test accuracy per channel subset](../plots/dynconv/subsets.png)",
-        "",
-        "Per-epoch curves (mean over runs; validation on RGB and on the mean of R, G, B):",
-        "",
-        "![dynamic](../plots/dynconv/train_dynamic.png) ![naive](../plots/dynconv/train_naive.png)",
-        "",
-        "## Targets (the issue's, for ../shared/data/mini_imagenet)",
+        "The issue's targets (set for `../shared/data/mini_imagenet`), measured on this data:",
         "",
         "| target | measured | |",
         "|---|---|---|",
@@ -140,15 +169,28 @@ def run(p: config.DynconvParams, common: config.CommonParams, paths: config.Path
         f"| dynamic module adds ≤ 5 % FLOPs | {100 * r['dynamic_extra_flops_vs_naive']:.3f} % |"
         f" {yes(r['targets_met']['dynamic_flops'])} |",
         "",
-        "## Findings",
+    ]
+    return lines
+
+
+def real_lines(real: dict) -> list[str]:
+    """The recorded real-data run (reports/dynconv_real.json, written by benchmarks/mini_imagenet_real.py)."""
+    if not real.get("metrics"):
+        return ["Not run yet: `python -m benchmarks.mini_imagenet_real dynconv ...` (see `presets/dynconv.yaml`).", ""]
+    over = real["overrides"].get(config.TASK, {})
+    b, t = over.get("backbone", {}), over.get("train", {})
+    lines = [
+        f"Data: `{real['source']}` ({real['train_images']} training images), prepared at {real['prepared_size']} px;"
+        f" preset `{real['preset']}` of `presets/dynconv.yaml` (backbone {b}, training {t}). Command:",
+        "",
+        "```",
+        real["command"],
+        "```",
         "",
     ]
-    lines += findings(r, trains)
-    lines += ["", "## References", ""] + [f"- {ref}" for ref in REFERENCES]
-    text = "\n".join(lines) + "\n"
-    write_text(paths.report, text)
-    print(f"dynconv-package: report -> {paths.report}")
-    return text
+    lines += results_lines(real["metrics"], chart=False)
+    lines += ["Training times of this run and the machine's load: `timings/dynconv_real.json`.", ""]
+    return lines
 
 
 def findings(r: dict, trains: dict) -> list[str]:

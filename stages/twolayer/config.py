@@ -44,7 +44,7 @@ class TwoLayerModelParams:
 
     kind: Literal["hybrid", "attention", "rrdb", "conv"] = "hybrid"
     main_layers: int = 2  # 1 or 2 (the sheet allows at most 2)
-    dim: int = 48  # channels of the token map
+    dim: int = 128  # channels of the token map
     patch: int = 4  # stride of the input layer (tokens are patch × patch pixels)
     stem_kernel: int = 7  # kernel of the input layer's convolution (≥ patch: overlapping patches)
     heads: int = 4  # attention heads (hybrid, attention)
@@ -174,7 +174,7 @@ class Paths(TaskPaths):
 
     @property
     def real_data(self) -> Path:
-        """The recorded real-data run (benchmarks/twolayer_real.py), read by the package stage."""
+        """The recorded real-data run (benchmarks/mini_imagenet_real.py), read by the package stage."""
         return self._p("reports", f"{TASK}_real.json")
 
 

@@ -83,7 +83,7 @@ def _real_lines(real: dict) -> list[str]:
     lines += ["", f"**Ratio two-layer / ResNet34: {m['ratio']:.3f}** (bar ≥ {m['bar']}: "
               f"{'met' if m['meets_bar'] else 'not met'}; this project's target on this small set: ≥ 1.0, "
               f"{'met' if m['ratio'] >= 1.0 else 'not met'}). Chance is {_pct(m['chance'])}. Training and CPU times"
-              " of this run: `timings/twolayer_real.json` (taken on a 2-core CPU shared with other jobs).", ""]  # fmt: skip
+              " of this run, and the machine's load: `timings/twolayer_real.json`.", ""]  # fmt: skip
     if real.get("note"):
         lines += [real["note"], ""]
     return lines

@@ -92,6 +92,30 @@ def test_outputs_deterministic(tiny, trained) -> None:
     assert paths.history("naive").read_bytes() == trained.history("naive").read_bytes()
 
 
+def test_consistency_changes_the_subset_training_only(tiny, trained) -> None:
+    """train.consistency > 0 adds the RGB view's KL: the dynamic model (random subsets) trains differently."""
+    p, common, paths = tiny
+    p.train.consistency = 1.0
+    p.train.runs = 1
+    train.run(p, common, paths, "dynamic")
+    assert not _same(_states(paths, "dynamic")[:1], _states(trained, "dynamic")[:1])
+
+
+def test_report_real_data_section(trained, tmp_path) -> None:
+    """A recorded real-data run (reports/dynconv_real.json) becomes the report's real-data table and targets."""
+    p, common, paths = tiny_params(), COMMON, trained
+    r = evaluate.run(p, common, paths)
+    assert "Not run yet" in package.run(p, common, paths)
+    paths.real_data.parent.mkdir(parents=True, exist_ok=True)
+    paths.real_data.write_text(json.dumps({
+        "preset": "real64", "source": "dir:x", "prepared_size": 64, "train_images": 30, "command": "python -m x",
+        "overrides": {"dynconv": {"backbone": {"width": 32}}}, "metrics": r,
+    }))  # fmt: skip
+    text = package.run(p, common, paths).split("## Real data")[1].split("## Findings")[0]
+    assert "python -m x" in text and "| B |" in text and "worst single channel" in text
+    paths.real_data.unlink()
+
+
 def test_resume_after_interruption(tiny, trained, monkeypatch) -> None:
     p, common, paths = tiny
     real_save, calls = checkpoint.save, []

@@ -1,0 +1,112 @@
+"""A mini-ImageNet task (dynconv or twolayer) on real data with a preset, in a scratch folder (params.yaml,
+dvc.lock and the repo's outputs untouched); records the result for the task's report.
+
+    python -m benchmarks.mini_imagenet_real <task> data [preset] [root]            # mini-imagenet download + prepare
+    python -m benchmarks.mini_imagenet_real <task> train <model> [preset] [root]   # one model (both at once: 2 processes)
+    python -m benchmarks.mini_imagenet_real <task> finish [preset] [root]          # evaluate, then reports/<task>_real.json
+                                                                                   # and timings/<task>_real.json
+
+The preset is one of presets/<task>.yaml (default `real`), root defaults to .cache/<task>-real. The shared data
+section (`mini-imagenet:` of params.yaml) is overridden by the preset's own `mini-imagenet:` entry, else by the
+preset of the same name in presets/mini-imagenet.yaml; the rest of the preset overrides the task's section.
+The tracked equivalent is `python -m stages.common.preset [mini-imagenet <preset>] <task> <preset> --run`.
+Each task's package stage reads reports/<task>_real.json (a dep in dvc.yaml).
+"""
+
+from __future__ import annotations
+
+import copy
+import importlib
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import yaml
+
+from stages.common.io import write_json
+from stages.common.params import CommonParams, from_dict, read_params_file
+
+DATA_KEY = "mini-imagenet"  # the shared data section of params.yaml
+PARAMS_CLASS = {"dynconv": "DynconvParams", "twolayer": "TwolayerParams"}  # the tasks on that data
+
+
+def command(task: str, preset: str, models: list[str]) -> str:
+    """The shell line that reproduces a recorded run (both models trained at once, one process each)."""
+    me = f"python -m benchmarks.mini_imagenet_real {task}"
+    trains = " & ".join(f"{me} train {m} {preset}" for m in models)
+    return f"{me} data {preset} && ({trains} & wait) && {me} finish {preset}"
+
+
+def merge(a: dict, b: dict) -> dict:
+    for k, v in b.items():
+        if isinstance(v, dict) and isinstance(a.get(k), dict):
+            merge(a[k], v)
+        else:
+            a[k] = v
+    return a
+
+
+def presets(task: str) -> dict:
+    return yaml.safe_load(Path("presets", f"{task}.yaml").read_text()) or {}
+
+
+def params(task: str, preset: str):
+    from stages.mini_imagenet import config as mi_config
+
+    config = importlib.import_module(f"stages.{task}.config")
+    all_params = read_params_file("params.yaml")
+    overrides = copy.deepcopy(presets(task)[preset])
+    data_over = overrides.pop(DATA_KEY, None)
+    if data_over is None:
+        data_over = copy.deepcopy(presets(DATA_KEY).get(preset, {}))
+    p = from_dict(getattr(config, PARAMS_CLASS[task]), merge(copy.deepcopy(all_params[task]), overrides), task)
+    mi = from_dict(mi_config.MiniImagenetParams, merge(copy.deepcopy(all_params[DATA_KEY]), data_over), DATA_KEY)
+    common = from_dict(CommonParams, all_params.get("common", {}), "common")
+    common.mlflow = False
+    return config, p, mi, common, data_over, overrides
+
+
+def main(argv: list[str]) -> None:
+    from stages.mini_imagenet import config as mi_config
+
+    task, step, rest = argv[0], argv[1], argv[2:]
+    if task not in PARAMS_CLASS:
+        raise SystemExit(f"unknown task {task} ({' | '.join(PARAMS_CLASS)})")
+    model = rest.pop(0) if step == "train" else None
+    preset = rest[0] if rest else "real"
+    root = Path(rest[1] if len(rest) > 1 else f".cache/{task}-real")
+    config, p, mi, common, data_over, overrides = params(task, preset)
+    paths = config.Paths(root)
+    start = time.time()
+    if step == "data":
+        from stages.mini_imagenet import download, prepare
+
+        download.run(mi, common, mi_config.Paths(root))
+        prepare.run(mi, common, mi_config.Paths(root))
+    elif step == "train":
+        importlib.import_module(f"stages.{task}.train").run(p, common, paths, model)
+    elif step == "finish":
+        import numpy as np
+
+        metrics = importlib.import_module(f"stages.{task}.evaluate").run(p, common, paths)
+        with np.load(paths.prepared / "train.npz") as z:
+            train_images = len(z[z.files[0]])
+        write_json(Path("reports", f"{task}_real.json"), {
+            "preset": preset, "source": mi.data.source, "prepared_size": mi.prepare.image_size,
+            "overrides": {DATA_KEY: data_over, task: overrides}, "command": command(task, preset, list(config.MODELS)),
+            "train_images": train_images, "metrics": metrics,
+        })  # fmt: skip
+        timings = {name: json.loads(paths.timings(f"{task}-train-{name}").read_text()) for name in config.MODELS}
+        timings["evaluate"] = json.loads(paths.timings(f"{task}-evaluate").read_text())
+        load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
+        timings["note"] = f"{os.cpu_count()}-core CPU; load average (1, 5, 15 min) when evaluation finished: {load}"
+        write_json(Path("timings", f"{task}_real.json"), timings)
+    else:
+        raise SystemExit(f"unknown step {step} (data | train <model> | finish)")
+    print(f"{task} real {step} {model or ''}: {time.time() - start:.0f} s", flush=True)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
