@@ -65,6 +65,7 @@ def params(task: str, preset: str):
     mi = from_dict(mi_config.MiniImagenetParams, merge(copy.deepcopy(all_params[DATA_KEY]), data_over), DATA_KEY)
     common = from_dict(CommonParams, all_params.get("common", {}), "common")
     common.mlflow = False
+    common.threads = 1  # one thread per process: the two models train at once on two cores
     return config, p, mi, common, data_over, overrides
 
 
@@ -91,7 +92,7 @@ def main(argv: list[str]) -> None:
         import numpy as np
 
         metrics = importlib.import_module(f"stages.{task}.evaluate").run(p, common, paths)
-        with np.load(paths.prepared / "train.npz") as z:
+        with np.load(mi_config.Paths(root).prepared / "train.npz") as z:
             train_images = len(z[z.files[0]])
         write_json(Path("reports", f"{task}_real.json"), {
             "preset": preset, "source": mi.data.source, "prepared_size": mi.prepare.image_size,

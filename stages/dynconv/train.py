@@ -114,7 +114,7 @@ def run(p: config.DynconvParams, common: config.CommonParams, paths: config.Path
                     xb, mask, yb = xb[part], mask[part], yb[part]
                     logits = net(xb, mask)
                     loss = F.cross_entropy(logits, yb, label_smoothing=t.label_smoothing)
-                    if t.consistency:  # the RGB view teaches the subset view (self-distillation)
+                    if t.consistency and variant.channel_sampling != "none":  # RGB view teaches the subset view
                         with torch.no_grad():
                             teacher = F.softmax(net(xb, torch.ones_like(mask)), 1)
                         kl = F.kl_div(F.log_softmax(logits, 1), teacher, reduction="batchmean")
