@@ -6,6 +6,7 @@ timings/dynconv-*.json)."""
 from __future__ import annotations
 
 from stages.common.cli import main
+from stages.common.exps import spread_section
 from stages.common.io import read_json, write_text
 from stages.dynconv import config
 
@@ -129,7 +130,7 @@ def run(p: config.DynconvParams, common: config.CommonParams, paths: config.Path
     ]
     lines += findings(r, trains)
     lines += ["", "## References", ""] + [f"- {ref}" for ref in REFERENCES]
-    text = "\n".join(lines) + "\n"
+    text = "\n".join(lines) + "\n" + spread_section(config.TASK)
     write_text(paths.report, text)
     print(f"dynconv-package: report -> {paths.report}")
     return text

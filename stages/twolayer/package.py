@@ -7,6 +7,7 @@ from __future__ import annotations
 import statistics
 
 from stages.common.cli import main
+from stages.common.exps import spread_section
 from stages.common.io import read_json, write_text
 from stages.twolayer import config
 
@@ -211,7 +212,7 @@ def run(p: config.TwolayerParams, common: config.CommonParams, paths: config.Pat
         *findings(r, abl, real),
         "",
     ]
-    text = "\n".join(lines)
+    text = "\n".join(lines).rstrip("\n") + "\n" + spread_section(config.TASK)
     write_text(paths.report, text)
     print(f"twolayer-package: report -> {paths.report}")
     return text
