@@ -2,7 +2,9 @@
 `dynconv.train.runs` times with seeds seed, seed+1, … (the run-to-run spread).
 
 Each training image gets a channel subset from `dynconv.models.<model>.channel_sampling` (none: RGB;
-hierarchical: size, then subset; uniform: one of the 7); its missing channels are zeroed. AdamW with
+hierarchical: size, then subset; uniform: one of the 7); its missing channels are zeroed. With
+`train.consistency` > 0 and a subset scheme, the model's own prediction on the image's RGB view (no gradient)
+is a soft target for its prediction on the subset (KL, that weight). AdamW with
 cosine decay, random crop + flip. Per epoch: train loss/accuracy and validation accuracy on RGB and on
 the mean of the single channels. Resumes from per-epoch checkpoints after an interruption.
 
