@@ -25,6 +25,7 @@ from pathlib import Path
 
 import yaml
 
+from benchmarks.run_preset import merge
 from stages.common.io import write_json
 from stages.common.params import CommonParams, from_dict, read_params_file
 
@@ -37,15 +38,6 @@ def command(task: str, preset: str, models: list[str]) -> str:
     me = f"python -m benchmarks.mini_imagenet_real {task}"
     trains = " & ".join(f"{me} train {m} {preset}" for m in models)
     return f"{me} data {preset} && ({trains} & wait) && {me} finish {preset}"
-
-
-def merge(a: dict, b: dict) -> dict:
-    for k, v in b.items():
-        if isinstance(v, dict) and isinstance(a.get(k), dict):
-            merge(a[k], v)
-        else:
-            a[k] = v
-    return a
 
 
 def presets(task: str) -> dict:

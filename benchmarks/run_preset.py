@@ -22,19 +22,20 @@ import yaml
 from stages.common.params import CommonParams, from_dict, read_params_file
 
 
+def merge(a: dict, b: dict) -> dict:
+    """Deep-merge the preset overrides `b` into the params section `a` (in place); returns `a`."""
+    for k, v in b.items():
+        if isinstance(v, dict) and isinstance(a.get(k), dict):
+            merge(a[k], v)
+        else:
+            a[k] = v
+    return a
+
+
 def merged(task: str, preset: str) -> dict:
     section = copy.deepcopy(read_params_file("params.yaml")[task])
     overrides = (yaml.safe_load(Path("presets", f"{task}.yaml").read_text()) or {})[preset]
-
-    def merge(a: dict, b: dict) -> None:
-        for k, v in b.items():
-            if isinstance(v, dict) and isinstance(a.get(k), dict):
-                merge(a[k], v)
-            else:
-                a[k] = v
-
-    merge(section, overrides)
-    return section
+    return merge(section, overrides)
 
 
 def main() -> None:

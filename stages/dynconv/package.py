@@ -28,13 +28,16 @@ def pct(v: float) -> str:
     return f"{100 * v:.1f}"
 
 
+def met(ok: bool) -> str:
+    return "met" if ok else "**missed**"
+
+
 def run(p: config.DynconvParams, common: config.CommonParams, paths: config.Paths) -> str:
     r = read_json(paths.metrics)
     trains = {m: read_json(paths.train_metrics(m)) for m in config.MODELS}
     b, t, d = p.backbone, p.train, p.models.dynamic
     dyn, naive = r["cost"]["dynamic"], r["cost"]["naive"]
     runs = r["runs"]["dynamic"]
-    yes = lambda ok: "met" if ok else "**missed**"  # noqa: E731
     lines = [
         "# dynconv: a convolution for any subset of input channels (seed 004 §II)",
         "",
@@ -105,7 +108,7 @@ def run(p: config.DynconvParams, common: config.CommonParams, paths: config.Path
         f" {pct(r['dynamic_module_flops_share'])} % of its FLOPs; against the naive model it adds"
         f" {100 * r['dynamic_extra_params_vs_naive']:.2f} % parameters and"
         f" {100 * r['dynamic_extra_flops_vs_naive']:.3f} % FLOPs (target ≤ 5 %:"
-        f" {yes(r['targets_met']['dynamic_flops'])}). The extra FLOPs are the attention MLP and the kernel"
+        f" {met(r['targets_met']['dynamic_flops'])}). The extra FLOPs are the attention MLP and the kernel"
         " aggregation (K × out × 27 multiply-adds per image), independent of the resolution.",
         f"- One model per channel combination instead: 7 naive models = {r['seven_naive_models_parameters']:,}"
         f" parameters to train and store, against {dyn['parameters']:,} for the one dynamic model"
@@ -140,7 +143,6 @@ def results_lines(r: dict, chart: bool = True) -> list[str]:
     """The subset × model table (mean ± std over runs, and at the second resolution) and the issue's targets."""
     acc, spread, acc2 = r["accuracy"], r["spread"], r["accuracy_second_size"]
     runs = r["runs"]["dynamic"]
-    yes = lambda ok: "met" if ok else "**missed**"  # noqa: E731
     lines = [
         f"Test accuracy per channel subset present at test time ({r['test_images']} images, {r['classes']} classes at"
         f" {r['image_size']}×{r['image_size']} px, mean ± std over {runs} run(s); chance {1 / r['classes']:.3f}):",
@@ -164,11 +166,11 @@ def results_lines(r: dict, chart: bool = True) -> list[str]:
         "|---|---|---|",
         f"| dynamic: worst single channel ≥ 90 % of its RGB accuracy | {pct(r['worst_single_over_rgb']['dynamic'])} %"
         f" ({r['worst_single_accuracy']['dynamic']:.3f} / {acc['dynamic']['RGB']:.3f}) |"
-        f" {yes(r['targets_met']['worst_single_over_rgb'])} |",
+        f" {met(r['targets_met']['worst_single_over_rgb'])} |",
         f"| dynamic RGB within 2 points of naive RGB | {100 * r['rgb_gap_dynamic_minus_naive']:+.1f} points |"
-        f" {yes(r['targets_met']['rgb_gap'])} |",
+        f" {met(r['targets_met']['rgb_gap'])} |",
         f"| dynamic module adds ≤ 5 % FLOPs | {100 * r['dynamic_extra_flops_vs_naive']:.3f} % |"
-        f" {yes(r['targets_met']['dynamic_flops'])} |",
+        f" {met(r['targets_met']['dynamic_flops'])} |",
         "",
     ]
     return lines
