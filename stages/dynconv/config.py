@@ -44,7 +44,10 @@ TARGETS = {
 # Peers (the issue): zero-filled naive models fall to chance (≈ 2 % of 50 classes) on one channel;
 # the best from-scratch peer holds 46–50 % across subsets on the full 63k-image set.
 
-Sampling = Literal["none", "hierarchical", "uniform"]
+# none = always RGB | hierarchical | uniform: a random subset per training image | one fixed subset (RG … B):
+# a dedicated model for that subset, the "one model per channel combination" alternative of the cost analysis
+Sampling = Literal["none", "hierarchical", "uniform", "RG", "RB", "GB", "R", "G", "B"]
+RANDOM_SAMPLING = ("hierarchical", "uniform")  # the schemes that draw a subset per image
 
 
 @dataclasses.dataclass
@@ -58,7 +61,7 @@ class BackboneParams:
 @dataclasses.dataclass
 class DynamicParams:
     # none = always RGB | hierarchical = subset size uniform in {1, 2, 3}, then the subset (ChannelViT)
-    # | uniform = uniform over the 7 subsets; drawn per training image
+    # | uniform = uniform over the 7 subsets, drawn per training image | RG … B = always that subset
     channel_sampling: Sampling = "hierarchical"
     kernels: int = 4  # K candidate kernels (Dynamic Convolution uses 4)
     hidden: int = 32  # hidden units of the attention MLP
@@ -70,6 +73,7 @@ class DynamicParams:
 @dataclasses.dataclass
 class NaiveParams:
     channel_sampling: Sampling = "none"  # the sheet's naive model: trained on RGB, zero-filled at test time
+    # (R, G, B, …: a dedicated model for that subset, what storing 7 models would give)
 
 
 @dataclasses.dataclass
@@ -175,6 +179,11 @@ class Paths(TaskPaths):
     def real_data(self) -> Path:
         """The recorded real-data run (benchmarks/mini_imagenet_real.py), read by the package stage."""
         return self._p("reports", f"{TASK}_real.json")
+
+    @property
+    def dedicated(self) -> Path:
+        """Dedicated one-subset models on the same real data (benchmarks/dynconv_dedicated.py), read by package."""
+        return self._p("reports", f"{TASK}_dedicated.json")
 
     @property
     def subsets_csv(self) -> Path:

@@ -127,9 +127,12 @@ def sample_masks(n: int, scheme: str, g: torch.Generator) -> torch.Tensor:
     """(n, 3) channel-presence masks for a training batch.
 
     hierarchical: the subset size uniform in {1, 2, 3}, then a subset of that size uniformly (ChannelViT's
-    hierarchical channel sampling); uniform: each of the 7 subsets equally; none: always RGB."""
+    hierarchical channel sampling); uniform: each of the 7 subsets equally; none: always RGB; a subset
+    name ('B'): always that subset."""
     if scheme == "none":
         return torch.ones(n, 3)
+    if scheme in config.SUBSETS:
+        return subset_mask(scheme, n)
     if scheme == "uniform":
         codes = torch.randint(1, 8, (n,), generator=g)  # 1..7 as 3-bit masks
         return torch.stack([(codes >> i) & 1 for i in range(3)], 1).float()

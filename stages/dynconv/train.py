@@ -2,11 +2,11 @@
 `dynconv.train.runs` times with seeds seed, seed+1, … (the run-to-run spread).
 
 Each training image gets a channel subset from `dynconv.models.<model>.channel_sampling` (none: RGB;
-hierarchical: size, then subset; uniform: one of the 7); its missing channels are zeroed. With
-`train.consistency` > 0 and a subset scheme, the model's own prediction on the image's RGB view (no gradient)
-is a soft target for its prediction on the subset (KL, that weight). AdamW with
-cosine decay, random crop + flip. Per epoch: train loss/accuracy and validation accuracy on RGB and on
-the mean of the single channels. Resumes from per-epoch checkpoints after an interruption.
+hierarchical: size, then subset; uniform: one of the 7; a subset name such as B: always that one, a
+dedicated model); its missing channels are zeroed. With `train.consistency` > 0 and a random scheme,
+the model's own prediction on the image's RGB view (no gradient) is a soft target for its prediction on
+the subset (KL, that weight). AdamW with cosine decay, random crop + flip. Per epoch: train loss/accuracy
+and validation accuracy on RGB and on the mean of the single channels. Resumes from per-epoch checkpoints after an interruption.
 
 Writes models/dynconv/<model>.pt (every run's weights), plots/dynconv/train_<model>.csv/.png (per-epoch
 curves, mean over runs), metrics/dynconv_train_<model>.json, timings/dynconv-train-<model>.json.
@@ -116,7 +116,7 @@ def run(p: config.DynconvParams, common: config.CommonParams, paths: config.Path
                     xb, mask, yb = xb[part], mask[part], yb[part]
                     logits = net(xb, mask)
                     loss = F.cross_entropy(logits, yb, label_smoothing=t.label_smoothing)
-                    if t.consistency and variant.channel_sampling != "none":  # RGB view teaches the subset view
+                    if t.consistency and variant.channel_sampling in config.RANDOM_SAMPLING:  # RGB teaches subsets
                         with torch.no_grad():
                             teacher = F.softmax(net(xb, torch.ones_like(mask)), 1)
                         kl = F.kl_div(F.log_softmax(logits, 1), teacher, reduction="batchmean")

@@ -11,7 +11,7 @@ from tiny import COMMON, tiny_task
 
 from stages.common import checkpoint, cli
 from stages.common.io import DataError
-from stages.common.params import ParamsError
+from stages.common.params import ParamsError, from_dict
 from stages.dynconv import config, evaluate, package, score, train
 from stages.dynconv.model import DynamicConv2d, build, sample_masks, subset_mask
 from stages.mini_imagenet import config as data_config
@@ -113,7 +113,15 @@ def test_report_real_data_section(trained, tmp_path) -> None:
     }))  # fmt: skip
     text = package.run(p, common, paths).split("## Real data")[1].split("## Findings")[0]
     assert "python -m x" in text and "| B |" in text and "worst single channel" in text
+    assert "dedicated" not in text
+    paths.dedicated.write_text(json.dumps({
+        "command": "python -m y", "runs": 1, "test_images": 500, "rgb": {"dynamic": 0.28, "naive": 0.3},
+        "subsets": {"B": {"dedicated": [0.2], "dynamic": 0.21, "train_seconds": 5.0}},
+    }))  # fmt: skip
+    text = package.run(p, common, paths).split("## Real data")[1].split("## Findings")[0]
+    assert "python -m y" in text and "| B | 0.200 | 0.210 | +1.0 points | 66.7 % |" in text
     paths.real_data.unlink()
+    paths.dedicated.unlink()
 
 
 def test_resume_after_interruption(tiny, trained, monkeypatch) -> None:
@@ -170,6 +178,15 @@ def test_hierarchical_sampling() -> None:
     assert torch.allclose(singles, torch.full((3,), 1 / 3), atol=0.04)
     assert sample_masks(5, "none", g).eq(1).all()
     assert sample_masks(500, "uniform", g).sum(1).min() >= 1
+    assert sample_masks(4, "GB", g).tolist() == [[0.0, 1.0, 1.0]] * 4  # a dedicated model's one subset
+
+
+def test_dedicated_subset_param() -> None:
+    """A fixed subset is a valid channel_sampling; anything else names the key."""
+    raw = {"models": {"naive": {"channel_sampling": "B"}}}
+    assert from_dict(config.DynconvParams, raw, "dynconv").models.naive.channel_sampling == "B"
+    with pytest.raises(ParamsError, match="dynconv.models.naive.channel_sampling"):
+        from_dict(config.DynconvParams, {"models": {"naive": {"channel_sampling": "BR"}}}, "dynconv")
 
 
 GOLDEN = {"dynamic": [-0.13675, -0.289005, -0.07904], "naive": [0.078401, 0.037832, -0.072286]}
