@@ -5,6 +5,9 @@ dvc.lock and the repo's outputs untouched); records the result for the task's re
     python -m benchmarks.mini_imagenet_real <task> train <model> [preset] [root]   # one model (both at once: 2 processes)
     python -m benchmarks.mini_imagenet_real <task> finish [preset] [root]          # evaluate, then reports/<task>_real.json
                                                                                    # and timings/<task>_real.json
+    ... train <model> [preset] [root] --seed N     # another seed (task param `seed`), in <root>-seedN
+    ... finish [preset] [root] --seeds 0 1         # also evaluate the other seeds' folders: the record gets each
+                                                   # seed's accuracies (twolayer: and ratio) and their mean ± std
 
 The preset is one of presets/<task>.yaml (default `real`), root defaults to .cache/<task>-real. The shared data
 section (`mini-imagenet:` of params.yaml) is overridden by the preset's own `mini-imagenet:` entry, else by the
@@ -33,11 +36,47 @@ DATA_KEY = "mini-imagenet"  # the shared data section of params.yaml
 PARAMS_CLASS = {"dynconv": "DynconvParams", "twolayer": "TwolayerParams"}  # the tasks on that data
 
 
-def command(task: str, preset: str, models: list[str]) -> str:
+def command(task: str, preset: str, models: list[str], seeds: list[int] | None = None) -> str:
     """The shell line that reproduces a recorded run (both models trained at once, one process each)."""
     me = f"python -m benchmarks.mini_imagenet_real {task}"
-    trains = " & ".join(f"{me} train {m} {preset}" for m in models)
-    return f"{me} data {preset} && ({trains} & wait) && {me} finish {preset}"
+    lines = [f"{me} data {preset}"]
+    for seed in seeds or [0]:
+        flag = f" --seed {seed}" if seed else ""
+        lines.append("(" + " & ".join(f"{me} train {m} {preset}{flag}" for m in models) + " & wait)")
+    finish = f"{me} finish {preset}" + (" --seeds " + " ".join(map(str, seeds)) if seeds else "")
+    return " && ".join([*lines, finish])
+
+
+def seed_root(root: Path, seed: int) -> Path:
+    """Seed 0 trains in root, seed N in root-seedN (its data/ a link to root's)."""
+    if not seed:
+        return root
+    other = root.with_name(f"{root.name}-seed{seed}")
+    other.mkdir(parents=True, exist_ok=True)
+    if not (other / "data").exists():
+        (other / "data").symlink_to((root / "data").resolve())
+    return other
+
+
+def seed_summary(task: str, metrics: dict) -> dict:
+    """The per-seed figures a record keeps: test accuracy per model (dynconv: per subset), twolayer's ratio."""
+    if task == "twolayer":
+        return {"twolayer": metrics["twolayer"]["test_accuracy"], "resnet34": metrics["resnet34"]["test_accuracy"],
+                "ratio": metrics["ratio"]}  # fmt: skip
+    return {"accuracy": metrics["accuracy"], "worst_single_over_rgb": metrics["worst_single_over_rgb"]}
+
+
+def option(rest: list[str], flag: str) -> list[str]:
+    """Remove `flag` and the numbers after it from rest; return those numbers."""
+    if flag not in rest:
+        return []
+    i = rest.index(flag)
+    j = i + 1
+    while j < len(rest) and rest[j].isdigit():
+        j += 1
+    values = rest[i + 1 : j]
+    del rest[i:j]
+    return values
 
 
 def presets(task: str) -> dict:
@@ -67,11 +106,16 @@ def main(argv: list[str]) -> None:
     task, step, rest = argv[0], argv[1], argv[2:]
     if task not in PARAMS_CLASS:
         raise SystemExit(f"unknown task {task} ({' | '.join(PARAMS_CLASS)})")
+    seed = int((option(rest, "--seed") or ["0"])[0])
+    seeds = [int(x) for x in option(rest, "--seeds")]
+    if seeds and seeds[0] != 0:
+        raise SystemExit("--seeds starts with 0 (the run in root itself), e.g. --seeds 0 1")
     model = rest.pop(0) if step == "train" else None
     preset = rest[0] if rest else "real"
     root = Path(rest[1] if len(rest) > 1 else f".cache/{task}-real")
     config, p, mi, common, data_over, overrides = params(task, preset)
-    paths = config.Paths(root)
+    p.seed = seed
+    paths = config.Paths(seed_root(root, seed) if step == "train" else root)
     start = time.time()
     if step == "data":
         from stages.mini_imagenet import download, prepare
@@ -83,14 +127,23 @@ def main(argv: list[str]) -> None:
     elif step == "finish":
         import numpy as np
 
-        metrics = importlib.import_module(f"stages.{task}.evaluate").run(p, common, paths)
+        evaluate = importlib.import_module(f"stages.{task}.evaluate")
+        metrics = evaluate.run(p, common, paths)
         with np.load(mi_config.Paths(root).prepared / "train.npz") as z:
             train_images = len(z[z.files[0]])
-        write_json(Path("reports", f"{task}_real.json"), {
+        record = {
             "preset": preset, "source": mi.data.source, "prepared_size": mi.prepare.image_size,
-            "overrides": {DATA_KEY: data_over, task: overrides}, "command": command(task, preset, list(config.MODELS)),
-            "train_images": train_images, "metrics": metrics,
-        })  # fmt: skip
+            "overrides": {DATA_KEY: data_over, task: overrides},
+            "command": command(task, preset, list(config.MODELS), seeds), "train_images": train_images,
+            "metrics": metrics,
+        }  # fmt: skip
+        if seeds:
+            record["seeds"] = {}
+            for s in seeds:
+                p.seed = s
+                m = metrics if s == 0 else evaluate.run(p, common, config.Paths(seed_root(root, s)))
+                record["seeds"][str(s)] = seed_summary(task, m)
+        write_json(Path("reports", f"{task}_real.json"), record)
         timings = {name: json.loads(paths.timings(f"{task}-train-{name}").read_text()) for name in config.MODELS}
         timings["evaluate"] = json.loads(paths.timings(f"{task}-evaluate").read_text())
         load = ", ".join(f"{x:.1f}" for x in os.getloadavg())

@@ -85,6 +85,17 @@ def _real_lines(real: dict) -> list[str]:
               f"{'met' if m['meets_bar'] else 'not met'}; this project's target on this small set: ≥ 1.0, "
               f"{'met' if m['ratio'] >= 1.0 else 'not met'}). Chance is {_pct(m['chance'])}. Training and CPU times"
               " of this run, and the machine's load: `timings/twolayer_real.json`.", ""]  # fmt: skip
+    seeds = real.get("seeds") or {}
+    if len(seeds) > 1:
+        rat = [x["ratio"] for x in seeds.values()]
+        lines += ["Every seed (the task's `seed`: initialisation and batch order of both models), same command with"
+                  " `--seed N`:", "", "| seed | two-layer | ResNet34 | ratio |", "|---|---|---|---|"]  # fmt: skip
+        lines += [
+            f"| {k} | {_pct(x['twolayer'])} | {_pct(x['resnet34'])} | {x['ratio']:.3f} |" for k, x in seeds.items()
+        ]
+        mean = {k: statistics.mean(x[k] for x in seeds.values()) for k in ("twolayer", "resnet34")}
+        lines += [f"| mean ± std | {_pct(mean['twolayer'])} | {_pct(mean['resnet34'])} |"
+                  f" {statistics.mean(rat):.3f} ± {statistics.stdev(rat):.3f} |", ""]  # fmt: skip
     if real.get("note"):
         lines += [real["note"], ""]
     return lines
@@ -237,8 +248,14 @@ def findings(r: dict, abl: dict, real: dict) -> list[str]:
             out.append(f"- {x['name']}: {x['note']}")
     if real.get("metrics"):
         m = real["metrics"]
+        seeds = real.get("seeds") or {}
+        over = ""
+        if len(seeds) > 1:
+            rat = [x["ratio"] for x in seeds.values()]
+            over = (f"; over seeds {', '.join(seeds)} it is {statistics.mean(rat):.3f} ± {statistics.stdev(rat):.3f},"
+                    f" {sum(r >= 1.0 for r in rat)} of {len(rat)} at or above 1.0")  # fmt: skip
         out.append(f"- On the real 50-class subset the ratio is {m['ratio']:.3f}"
-                   f" ({_pct(m['twolayer']['test_accuracy'])} vs {_pct(m['resnet34']['test_accuracy'])}).")  # fmt: skip
+                   f" ({_pct(m['twolayer']['test_accuracy'])} vs {_pct(m['resnet34']['test_accuracy'])}){over}.")  # fmt: skip
     out.append(f"- Peers on the course's full data: ResNet34 from scratch {_pct(config.PEERS['resnet34_from_scratch'][0])}"
                f"–{_pct(config.PEERS['resnet34_from_scratch'][1])}; the best two-layer peer"
                f" {_pct(config.PEERS['best_two_layer'])} vs its ResNet34's {_pct(config.PEERS['its_resnet34'])}"

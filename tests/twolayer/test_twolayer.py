@@ -158,6 +158,24 @@ def test_pipeline_end_to_end(trained) -> None:
     assert not re.search(r"\d ?(ms|seconds)\b|\d s\b", text)  # no wall-clock numbers in the report
 
 
+def test_report_real_data_with_seeds(trained) -> None:
+    """A recorded real-data run with several seeds: the per-seed table and the mean ratio ± std."""
+    p, common, paths, _, metrics = trained
+    paths.real_data.parent.mkdir(parents=True, exist_ok=True)
+    seeds = {
+        "0": {"twolayer": 0.2, "resnet34": 0.25, "ratio": 0.8},
+        "1": {"twolayer": 0.3, "resnet34": 0.25, "ratio": 1.2},
+    }
+    paths.real_data.write_text(json.dumps({"source": "dir:x", "train_images": 30, "command": "python -m x",
+                                           "metrics": metrics, "seeds": seeds}))  # fmt: skip
+    try:
+        text = package.run(p, common, paths)
+    finally:
+        paths.real_data.unlink()
+    assert "| 1 | 30.0 % | 25.0 % | 1.200 |" in text and "| 1.000 ± 0.283 |" in text
+    assert "over seeds 0, 1 it is 1.000 ± 0.283, 1 of 2 at or above 1.0" in text
+
+
 def test_golden_fixed_seed(trained) -> None:
     """Same params, same data, same seed: these numbers (CPU, one thread)."""
     _, _, paths, summaries, metrics = trained
