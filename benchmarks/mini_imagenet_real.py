@@ -61,8 +61,9 @@ def seed_root(root: Path, seed: int) -> Path:
 def seed_summary(task: str, metrics: dict) -> dict:
     """The per-seed figures a record keeps: test accuracy per model (dynconv: per subset), twolayer's ratio."""
     if task == "twolayer":
-        return {"twolayer": metrics["twolayer"]["test_accuracy"], "resnet34": metrics["resnet34"]["test_accuracy"],
-                "ratio": metrics["ratio"]}  # fmt: skip
+        two, ref = metrics["twolayer"], metrics["resnet34"]
+        return {"twolayer": two["test_accuracy"], "resnet34": ref["test_accuracy"], "ratio": metrics["ratio"],
+                "twolayer_best_val": two["best_val_accuracy"], "resnet34_best_val": ref["best_val_accuracy"]}  # fmt: skip
     return {"accuracy": metrics["accuracy"], "worst_single_over_rgb": metrics["worst_single_over_rgb"]}
 
 
