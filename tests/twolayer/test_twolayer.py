@@ -172,7 +172,7 @@ def test_report_real_data_with_seeds(trained) -> None:
         text = package.run(p, common, paths)
     finally:
         paths.real_data.unlink()
-    assert "| 1 | 30.0 % | 25.0 % | 1.200 |" in text and "| 1.000 ± 0.283 |" in text
+    assert "| 1 | 30.0 % (–) | 25.0 % (–) | 1.200 |" in text and "| 1.000 ± 0.283 |" in text
     assert "over seeds 0, 1 it is 1.000 ± 0.283, 1 of 2 at or above 1.0" in text
 
 
