@@ -22,7 +22,7 @@ import sys
 import time
 from pathlib import Path
 
-from benchmarks.mini_imagenet_real import params
+from benchmarks.mini_imagenet_real import linked_folder, option, params
 from stages.common.io import write_json
 
 TASK = "dynconv"
@@ -38,15 +38,6 @@ def ensure_data(mi, common, root: Path) -> None:
         prepare.run(mi, common, paths)
 
 
-def subset_root(root: Path, subset: str) -> Path:
-    """root/<subset>, its data/ a link to the shared root/data."""
-    folder = root / subset
-    folder.mkdir(parents=True, exist_ok=True)
-    if not (folder / "data").exists():
-        (folder / "data").symlink_to(Path("..", "data"))
-    return folder
-
-
 def train(subset: str, preset: str, root: Path, runs: int) -> None:
     from stages.dynconv import train as train_stage
 
@@ -56,7 +47,7 @@ def train(subset: str, preset: str, root: Path, runs: int) -> None:
     ensure_data(mi, common, root)
     p.models.naive.channel_sampling = subset
     p.train.runs = runs
-    train_stage.run(p, common, config.Paths(subset_root(root, subset)), "naive")
+    train_stage.run(p, common, config.Paths(linked_folder(root / subset, root)), "naive")
 
 
 def finish(preset: str, root: Path) -> dict:
@@ -77,7 +68,7 @@ def finish(preset: str, root: Path) -> dict:
         paths = config.Paths(root / subset)
         if not paths.model("naive").is_file():
             continue
-        models, blob = load(paths.model("naive"))
+        models, _ = load(paths.model("naive"))
         accs = [round(float((predict(m, x, subset, 100, "cpu") == y).float().mean()), 4) for m in models]
         rows[subset] = {"dedicated": accs, "dynamic": dynamic[subset]}
         timings[subset] = json.loads(paths.timings("dynconv-train-naive").read_text())
@@ -87,23 +78,22 @@ def finish(preset: str, root: Path) -> dict:
     record = {
         "preset": preset, "source": real["source"], "test_images": len(y),
         "command": " && ".join(f"{me} train {s} {preset}" for s in rows) + f" && {me} finish {preset}",
-        "runs": len(models), "rgb": {"dynamic": dynamic["RGB"], "naive": real["metrics"]["accuracy"]["naive"]["RGB"]},
+        "runs": min(len(row["dedicated"]) for row in rows.values()),
+        "rgb": {"dynamic": dynamic["RGB"], "naive": real["metrics"]["accuracy"]["naive"]["RGB"]},
         "subsets": rows,
     }  # fmt: skip
     write_json(Path("reports", "dynconv_dedicated.json"), record)
-    load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
-    timings["note"] = f"{os.cpu_count()}-core CPU, one thread per model; load average (1, 5, 15 min) at finish: {load}"
+    loadavg = ", ".join(f"{x:.1f}" for x in os.getloadavg())
+    timings["note"] = (
+        f"{os.cpu_count()}-core CPU, one thread per model; load average (1, 5, 15 min) at finish: {loadavg}"
+    )
     write_json(Path("timings", "dynconv_dedicated.json"), timings)
     return record
 
 
 def main(argv: list[str]) -> None:
     step, rest = argv[0], argv[1:]
-    runs = 1
-    if "--runs" in rest:
-        i = rest.index("--runs")
-        runs = int(rest[i + 1])
-        del rest[i : i + 2]
+    runs = int((option(rest, "--runs") or ["1"])[0])
     start = time.time()
     if step == "train":
         subset, rest = rest[0], rest[1:]

@@ -47,15 +47,17 @@ def command(task: str, preset: str, models: list[str], seeds: list[int] | None =
     return " && ".join([*lines, finish])
 
 
+def linked_folder(folder: Path, data_of: Path) -> Path:
+    """`folder`, created, its data/ a link to data_of/data: another training run on the same prepared data."""
+    folder.mkdir(parents=True, exist_ok=True)
+    if not (folder / "data").exists():
+        (folder / "data").symlink_to((data_of / "data").resolve())
+    return folder
+
+
 def seed_root(root: Path, seed: int) -> Path:
     """Seed 0 trains in root, seed N in root-seedN (its data/ a link to root's)."""
-    if not seed:
-        return root
-    other = root.with_name(f"{root.name}-seed{seed}")
-    other.mkdir(parents=True, exist_ok=True)
-    if not (other / "data").exists():
-        (other / "data").symlink_to((root / "data").resolve())
-    return other
+    return linked_folder(root.with_name(f"{root.name}-seed{seed}"), root) if seed else root
 
 
 def seed_summary(task: str, metrics: dict) -> dict:
