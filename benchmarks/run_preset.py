@@ -2,8 +2,12 @@
 repo's outputs alone (for real-data checks; `python -m stages.common.preset <task> <name> --run` is the
 tracked way).
 
-    python benchmarks/run_preset.py coco-caption course /tmp/cc-course [config ...]
-    python benchmarks/run_preset.py vit cpu15 /tmp/vit-cpu15
+    python -m benchmarks.run_preset coco-caption course /tmp/cc-course [config ...]
+    python -m benchmarks.run_preset vit cpu15 /tmp/vit-cpu15
+    python -m benchmarks.run_preset pokemon strong30 /tmp/pk train.mirror=0.5 seed=1 common.threads=1
+
+An argument `key=value` overrides one value of the task's section after the preset (`common.<key>` one of
+the common section), as `-S` does; the value is read as YAML.
 
 coco-caption with configs named: only those are trained and predicted (several processes can share one
 folder, one config each, once the first has prepared the data); evaluate and package run when every
@@ -38,16 +42,33 @@ def merged(task: str, preset: str) -> dict:
     return merge(section, overrides)
 
 
+def nested(key: str, value: str) -> dict:
+    """`a.b.c`, `v` -> {"a": {"b": {"c": yaml(v)}}}."""
+    out: dict = yaml.safe_load(value)
+    for part in reversed(key.split(".")):
+        out = {part: out}
+    return out
+
+
 def main() -> None:
     task, preset, root = sys.argv[1], sys.argv[2], Path(sys.argv[3])
-    common = from_dict(CommonParams, read_params_file("params.yaml").get("common", {}), "common")
+    sets = [arg.split("=", 1) for arg in sys.argv[4:] if "=" in arg]
+    args = [arg for arg in sys.argv[4:] if "=" not in arg]
+    common_section = read_params_file("params.yaml").get("common", {})
+    section = merged(task, preset)
+    for key, value in sets:
+        if key.startswith("common."):
+            merge(common_section, nested(key.removeprefix("common."), value))
+        else:
+            merge(section, nested(key, value))
+    common = from_dict(CommonParams, common_section, "common")
     common.mlflow = False
     start = time.time()
     if task == "coco-caption":
         from stages.coco_caption import config, download, evaluate, package, predict, prepare, train
 
-        p = from_dict(config.CocoCaptionParams, merged(task, preset), task)
-        names = sys.argv[4:] or list(p.configs)
+        p = from_dict(config.CocoCaptionParams, section, task)
+        names = args or list(p.configs)
         paths = config.Paths(root)
         if not paths.prepared.exists():
             download.run(p, common, paths)
@@ -61,13 +82,30 @@ def main() -> None:
     elif task == "vit":
         from stages.vit import config, download, evaluate, package, prepare, train
 
-        p = from_dict(config.VitParams, merged(task, preset), task)
+        p = from_dict(config.VitParams, section, task)
         paths = config.Paths(root)
         download.run(p, common, paths)
         prepare.run(p, common, paths)
         train.run(p, common, paths)
         evaluate.run(p, common, paths)
         package.run(p, common, paths)
+    elif task == "pokemon":
+        from stages.pokemon import (
+            classifier,
+            config,
+            download,
+            evaluate,
+            fid_reference,
+            package,
+            predict,
+            prepare,
+            train,
+        )
+
+        p = config.validate(from_dict(config.PokemonParams, section, task))
+        paths = config.Paths(root)
+        for stage in (download, prepare, classifier, fid_reference, train, predict, evaluate, package):
+            stage.run(p, common, paths)
     else:
         raise SystemExit(f"unknown task {task}")
     print(f"{task} {preset}: {time.time() - start:.0f} s")

@@ -53,6 +53,7 @@ class TrainParams:
     grad_clip: float = 1.0
     select_by: Literal["train_loss", "dev_loss", "classifier"] = "dev_loss"
     max_minutes: float = 0.0  # time budget: stop before an epoch that would not fit; 0 = run every epoch
+    mirror: float = 0.0  # probability that a training sprite is seen as its left-right mirror image; 0 = off
 
 
 @dataclasses.dataclass
@@ -127,7 +128,7 @@ RANGES = {
     "model.d_ff": at_least(0), "model.dropout": PROBABILITY,
     "train.epochs": at_least(1), "train.batch_size": at_least(1), "train.lr": above(0),
     "train.weight_decay": at_least(0), "train.warmup_steps": at_least(0), "train.grad_clip": at_least(0),
-    "train.max_minutes": at_least(0),
+    "train.max_minutes": at_least(0), "train.mirror": PROBABILITY,
     "classifier.epochs": at_least(1), "classifier.batch_size": at_least(1), "classifier.lr": above(0),
     "classifier.width": at_least(1), "classifier.threshold": Range(0, 1, open_low=True, open_high=True),
     "classifier.members": between(1, 16),

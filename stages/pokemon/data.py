@@ -88,6 +88,11 @@ def render(images: np.ndarray, palette: np.ndarray) -> np.ndarray:
     return palette[padded].reshape(-1, SIDE, SIDE, 3)
 
 
+def mirror(images: np.ndarray) -> np.ndarray:
+    """(n, 400) sprites -> their left-right mirror images (each row of 20 pixels reversed)."""
+    return images.reshape(-1, SIDE, SIDE)[:, :, ::-1].reshape(-1, SEQ_LEN)
+
+
 def split(images: np.ndarray) -> dict[str, np.ndarray]:
     return {name: images[start:stop] for name, (start, stop) in SPLITS.items()}
 

@@ -24,7 +24,7 @@ from stages.common.plots import line_plot
 from stages.common.runtime import setup
 from stages.common.tracking import stage_dep_hashes, tracked_run
 from stages.pokemon import config, pdr
-from stages.pokemon.data import PREFIX_LEN, load_prepared
+from stages.pokemon.data import PREFIX_LEN, load_prepared, mirror
 from stages.pokemon.model import build_model, complete, next_token_loss
 
 STAGE = "pokemon-train"
@@ -38,6 +38,7 @@ def run(p: config.PokemonParams, common: config.CommonParams, paths: config.Path
     device = distributed.init(setup(p.seed, common.device, common.threads))
     data = load_prepared(paths.prepared)
     train_set = torch.as_tensor(data["train"])
+    mirrored = torch.as_tensor(mirror(data["train"]).copy())  # augmentation, drawn per sprite with t.mirror
     dev_set = torch.as_tensor(data["dev"])
     model = build_model(p.model, len(data["palette"])).to(device)
     net = distributed.wrap(model)  # trains; `model` (same weights) evaluates and is saved
@@ -74,12 +75,15 @@ def run(p: config.PokemonParams, common: config.CommonParams, paths: config.Path
                 break
             epoch_start = time.time()
             model.train()
-            order = torch.randperm(len(train_set), generator=torch.Generator().manual_seed(p.seed + epoch))
+            draw = torch.Generator().manual_seed(p.seed + epoch)
+            order = torch.randperm(len(train_set), generator=draw)
+            flipped = torch.rand(len(train_set), generator=draw) < t.mirror  # by sprite: one draw for all ranks
             losses = []
             for batch in tqdm(order.split(t.batch_size), desc=f"epoch {epoch}", leave=False, disable=None):
                 batch, weight = distributed.shard(batch)  # this rank's share of the global batch
                 with autocast:
-                    loss = next_token_loss(net, train_set[batch].to(device))
+                    tokens = torch.where(flipped[batch, None], mirrored[batch], train_set[batch])  # (B, 400)
+                    loss = next_token_loss(net, tokens.to(device))
                 optimizer.zero_grad(set_to_none=True)
                 distributed.weighted(loss, weight).backward()
                 if t.grad_clip > 0:

@@ -3,7 +3,7 @@ import pytest
 
 from stages.common.io import DataError
 from stages.pokemon import sprites
-from stages.pokemon.data import N_COLORS, SEQ_LEN, read_colormap, read_pixels, render, split, write_pixels
+from stages.pokemon.data import N_COLORS, SEQ_LEN, mirror, read_colormap, read_pixels, render, split, write_pixels
 
 
 def test_sample_sprites_are_in_the_course_format():
@@ -22,6 +22,13 @@ def test_render_maps_indices_and_pads_with_background():
     images = render(np.array([[5] * 240]), palette)
     assert images.shape == (1, 20, 20, 3)
     assert (images[0, :12] == palette[5]).all() and (images[0, 12:] == 255).all()
+
+
+def test_mirror_reverses_each_row_of_pixels():
+    pixels, palette = sprites.generate(3, seed=2)
+    flipped = mirror(pixels)
+    assert (render(flipped, palette) == render(pixels, palette)[:, :, ::-1]).all()
+    assert (mirror(flipped) == pixels).all() and flipped.shape == pixels.shape
 
 
 def test_split_by_line_order():

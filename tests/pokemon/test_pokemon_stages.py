@@ -26,7 +26,7 @@ from stages.pokemon import (
     sprites,
     train,
 )
-from stages.pokemon.data import SPLITS, load_prepared, read_pixels
+from stages.pokemon.data import SPLITS, load_prepared, mirror, read_pixels, write_pixels
 from tests.conftest import shrink_prepared
 
 
@@ -134,6 +134,23 @@ def test_training_is_deterministic_and_resumes(tiny_pokemon, monkeypatch):
     summary = train.run(p, common, paths)
     assert (paths.model / "model.safetensors").read_bytes() == first
     assert summary["best_epoch"] in (1, 2)
+
+
+def test_mirror_augmentation_trains_on_the_mirror_images(tiny_pokemon):
+    """mirror=1 flips every training sprite: the same weights as mirror=0 on mirrored train data."""
+    p, common, paths = tiny_pokemon
+    download.run(p, COMMON, paths)
+    prepare.run(p, COMMON, paths)
+    shrink_prepared(paths)
+    p.train = dataclasses.replace(p.train, epochs=1, mirror=1.0)
+    train.run(p, common, paths)
+    flipped = (paths.model / "model.safetensors").read_bytes()
+    p.train = dataclasses.replace(p.train, mirror=0.0)
+    train.run(p, common, paths)
+    assert (paths.model / "model.safetensors").read_bytes() != flipped
+    write_pixels(paths.prepared / "train.txt", mirror(load_prepared(paths.prepared)["train"]))
+    train.run(p, common, paths)
+    assert (paths.model / "model.safetensors").read_bytes() == flipped
 
 
 @pytest.mark.parametrize("arch", ["llama", "mistral", "qwen2"])
@@ -354,8 +371,12 @@ def test_ensemble_thresholds_the_mean_probability_of_its_members():
         assert torch.allclose(torch.sigmoid(pdr.Ensemble(members)(x)), mean, atol=1e-5)
 
 
-@pytest.mark.parametrize("key, value", [("members", 0), ("members", 17), ("threshold", 1.0)])
-def test_classifier_params_out_of_range(tmp_path, key, value):
-    (tmp_path / "params.yaml").write_text(f"pokemon:\n  classifier:\n    {key}: {value}\n")
-    with pytest.raises(ParamsError, match=f"pokemon.classifier.{key}"):
+@pytest.mark.parametrize(
+    "section, key, value",
+    [("classifier", "members", 0), ("classifier", "members", 17), ("classifier", "threshold", 1.0),
+     ("train", "mirror", 1.5)],
+)  # fmt: skip
+def test_params_out_of_range(tmp_path, section, key, value):
+    (tmp_path / "params.yaml").write_text(f"pokemon:\n  {section}:\n    {key}: {value}\n")
+    with pytest.raises(ParamsError, match=f"pokemon.{section}.{key}"):
         config.load(tmp_path / "params.yaml")
