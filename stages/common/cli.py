@@ -23,7 +23,8 @@ PROFILE_ENV = "STAGES_PROFILE"
 
 
 def main(run: Callable[[], object]) -> None:
-    """Call `run()`; bad input or bad params exit with status 1 and one message, no traceback."""
+    """Call `run()`; bad input or bad params (see `user_message`) exit with status 1 and one message, no traceback;
+    Ctrl-C exits with 130."""
     if os.environ.get(PROFILE_ENV) and not os.environ.get("WORLD_SIZE"):  # torchrun's ranks: their launcher records
         import atexit
 
@@ -35,14 +36,31 @@ def main(run: Callable[[], object]) -> None:
             write_record(Path(os.environ[RECORD_ENV]), keys)
         else:
             run()
-    except (DataError, ParamsError) as err:
+    except Exception as err:
+        message = user_message(err)
+        if message is None:
+            raise  # a bug: its traceback stays visible
         if os.environ.get("RANK", "0") == "0":  # under torchrun every rank fails alike: one line, rank 0's
-            print(f"error: {err}", file=sys.stderr)
+            print(f"error: {message}", file=sys.stderr)
         sys.exit(1)
     except KeyboardInterrupt:  # the user's Ctrl-C, not a bug: one line, and what it cost (nothing written)
         print("\nerror: interrupted; outputs left as they were (a trainer resumes from its last checkpoint)",
               file=sys.stderr)  # fmt: skip
         sys.exit(130)
+
+
+def user_message(err: Exception) -> str | None:
+    """The one line for an error the user can act on: bad input or params; as the last line of defence, an
+    OSError naming a file (a folder they cannot write, a disk that is full) and an image over PIL's size limit.
+    None for anything else: a bug, which keeps its traceback."""
+    if isinstance(err, (DataError, ParamsError)):
+        return str(err)
+    if isinstance(err, OSError) and err.filename is not None:
+        return f"{err.filename}: {err.strerror or err}"
+    image = sys.modules.get("PIL.Image")  # only a process that imported PIL can have hit its limit
+    if image is not None and isinstance(err, image.DecompressionBombError):
+        return f"image too large ({err})"
+    return None
 
 
 def write_record(folder: Path, keys: set[str]) -> None:

@@ -95,7 +95,8 @@ def _read_state_dict(path: str) -> dict[str, torch.Tensor]:
     try:
         state = torch.load(file, map_location="cpu", weights_only=True)
     except Exception as err:  # noqa: BLE001 - any unreadable file is bad input
-        raise DataError(f"{file}: not a readable torch weights file ({err})") from None
+        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__  # torch's run to pages
+        raise DataError(f"{file}: not a readable torch weights file ({reason[:200]})") from None
     for key in ("state_dict", "model"):
         if isinstance(state, dict) and isinstance(state.get(key), dict):
             state = state[key]

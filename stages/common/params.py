@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import functools
+import math
 import types
 import typing
 from collections.abc import Callable, Iterator
@@ -140,10 +141,16 @@ def _convert(hint: Any, value: Any, key: str) -> Any:
         if value is not None:
             raise ParamsError(f"parameter '{key}' must be null, got {value!r}")
         return None
-    if hint is float:
+    if hint is float:  # finite: YAML's .nan and .inf, and 1e309 (read as inf), are refused here
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ParamsError(f"parameter '{key}' must be a number, got {value!r}")
-        return float(value)
+        try:
+            number = float(value)
+        except OverflowError:  # an integer beyond the largest float
+            number = math.inf
+        if not math.isfinite(number):
+            raise ParamsError(f"parameter '{key}' is {number}; it must be a finite number")
+        return number
     if hint is int:
         if isinstance(value, bool) or not isinstance(value, int):
             raise ParamsError(f"parameter '{key}' must be an integer, got {value!r}")
@@ -235,16 +242,25 @@ class Range:
     open_high: bool = False
 
     def contains(self, value: float) -> bool:
+        """Whether `value` (an int or a float) lies in the range; NaN lies in none."""
+        if value != value:  # NaN: every comparison below would be False, so it would pass
+            return False
         if self.low is not None and (value <= self.low if self.open_low else value < self.low):
             return False
         return not (self.high is not None and (value >= self.high if self.open_high else value > self.high))
 
     def __str__(self) -> str:
         if self.high is None:
-            return f"{'>' if self.open_low else '>='} {self.low:g}"
+            return f"{'>' if self.open_low else '>='} {_number(self.low)}"
         if self.low is None:
-            return f"{'<' if self.open_high else '<='} {self.high:g}"
-        return f"in {'(' if self.open_low else '['}{self.low:g}, {self.high:g}{')' if self.open_high else ']'}"
+            return f"{'<' if self.open_high else '<='} {_number(self.high)}"
+        low, high = _number(self.low), _number(self.high)
+        return f"in {'(' if self.open_low else '['}{low}, {high}{')' if self.open_high else ']'}"
+
+
+def _number(bound: float | None) -> str:
+    """An int bound in full (`1000000`, not `1e+06`), a float one short (`0.001`)."""
+    return str(bound) if isinstance(bound, int) else f"{bound:g}"
 
 
 def at_least(low: float) -> Range:
@@ -256,6 +272,8 @@ def above(low: float) -> Range:
 
 
 def between(low: float, high: float, open_high: bool = False) -> Range:
+    """[low, high] (or [low, high) with `open_high`); int bounds bound an int param that sizes an allocation,
+    e.g. `between(1, 4096)` for a width, and show in full in the error."""
     return Range(low, high, open_high=open_high)
 
 

@@ -7,21 +7,33 @@ A source is a string param:
   hf:<dataset>     a Hugging Face Hub dataset (needs internet)
   kaggle:<name>    a Kaggle competition (needs the kaggle CLI and credentials)
   torchvision      torchvision's own download (needs internet)
+
+Symlinks in a `dir:` source: a loader lists the source with `iter_source_files` (or checks a path it found
+there with `check_no_escape`). A symlink that resolves inside the source folder is followed like the file or
+folder it points to; one that resolves outside it is refused with one DataError naming the link (never
+silently skipped, never copied), and so is a link that loops back to a folder above it. The source folder
+itself may be a link. File names a user's file gives (a CSV's file column) go through
+`stages.common.io.resolve_inside`. Archives are extracted by `safe_extract`, which refuses links altogether.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import fnmatch
+import gzip
+import lzma
+import os
 import shutil
 import tarfile
 import urllib.error
 import urllib.request
 import zipfile
+import zlib
 from pathlib import Path
 
 from tqdm import tqdm
 
-from stages.common.io import DataError, file_sha256
+from stages.common.io import DataError, file_sha256, is_inside
 from stages.common.params import ParamsError
 
 KINDS = ("sample", "dir", "url", "hf", "kaggle", "torchvision")
@@ -53,6 +65,52 @@ def require_dir(path: str | Path) -> Path:
     if not path.is_dir():
         raise DataError(f"{path}: source folder not found")
     return path
+
+
+def check_no_escape(root: str | Path, path: str | Path) -> Path:
+    """`path`, found under the source folder `root`, if it resolves inside `root`; else a DataError naming the
+    symlink through which it leaves."""
+    root, path = Path(root), Path(path)
+    if is_inside(path, root, root):
+        return path
+    link = path
+    below = len(root.parts) + 1 if path.is_relative_to(root) else 1
+    for depth in range(below, len(path.parts) + 1):  # the outermost link below `root` that resolves outside
+        step = Path(*path.parts[:depth])
+        if step.is_symlink() and not is_inside(step, root, root):
+            link = step
+            break
+    target = os.readlink(link) if link.is_symlink() else link.resolve()
+    raise DataError(f"{link}: a symlink to {target}, outside the source folder {root}; refusing (copy it in instead)")
+
+
+def iter_source_files(
+    root: str | Path, match: str | tuple[str, ...] = "*", *, folder: str | Path | None = None, recursive: bool = False
+) -> list[Path]:
+    """The files in `folder` (default: the source folder `root`; with `recursive`, in its subfolders too) whose
+    name matches `match`, a glob pattern (`'*.txt'`, `'train.txt'`) or a tuple of suffixes compared ignoring
+    case (`('.png', '.jpg')`), sorted by path. Symlinks follow the module's rule (inside: followed; outside:
+    DataError); a matching name that is not a readable regular file (a broken link, a pipe) is a DataError."""
+    root = Path(root)
+    suffixes = None if isinstance(match, str) else tuple(s.lower() for s in match)
+    found: list[Path] = []
+
+    def walk(directory: Path, above: tuple[Path, ...]) -> None:
+        for entry in sorted(directory.iterdir()):
+            if entry.is_dir():
+                if recursive:
+                    check_no_escape(root, entry)
+                    if entry.resolve() in above:
+                        raise DataError(f"{entry}: a symlink back to {entry.resolve()}, a folder above it; refusing")
+                    walk(entry, (*above, entry.resolve()))
+            elif entry.name.lower().endswith(suffixes) if suffixes else fnmatch.fnmatchcase(entry.name, match):
+                if not entry.is_file():
+                    raise DataError(f"{entry}: not a readable file (a broken symlink or a special file)")
+                found.append(check_no_escape(root, entry))
+
+    start = Path(folder) if folder is not None else root
+    walk(check_no_escape(root, start), (start.resolve(),))
+    return sorted(found)
 
 
 def download(url: str, dest: str | Path, sha256: str, chunk: int = 1 << 20) -> Path:
@@ -102,34 +160,40 @@ def is_archive(path: str | Path) -> bool:
     return str(path).lower().endswith(ARCHIVE_SUFFIXES)
 
 
-def safe_extract(archive: str | Path, dest: str | Path) -> Path:
-    """Extract a zip or tar archive into `dest`, refusing any member that would land outside it."""
+def safe_extract(archive: str | Path, dest: str | Path, name: str | Path | None = None) -> Path:
+    """Extract a zip or tar archive into `dest`, refusing links, devices and any member that would land outside
+    it. Errors name `name` (default: `archive`; pass the user's path or URL when `archive` is a copy) and the
+    member, never `dest` (often a temporary folder)."""
     archive, dest = Path(archive), Path(dest)
+    shown = name if name is not None else archive
     dest.mkdir(parents=True, exist_ok=True)
     root = dest.resolve()
 
-    def check(name: str) -> None:
-        target = (root / name).resolve()
-        if target != root and root not in target.parents:
-            raise DataError(f"{archive}: member '{name}' would be extracted outside {dest}; refusing")
+    def check(member: str) -> None:
+        if not (root / member).resolve().is_relative_to(root):
+            raise DataError(f"{shown}: member '{member}' would be extracted outside the archive's folder; refusing")
 
     if zipfile.is_zipfile(archive):
-        with zipfile.ZipFile(archive) as zf:
-            for info in zf.infolist():
-                check(info.filename)
-                if (info.external_attr >> 16) & 0o170000 == 0o120000:
-                    raise DataError(f"{archive}: member '{info.filename}' is a symlink; refusing")
-            zf.extractall(dest)
+        try:
+            with zipfile.ZipFile(archive) as zf:
+                for info in zf.infolist():
+                    check(info.filename)
+                    if (info.external_attr >> 16) & 0o170000 == 0o120000:
+                        raise DataError(f"{shown}: member '{info.filename}' is a symlink; refusing")
+                zf.extractall(dest)
+        # a damaged member (bad CRC, cut short), an unknown compression method, a password
+        except (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError, RuntimeError) as err:
+            raise DataError(f"{shown}: damaged or unsupported zip archive ({err})") from None
         return dest
     try:
         with tarfile.open(archive) as tf:
             for member in tf.getmembers():
                 check(member.name)
                 if member.issym() or member.islnk() or member.isdev():
-                    raise DataError(f"{archive}: member '{member.name}' is a link or device; refusing")
+                    raise DataError(f"{shown}: member '{member.name}' is a link or device; refusing")
             tf.extractall(dest, filter="data")
-    except tarfile.TarError as err:
-        raise DataError(f"{archive}: not a readable zip or tar archive ({err})") from None
+    except (tarfile.TarError, EOFError, zlib.error, lzma.LZMAError, gzip.BadGzipFile) as err:
+        raise DataError(f"{shown}: not a readable zip or tar archive ({err})") from None
     return dest
 
 
@@ -144,4 +208,4 @@ def fetch_url(url: str, sha256: str, workdir: str | Path) -> Path:
     out = workdir / sha256[:16] / "extracted"
     if out.exists():
         shutil.rmtree(out)
-    return safe_extract(file, out)
+    return safe_extract(file, out, name=url)
