@@ -193,7 +193,8 @@ def safe_extract(archive: str | Path, dest: str | Path, name: str | Path | None 
                     raise DataError(f"{shown}: member '{member.name}' is a link or device; refusing")
             tf.extractall(dest, filter="data")
     except (tarfile.TarError, EOFError, zlib.error, lzma.LZMAError, gzip.BadGzipFile) as err:
-        raise DataError(f"{shown}: not a readable zip or tar archive ({err})") from None
+        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__  # tarfile's span lines
+        raise DataError(f"{shown}: not a readable zip or tar archive ({reason})") from None
     return dest
 
 

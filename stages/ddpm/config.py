@@ -45,6 +45,11 @@ class PrepareParams:
     image_size: int = 32  # training resolution; the submission is always 64×64
     resize: bool = True  # centre-crop and resize other sizes; false = an image of another size is an error
     max_images: int = 0  # 0 = all
+    # CelebA's aligned images (img_align_celeba) are 178×218 with the face in the middle: their centre
+    # celeba_crop × celeba_crop is cut first, then resized to image_size. 140 is the crop of Song et al.'s
+    # score_sde (datasets.py: central_crop(img, 140), then resize to 64) and NCSN; some VAE code uses 148.
+    # 0 = none (the plain centre square, 178×178). Images of any other size are not affected.
+    celeba_crop: int = 140
 
 
 @dataclasses.dataclass
@@ -150,16 +155,21 @@ class Paths(TaskPaths):
 
 
 RANGES = {
-    "data.sample_images": at_least(1), "prepare.image_size": at_least(4), "prepare.max_images": at_least(0),
-    "diffusion.timesteps": at_least(2),
-    "model.base_channels": at_least(8), "model.channel_mults": at_least(1), "model.blocks_per_level": at_least(1),
-    "model.attention_resolutions": at_least(1), "model.dropout": PROBABILITY,
-    "train.steps": at_least(1), "train.batch_size": at_least(1), "train.lr": above(0),
+    # Upper bounds keep a typo from allocating what no machine has; each is far above any real run (the
+    # course: 10,000 images at 64×64, T = 1000, 1,000 samples). image_size 512: one 512² float image through
+    # the U-Net already needs gigabytes of activations, and 65536 asked for ~13 GB per decoded image.
+    "data.sample_images": between(1, 100_000), "prepare.image_size": between(4, 512),
+    "prepare.max_images": at_least(0), "prepare.celeba_crop": between(0, 178),
+    "diffusion.timesteps": between(2, 10_000),
+    "model.base_channels": between(8, 1024), "model.channel_mults": between(1, 16),
+    "model.blocks_per_level": between(1, 16), "model.attention_resolutions": at_least(1),
+    "model.dropout": PROBABILITY,
+    "train.steps": between(1, 10_000_000), "train.batch_size": between(1, 4096), "train.lr": above(0),
     "train.weight_decay": at_least(0), "train.warmup_steps": at_least(0), "train.grad_clip": at_least(0),
     "train.ema_decay": between(0, 1), "train.log_every": at_least(1), "train.checkpoint_every": at_least(0),
-    "sample.steps": at_least(0), "sample.eta": between(0, 1), "sample.n_images": at_least(1),
-    "sample.batch_size": at_least(1), "sample.jpeg_quality": between(1, 100),
-    "evaluate.fid_real_images": at_least(0), "evaluate.compare_images": at_least(0),
+    "sample.steps": at_least(0), "sample.eta": between(0, 1), "sample.n_images": between(1, 100_000),
+    "sample.batch_size": between(1, 4096), "sample.jpeg_quality": between(1, 100),
+    "evaluate.fid_real_images": at_least(0), "evaluate.compare_images": between(0, 100_000),
 }  # fmt: skip
 GROUPS = 8  # GroupNorm groups of the U-Net (UNetConfig.groups)
 

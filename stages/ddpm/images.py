@@ -8,31 +8,32 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 
+from stages.common.images import open_rgb
 from stages.common.io import DataError
+from stages.common.sources import iter_source_files
 from stages.ddpm import config
 
 SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
+CELEBA_ALIGNED = (218, 178)  # height, width of CelebA's aligned-and-cropped images (img_align_celeba)
 
 
 def list_files(folder: Path) -> list[Path]:
-    """Every file under `folder` except hidden ones (.DS_Store and the like), sorted by path."""
-    return sorted(
+    """Every file under `folder` except hidden ones (.DS_Store and the like), sorted by path. Symlinks follow
+    common.sources' rule: one resolving inside `folder` (a file or a sub-folder) is followed, one resolving
+    outside it is a DataError naming the link."""
+    return [
         f
-        for f in folder.rglob("*")
-        if f.is_file() and not any(part.startswith(".") for part in f.relative_to(folder).parts)
-    )
+        for f in iter_source_files(folder, recursive=True)
+        if not any(part.startswith(".") for part in f.relative_to(folder).parts)
+    ]
 
 
 def decode(path: Path | str, data: bytes | None = None) -> np.ndarray:
-    """H×W×3 uint8 of an image file (or of `data`, its bytes); DataError naming `path` if it does not decode."""
-    try:
-        with Image.open(io.BytesIO(data) if data is not None else path) as img:
-            img.load()
-            return np.asarray(img.convert("RGB"), dtype=np.uint8)
-    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as err:
-        raise DataError(f"{path}: not a decodable image ({err.__class__.__name__}: {err})") from None
+    """H×W×3 uint8 of an image file (or of `data`, its bytes), every mode converted properly (16-bit, palette,
+    alpha, CMYK: common.images.open_rgb); DataError naming `path` if it does not decode or is a decompression bomb."""
+    return np.asarray(open_rgb(data if data is not None else path, str(path)), dtype=np.uint8)
 
 
 def square(image: np.ndarray, size: int) -> np.ndarray:
@@ -100,8 +101,18 @@ def load_prepared(folder: Path) -> np.ndarray:
     return (images.transpose(0, 3, 1, 2).astype(np.float32) / 127.5) - 1.0
 
 
-def read_folder(folder: Path, size: int, resize: bool = True, limit: int = 0) -> np.ndarray:
-    """The images of `folder` (ddpm-download's, holding RAW_ARCHIVE, or any image folder) as N×size×size×3 uint8."""
+def celeba_crop(image: np.ndarray, side: int) -> np.ndarray:
+    """The centre side×side of an aligned CelebA image (178×218, CELEBA_ALIGNED); any other image, or side 0,
+    unchanged. Top and left offsets as score_sde's central_crop: (218 - side) // 2, (178 - side) // 2."""
+    if not side or image.shape[:2] != CELEBA_ALIGNED:
+        return image
+    top, left = (CELEBA_ALIGNED[0] - side) // 2, (CELEBA_ALIGNED[1] - side) // 2
+    return image[top : top + side, left : left + side]
+
+
+def read_folder(folder: Path, size: int, resize: bool = True, limit: int = 0, crop: int = 0) -> np.ndarray:
+    """The images of `folder` (ddpm-download's, holding RAW_ARCHIVE, or any image folder) as N×size×size×3 uint8:
+    aligned CelebA images cut to their centre crop×crop first (celeba_crop), then centre-squared and resized."""
     images = []
     for name, data in _raw_images(folder, limit):
         image = decode(name, data)
@@ -109,7 +120,7 @@ def read_folder(folder: Path, size: int, resize: bool = True, limit: int = 0) ->
             raise DataError(
                 f"{name}: {image.shape[1]}×{image.shape[0]}, expected {size}×{size} (or set ddpm.prepare.resize: true)"
             )
-        images.append(square(image, size))
+        images.append(square(celeba_crop(image, crop), size))
     if not images:
         raise DataError(f"{folder}: no images")
     return np.stack(images)

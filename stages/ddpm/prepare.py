@@ -2,7 +2,8 @@
 
 One `images.npy` instead of thousands of loose files as a DVC output. `load()`
 returns it normalised to [-1, 1] as N×3×S×S float32, which is what training reads;
-horizontal flips are a train-time option (`ddpm.train.hflip`).
+horizontal flips are a train-time option (`ddpm.train.hflip`). Aligned CelebA images (178×218) are cut
+to their centre `prepare.celeba_crop`² first, then every image is centre-squared and resized.
 """
 
 from __future__ import annotations
@@ -18,7 +19,8 @@ from stages.ddpm.images import read_folder
 
 
 def run(p: config.DdpmParams, common: config.CommonParams, paths: config.Paths) -> Path:
-    images = read_folder(paths.raw, p.prepare.image_size, p.prepare.resize, p.prepare.max_images)
+    pp = p.prepare
+    images = read_folder(paths.raw, pp.image_size, pp.resize, pp.max_images, pp.celeba_crop)
     with atomic_path(paths.prepared) as out:
         out.mkdir()
         np.save(out / "images.npy", images)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import zipfile
 from collections.abc import Sequence
 from pathlib import Path
@@ -18,13 +19,14 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from stages.common.io import DataError
+from stages.common.io import DataError, read_text, resolve_inside
 from stages.mini_imagenet.config import CLASSES_FILE, IMAGES_DIR, LIST_NAMES, MEAN, STD
 
 if TYPE_CHECKING:
     import torch
 
 ZIP_DATE = (2020, 1, 1, 0, 0, 0)  # fixed member timestamps: the same arrays give the same .npz bytes
+LABEL = re.compile(r"-?[0-9]+")  # a label: ASCII digits, maybe a minus; no "_", "+" or other scripts
 
 
 # ----------------------------------------------------------------------------- list files
@@ -33,17 +35,17 @@ ZIP_DATE = (2020, 1, 1, 0, 0, 0)  # fixed member timestamps: the same arrays giv
 def read_list_lines(list_file: Path, n_classes: int, shown: str | None = None) -> list[tuple[int, Path, int]]:
     """(line number, absolute image path, label) for every non-blank line; DataError naming file:line.
 
+    A path must stay inside the list file's folder (io.resolve_inside); a label is decimal digits, read
+    verbatim (Python's int() would read '1_0' as 10); one image listed twice must carry one label.
     `shown`: the name errors give the file (the user's archive member rather than a temporary path)."""
     list_file = Path(list_file)
     shown = shown or str(list_file)
     if not list_file.is_file():
         raise DataError(f"{shown}: list file not found")
-    try:
-        text = list_file.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as err:
-        raise DataError(f"{shown}: not a readable text file ({err})") from None
-    folder = list_file.resolve().parent
+    text = read_text(list_file, name=shown)
+    folder = list_file.parent.resolve()  # the folder, not the file: a symlinked list moves no boundary
     out = []
+    first: dict[Path, tuple[int, int]] = {}  # image -> (line, label) where it was first listed
     for lineno, line in enumerate(text.splitlines(), 1):
         if not line.strip():
             continue
@@ -51,15 +53,20 @@ def read_list_lines(list_file: Path, n_classes: int, shown: str | None = None) -
         if len(parts) != 2:
             raise DataError(f"{shown}:{lineno}: expected '<image path> <int label>', got {line.strip()!r}")
         rel, label_text = parts
-        try:
-            label = int(label_text)
-        except ValueError:
-            raise DataError(f"{shown}:{lineno}: label {label_text!r} is not an integer") from None
+        if not LABEL.fullmatch(label_text):
+            raise DataError(f"{shown}:{lineno}: label {label_text!r} is not an integer")
+        label = int(label_text)
         if not 0 <= label < n_classes:
             raise DataError(f"{shown}:{lineno}: label {label} is outside 0..{n_classes - 1} ({n_classes} classes)")
-        path = (folder / rel).resolve()
+        try:
+            path = resolve_inside(folder, rel)
+        except DataError:
+            raise DataError(f"{shown}:{lineno}: image path {rel!r} leaves the dataset folder") from None
         if not path.is_file():
             raise DataError(f"{shown}:{lineno}: image {rel} not found")
+        seen_line, seen_label = first.setdefault(path, (lineno, label))
+        if seen_label != label:
+            raise DataError(f"{shown}:{lineno}: {rel} has label {label}, but line {seen_line} gives it {seen_label}")
         out.append((lineno, path, label))
     if not out:
         raise DataError(f"{shown}: no images listed")
@@ -79,13 +86,15 @@ def find_list(folder: Path, split: str) -> Path | None:
     return None
 
 
-def count_classes(folder: Path, override: int = 0) -> int:
-    """The class count of a dataset folder: `override` if set, else classes.txt's lines, else images/ folders."""
+def count_classes(folder: Path, override: int = 0, shown: str | None = None) -> int:
+    """The class count of a dataset folder: `override` if set, else classes.txt's lines, else images/ folders.
+
+    `shown`: how errors name classes.txt (the user's archive member rather than a temporary path)."""
     if override:
         return override
     classes_file = Path(folder) / CLASSES_FILE
     if classes_file.is_file():
-        return len(read_class_names(classes_file))
+        return len(read_class_names(classes_file, shown))
     images = Path(folder) / IMAGES_DIR
     dirs = [d for d in images.iterdir() if d.is_dir()] if images.is_dir() else []
     if not dirs:
@@ -93,15 +102,16 @@ def count_classes(folder: Path, override: int = 0) -> int:
     return len(dirs)
 
 
-def read_class_names(classes_file: Path) -> list[str]:
-    """classes.txt: `label name` per line, labels 0..N-1 in order."""
+def read_class_names(classes_file: Path, shown: str | None = None) -> list[str]:
+    """classes.txt: `label name` per line, labels 0..N-1 in order, UTF-8."""
+    shown = shown or str(classes_file)
     names = []
-    for lineno, line in enumerate(Path(classes_file).read_text(encoding="utf-8").splitlines(), 1):
+    for lineno, line in enumerate(read_text(classes_file, name=shown).splitlines(), 1):
         if not line.strip():
             continue
         parts = line.split(maxsplit=1)
         if len(parts) != 2 or parts[0] != str(len(names)):
-            raise DataError(f"{classes_file}:{lineno}: expected '{len(names)} <name>', got {line.strip()!r}")
+            raise DataError(f"{shown}:{lineno}: expected '{len(names)} <name>', got {line.strip()!r}")
         names.append(parts[1].strip())
     return names
 
@@ -121,30 +131,25 @@ def class_names(folder: Path, items: Sequence[tuple[Path, int]], n_classes: int)
 # ----------------------------------------------------------------------------- images
 
 
-def decode(path: Path, image_size: int | None = None) -> np.ndarray:
-    """One image as uint8 (H, W, 3) RGB, resized to image_size × image_size (bicubic) when given."""
-    from PIL import Image, UnidentifiedImageError
+def decode(path: Path, image_size: int | None = None, name: str | None = None) -> np.ndarray:
+    """One image as uint8 (H, W, 3) RGB (common.images.open_rgb: every mode converted properly), resized to
+    image_size × image_size (bicubic) when given; DataError naming `name` (default: `path`) if it does not decode."""
+    from PIL import Image
 
-    try:
-        with Image.open(path) as im:
-            im = im.convert("RGB")
-            if image_size is not None and im.size != (image_size, image_size):
-                im = im.resize((image_size, image_size), Image.Resampling.BICUBIC)
-            return np.asarray(im, dtype=np.uint8)
-    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as err:
-        raise DataError(f"{path}: not a decodable image ({err})") from None
+    from stages.common.images import open_rgb
+
+    im = open_rgb(path, name or str(path))
+    if image_size is not None and im.size != (image_size, image_size):
+        im = im.resize((image_size, image_size), Image.Resampling.BICUBIC)
+    return np.asarray(im, dtype=np.uint8)
 
 
 def check_decodes(shown: str, lines: Sequence[tuple[int, Path, int]]) -> None:
-    """Every listed image decodes; otherwise DataError naming the list file (as `shown`) and line."""
+    """Every listed image decodes; otherwise DataError naming the list file (as `shown`), line and image."""
     from tqdm import tqdm
 
     for lineno, path, _ in tqdm(lines, desc=f"check {Path(shown).name}", unit="img", disable=len(lines) < 500):
-        try:
-            decode(path)
-        except DataError as err:
-            reason = str(err).rsplit("(", 1)[-1].rstrip(")")
-            raise DataError(f"{shown}:{lineno}: image {path.name} does not decode ({reason})") from None
+        decode(path, name=f"{shown}:{lineno}: image {path.name}")
 
 
 def load_images(items: Sequence[tuple[Path, int]], image_size: int) -> tuple[np.ndarray, np.ndarray]:

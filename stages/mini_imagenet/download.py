@@ -6,13 +6,15 @@ Sources (`mini-imagenet.data.source`): `sample` (generated here, see sample.py),
 `train.txt`, `val.txt` (the course's `validation.txt` is accepted and stored as val.txt), `test.txt`
 and, when the source has one, `classes.txt`. Only listed images are kept.
 
-Validation: every listed path exists inside the dataset folder and decodes, labels are ints in
-[0, n_classes), no image is in two splits; otherwise one error naming the user's list file and line.
+Validation: every listed path exists inside the dataset folder (common.io.resolve_inside: no `..`, absolute
+path or symlink leaves it) and decodes, labels are ints in [0, n_classes), an image listed twice has one
+label and is in one split only; otherwise one error naming the user's list file and line.
 """
 
 from __future__ import annotations
 
 import shutil
+import zipfile
 from pathlib import Path
 
 from stages.common.cli import main
@@ -43,6 +45,8 @@ def run(p: config.MiniImagenetParams, common: config.CommonParams, paths: config
             archive = Path(source.value)
             if not archive.is_file():
                 raise DataError(f"{archive}: archive not found")
+            if not zipfile.is_zipfile(archive):
+                raise DataError(f"{archive}: not a zip archive (expected the course's images.zip)")
             extracted = safe_extract(archive, out.parent / "extracted")
             root = find_root(extracted, str(archive))
             shown = _member(str(archive), root, extracted)
@@ -88,7 +92,7 @@ def _shown(shown_root: str, list_file: Path) -> str:
 def validate(root: Path, num_classes: int = 0, shown_root: str = "") -> dict:
     """Check the three list files of a dataset folder; {split: [(line, path, label)]}, counts and the class count."""
     root = root.resolve()
-    n_classes = data.count_classes(root, num_classes)
+    n_classes = data.count_classes(root, num_classes, _shown(shown_root, root / config.CLASSES_FILE))
     seen: dict[Path, str] = {}
     result: dict = {"num_classes": n_classes, "lines": {}, "lists": {}}
     for split in config.SPLITS:
@@ -99,8 +103,6 @@ def validate(root: Path, num_classes: int = 0, shown_root: str = "") -> dict:
         shown = _shown(shown_root, list_file)
         lines = data.read_list_lines(list_file, n_classes, shown=shown)
         for lineno, path, _ in lines:
-            if root not in path.parents:
-                raise DataError(f"{shown}:{lineno}: image path escapes the dataset folder")
             if path in seen and not seen[path].startswith(f"{shown}:"):
                 raise DataError(f"{shown}:{lineno}: {path.relative_to(root)} is also listed in {seen[path]}")
             seen.setdefault(path, f"{shown}:{lineno}")

@@ -149,15 +149,18 @@ class Paths(TaskPaths):
         return self._p("submissions", TASK, "submission.csv")
 
 
+# Upper bounds: generous, but finite, so a typo cannot ask for terabytes before anything runs.
 RANGES = {
-    "data.sample_train_per_class": at_least(1), "data.sample_valid_per_class": at_least(1),
-    "data.sample_test": at_least(1), "prepare.image_size": at_least(8),
-    "train.epochs": at_least(1), "train.batch_size": at_least(1), "train.lr": above(0),
+    "data.sample_train_per_class": between(1, 100_000), "data.sample_valid_per_class": between(1, 100_000),
+    "data.sample_test": between(1, 1_000_000), "prepare.image_size": between(8, 2048),
+    "train.epochs": between(1, 100_000), "train.batch_size": between(1, 65_536), "train.lr": above(0),
     "train.weight_decay": at_least(0), "train.momentum": between(0, 1), "train.warmup_epochs": at_least(0),
     "train.label_smoothing": between(0, 1, open_high=True), "train.mixup_alpha": at_least(0),
-    "train.cutmix_alpha": at_least(0), "train.patience": at_least(0), "predict.batch_size": at_least(1),
+    "train.cutmix_alpha": at_least(0), "train.patience": at_least(0), "predict.batch_size": between(1, 65_536),
 }  # fmt: skip
-MODEL_RANGES = {"width": at_least(1), "depth": at_least(1), "convs_per_block": at_least(1), "dropout": PROBABILITY}
+MODEL_RANGES = {
+    "width": between(1, 8192), "depth": between(1, 16), "convs_per_block": between(1, 64), "dropout": PROBABILITY,
+}
 
 
 def load(path: str | Path = "params.yaml") -> tuple[MygoParams, CommonParams]:

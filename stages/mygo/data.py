@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import csv
-import warnings
 from pathlib import Path
 
 import numpy as np
 
 from stages.common.io import DataError, read_json
+from stages.common.sources import iter_source_files
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff")
 
@@ -19,25 +19,17 @@ def natural_key(name: str) -> tuple:
 
 
 def check_image(path: Path) -> None:
-    """Decode the whole image; truncated or corrupt files raise DataError naming the file."""
-    from PIL import Image
+    """Decode the whole image (common.images.open_rgb); truncated, corrupt or decompression-bomb files raise
+    DataError naming the file."""
+    from stages.common.images import open_rgb
 
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(path) as img:
-                img.load()
-                if img.width < 1 or img.height < 1:
-                    raise ValueError("empty image")
-    except (OSError, SyntaxError, ValueError, Image.DecompressionBombWarning, Image.DecompressionBombError) as err:
-        raise DataError(f"{path}: unreadable image ({err})") from None
+    open_rgb(path, str(path))
 
 
-def list_images(folder: Path) -> list[Path]:
-    return sorted(
-        (f for f in folder.iterdir() if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES),
-        key=lambda f: natural_key(f.name),
-    )
+def list_images(folder: Path, root: Path | None = None) -> list[Path]:
+    """The images directly in `folder`, in natural name order. Symlinks follow common.sources' rule with `root`
+    (default: `folder`) as the boundary: a link (or `folder` itself) leading out of it is a DataError naming it."""
+    return sorted(iter_source_files(root or folder, IMAGE_SUFFIXES, folder=folder), key=lambda f: natural_key(f.name))
 
 
 def load_prepared(folder: Path) -> dict:

@@ -3,9 +3,9 @@
 Sources: `sample` (generated, see sample_images.py), `dir:<folder>` (the course's
 files), `url:<zip>` (+ `mygo.data.sha256`). A labelled split is either class
 folders (`train_dir`) or a CSV list (`train_csv`: `file_column`, `label_column`;
-paths relative to the CSV). Every image is decoded here: an unreadable image,
-a class with no images, an empty test folder or a label outside the class list
-is one clear error, and nothing is written.
+paths relative to the CSV and inside its folder: common.io.resolve_inside). Every
+image is decoded here: an unreadable image, a class with no images, an empty test
+folder or a label outside the class list is one clear error, and nothing is written.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import shutil
 from pathlib import Path
 
 from stages.common.cli import main
-from stages.common.io import DataError, atomic_path, read_text
+from stages.common.io import DataError, atomic_path, read_text, resolve_inside
 from stages.common.sources import fetch_url, parse_source, require_dir
 from stages.mygo import config, sample_images
 from stages.mygo.data import check_image, list_images, natural_key
@@ -91,7 +91,7 @@ def labelled_split(
     if not class_dirs:
         raise DataError(f"{root}: no class folders (expected {sub}/<class>/<image>)")
     for class_dir in class_dirs:
-        images = list_images(class_dir)
+        images = list_images(class_dir, root)
         if not images:
             raise DataError(f"{class_dir}: class folder '{class_dir.name}' has no images")
         items += [(image, class_dir.name, str(class_dir)) for image in images]
@@ -110,7 +110,7 @@ def read_csv_list(path: Path, file_column: str, label_column: str) -> list[tuple
             )
         items = []
         for line, row in enumerate(reader, start=2):
-            file = path.parent / (row[file_column] or "").strip()
+            file = resolve_inside(path.parent, (row[file_column] or "").strip(), what=f"{path} line {line}")
             label = (row[label_column] or "").strip()
             if not file.is_file():
                 raise DataError(f"{path} line {line}: image '{row[file_column]}' not found")

@@ -17,7 +17,7 @@ import numpy as np
 from stages.common.cli import main
 from stages.common.io import DataError, atomic_path, read_json
 from stages.mygo import config
-from stages.mygo.data import check_image, list_images, natural_key
+from stages.mygo.data import list_images, natural_key
 
 SPLITS = ("train", "valid", "test")
 
@@ -67,9 +67,9 @@ def split_files(raw: Path, split: str, classes: list[str]) -> tuple[list[Path], 
 def load_image(path: Path, size: int) -> np.ndarray:
     from PIL import Image
 
-    check_image(path)
-    with Image.open(path) as img:
-        rgb = img.convert("RGB")
+    from stages.common.images import open_rgb
+
+    rgb = open_rgb(path, str(path))
     if rgb.size != (size, size):
         rgb = rgb.resize((size, size), Image.Resampling.BICUBIC, reducing_gap=None)
     return np.asarray(rgb, dtype=np.uint8)

@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from stages.common.io import DataError, read_text, require_file
+from stages.common.sources import iter_source_files
 
 CIFAR_CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
 SAMPLE_CLASSES = ["hstripes", "vstripes", "diagonal", "checker", "disk", "ring", "square", "cross", "blobs", "gradient"]
@@ -62,7 +63,7 @@ def make_sample(per_class: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def read_class_folders(split_dir: Path, classes: list[str] | None = None) -> tuple[np.ndarray, np.ndarray, list[str]]:
-    from PIL import Image, UnidentifiedImageError
+    from stages.common.images import open_rgb
 
     found = sorted(d.name for d in split_dir.iterdir() if d.is_dir())
     classes = classes or found
@@ -70,15 +71,11 @@ def read_class_folders(split_dir: Path, classes: list[str] | None = None) -> tup
         raise DataError(f"{split_dir}: class folders {found} differ from {classes}")
     images, labels = [], []
     for k, name in enumerate(classes):
-        files = sorted(f for f in (split_dir / name).iterdir() if f.suffix.lower() in IMAGE_SUFFIXES)
+        files = iter_source_files(split_dir, IMAGE_SUFFIXES, folder=split_dir / name)  # no symlink out of split_dir
         if not files:
             raise DataError(f"{split_dir / name}: no images")
         for f in files:
-            try:
-                with Image.open(f) as im:
-                    arr = np.asarray(im.convert("RGB"))
-            except (OSError, UnidentifiedImageError) as err:
-                raise DataError(f"{f}: unreadable image ({err})") from None
+            arr = np.asarray(open_rgb(f, f))
             if arr.shape != (32, 32, 3):
                 raise DataError(f"{f}: image is {arr.shape[1]}×{arr.shape[0]}; expected 32×32")
             images.append(arr)
@@ -86,16 +83,50 @@ def read_class_folders(split_dir: Path, classes: list[str] | None = None) -> tup
     return np.stack(images), np.array(labels, dtype=np.int64), classes
 
 
+# Every global a CIFAR-10 batch names: numpy's array reconstruction (numpy 1 and 2 spell its module apart),
+# plus what a batch re-saved by Python 3 adds: `_codecs.encode` (protocols 0-2 spell bytes as text + encoding)
+# and numpy's `_frombuffer` (protocol 5 arrays). Each builds data from data; none reaches files, processes or
+# imports of the pickle's choosing.
+CIFAR_GLOBALS = {
+    ("numpy.core.multiarray", "_reconstruct"),
+    ("numpy._core.multiarray", "_reconstruct"),
+    ("numpy.core.numeric", "_frombuffer"),
+    ("numpy._core.numeric", "_frombuffer"),
+    ("numpy", "ndarray"),
+    ("numpy", "dtype"),
+    ("_codecs", "encode"),
+}
+
+
+class CifarUnpickler(pickle.Unpickler):
+    """Unpickles CIFAR-10's official python batches, and nothing else.
+
+    Those batches ARE pickles: the format itself, as CIFAR-10 distributes it, not a choice of ours. A pickle
+    may name any importable callable and have it called, which is how a crafted file runs code. Here the
+    only callables it may name are CIFAR_GLOBALS (numpy array reconstruction); everything else in a batch
+    is plain data (dict, list, bytes, int) that unpickling builds without calling anything. A pickle that
+    asks for any other global is refused before that global is imported or called.
+    """
+
+    def find_class(self, module: str, name: str) -> object:
+        if (module, name) not in CIFAR_GLOBALS:
+            raise DataError(f"refusing to load: the pickle asks for {module}.{name}")
+        return super().find_class(module, name)
+
+
 def _unpickle(path: Path) -> dict:
     if not path.is_file():
         raise DataError(f"{path}: file not found")
     try:
         with path.open("rb") as f:
-            d = pickle.load(f, encoding="bytes")
-    except (pickle.UnpicklingError, EOFError, ValueError) as err:
-        raise DataError(f"{path}: not a CIFAR-10 pickle ({err})") from None
-    d = {(k.decode() if isinstance(k, bytes) else k): v for k, v in d.items()}
-    return d
+            d = CifarUnpickler(f, encoding="bytes").load()
+    except DataError as err:
+        raise DataError(f"{path}: {err}") from None
+    except Exception as err:  # noqa: BLE001 - a malformed pickle fails in many ways (EOF, bad opcodes, memo keys...)
+        raise DataError(f"{path}: not a CIFAR-10 pickle ({err.__class__.__name__}: {err})") from None
+    if not isinstance(d, dict):
+        raise DataError(f"{path}: not a CIFAR-10 pickle (holds a {type(d).__name__}, expected a dict)")
+    return {(k.decode() if isinstance(k, bytes) else k): v for k, v in d.items()}
 
 
 def read_pickles(folder: Path) -> dict:
@@ -107,11 +138,14 @@ def read_pickles(folder: Path) -> dict:
             d = _unpickle(folder / name)
             if "data" not in d or "labels" not in d:
                 raise DataError(f"{folder / name}: missing key 'data' or 'labels'")
-            x = np.asarray(d["data"], dtype=np.uint8)
-            if x.ndim != 2 or x.shape[1] != 3072 or len(d["labels"]) != len(x):
+            try:
+                x, y = np.asarray(d["data"], dtype=np.uint8), np.asarray(d["labels"], dtype=np.int64)
+            except (TypeError, ValueError, OverflowError) as err:
+                raise DataError(f"{folder / name}: 'data' or 'labels' is not numbers ({err})") from None
+            if x.ndim != 2 or x.shape[1] != 3072 or y.shape != (len(x),):
                 raise DataError(f"{folder / name}: data is {x.shape}; expected N×3072 with N labels")
             xs.append(x.reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1))
-            ys.append(np.asarray(d["labels"], dtype=np.int64))
+            ys.append(y)
         out[split] = (np.concatenate(xs), np.concatenate(ys))
     meta = folder / "batches.meta"
     classes = CIFAR_CLASSES

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
-from stages.common.io import DataError, read_text, require_file
+from stages.common.io import DataError, read_text, require_file, resolve_inside
 
 FILES = {
     "train": "train_data.parquet",
@@ -44,14 +44,11 @@ def image_bytes(value: Any, where: str) -> bytes:
 
 
 def decode_image(data: bytes, where: str) -> Any:
-    """PIL RGB image from encoded bytes; an undecodable image is a DataError naming the row."""
-    from PIL import Image, UnidentifiedImageError
+    """PIL RGB image from encoded bytes (common.images.open_rgb: every mode converted properly); an undecodable
+    image or a decompression bomb is a DataError naming `where` (the file and row)."""
+    from stages.common.images import open_rgb
 
-    try:
-        with Image.open(io.BytesIO(data)) as im:
-            return im.convert("RGB")
-    except (OSError, UnidentifiedImageError, ValueError) as err:
-        raise DataError(f"{where}: image cannot be decoded ({err})") from None
+    return open_rgb(data, where)
 
 
 def read_split(folder: Path, split: str) -> list[dict]:
@@ -242,6 +239,7 @@ def convert_flickr(src: Path, test_captions: bool = False) -> dict[str, list[dic
 
     Splits: the official lists when present (images in none of them are dropped), otherwise 80/10/10 by
     file name. Train and valid get one row per caption (5 per image); test one row per image, idx = its name.
+    An image name that leaves images/ (`..`, absolute, a symlink out: common.io.resolve_inside) is a DataError.
     """
     token_files = sorted(src.rglob("*.token*.txt"))
     captions: dict[str, list[str]] = {}
@@ -252,7 +250,8 @@ def convert_flickr(src: Path, test_captions: bool = False) -> dict[str, list[dic
         if not m:
             raise DataError(f"{token_files[0]}: line {line[:60]!r} is not '<image>#<n>\\t<caption>'")
         captions.setdefault(m.group(1), []).append(clean_caption(m.group(3)))
-    names = sorted(n for n in captions if (src / "images" / n).is_file())
+    files = {n: resolve_inside(src / "images", n, what=token_files[0]) for n in captions}  # no name leaves images/
+    names = sorted(n for n in captions if files[n].is_file())
     if not names:
         raise DataError(f"{src / 'images'}: none of the images named in {token_files[0].name} is there")
     lists = {s: sorted(src.rglob(f"Flickr_8k.{s}Images.txt")) for s in ("train", "dev", "test")}
@@ -267,8 +266,8 @@ def convert_flickr(src: Path, test_captions: bool = False) -> dict[str, list[dic
         split = split_of[n]
         if split is None:
             continue
-        data = (src / "images" / n).read_bytes()
-        with decode_image(data, str(src / "images" / n)):
+        data = files[n].read_bytes()
+        with decode_image(data, str(files[n])):
             pass
         if split == "test":
             out["test"].append({"idx": n, "image": data, "path": n})

@@ -7,7 +7,6 @@ anything imports transformers, because unsloth patches transformers/peft/trl and
 from __future__ import annotations
 
 import importlib
-import io
 import logging
 import sys
 import warnings
@@ -131,9 +130,10 @@ def load_for_inference(
 
 
 def pil(image: bytes) -> Any:
-    from PIL import Image
+    """An RGB PIL image of encoded bytes that vlm-caption-download already checked (common.images.open_rgb)."""
+    from stages.common.images import open_rgb
 
-    return Image.open(io.BytesIO(image)).convert("RGB")
+    return open_rgb(image, "image")
 
 
 class CaptionCollator:

@@ -238,7 +238,7 @@ def test_corrupt_file_is_an_error_naming_it_or_skipped_with_a_count(tiny, tmp_pa
     (src / "broken.jpg").write_bytes(b"\xff\xd8\xff garbage")
     (src / "readme.txt").write_text("not an image")
     p.data.source = f"dir:{src}"
-    with pytest.raises(DataError, match=r"broken\.jpg: not a decodable image"):
+    with pytest.raises(DataError, match=r"broken\.jpg: not a readable image"):
         download.run(p, COMMON, paths)
     assert not paths.raw.exists()
     p.data.skip_bad = True

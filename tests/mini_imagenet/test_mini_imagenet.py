@@ -4,6 +4,7 @@ the real folder in ../shared/data (skipped where absent), and every bad input gi
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import zipfile
 from pathlib import Path
@@ -204,3 +205,94 @@ def test_real_folder(tiny) -> None:
     prepare.run(p, common, paths)
     assert data.load_split(paths.prepared, "test")[0].shape == (500, 16, 16, 3)
     assert data.load_classes(paths.prepared)[0] == "n01532829"
+
+
+# --- issue 25: one shared path rule, strict labels, one label per image, encodings, image modes ---------------
+
+
+@pytest.mark.parametrize("kind", ["absolute", "symlink_file", "symlink_folder"])
+def test_a_listed_path_leaving_the_folder_is_refused(tiny, tmp_path, capsys, kind) -> None:
+    p, common, paths = tiny
+    src = _layout(tmp_path / "course")
+    outside = tmp_path / "outside"
+    (outside / "n00000000").mkdir(parents=True)
+    first = src / (src / "train.txt").read_text().split()[0]
+    shutil.copyfile(first, outside / "n00000000" / "x.JPEG")
+    if kind == "absolute":
+        rel = str(outside / "n00000000" / "x.JPEG")
+    elif kind == "symlink_file":
+        (src / "images" / "n00000000" / "link.JPEG").symlink_to(outside / "n00000000" / "x.JPEG")
+        rel = "images/n00000000/link.JPEG"
+    else:
+        (src / "images" / "out").symlink_to(outside / "n00000000", target_is_directory=True)
+        rel = "images/out/x.JPEG"
+    with (src / "train.txt").open("a") as f:
+        f.write(f"{rel} 0\n")
+    p.data.source = f"dir:{src}"
+    line = _run_main(download, p, common, paths, capsys)
+    assert line == f"error: {src}/train.txt:7: image path {rel!r} leaves the dataset folder"
+    assert not paths.raw.exists()
+
+
+def test_a_label_is_read_verbatim(tiny, tmp_path, capsys) -> None:
+    p, common, paths = tiny
+    src = _layout(tmp_path / "course")
+    lines = (src / "train.txt").read_text().splitlines()
+    lines[2] = lines[2].rsplit(" ", 1)[0] + " 1_0"  # Python's int() reads this as 10
+    (src / "train.txt").write_text("\n".join(lines) + "\n")
+    p.data.source = f"dir:{src}"
+    assert _run_main(download, p, common, paths, capsys) == f"error: {src}/train.txt:3: label '1_0' is not an integer"
+    for label in ("٣", "+1", "0x1"):
+        (src / "train.txt").write_text(f"{lines[0].rsplit(' ', 1)[0]} {label}\n")
+        with pytest.raises(DataError, match=f"train.txt:1: label '{re.escape(label)}' is not an integer"):
+            data.read_list(src / "train.txt", 3)
+
+
+def test_one_image_with_two_labels_is_refused_naming_both_lines(tiny, tmp_path, capsys) -> None:
+    p, common, paths = tiny
+    src = _layout(tmp_path / "course")
+    first = (src / "train.txt").read_text().splitlines()[0].rsplit(" ", 1)[0]
+    with (src / "train.txt").open("a") as f:
+        f.write(f"{first} 2\n")
+    p.data.source = f"dir:{src}"
+    line = _run_main(download, p, common, paths, capsys)
+    assert line == f"error: {src}/train.txt:7: {first} has label 2, but line 1 gives it 0"
+    with (src / "train.txt").open("w") as f:  # the same image twice with one label: a duplicate, not a contradiction
+        f.write(f"{first} 0\n{first} 0\n")
+    assert len(data.read_list(src / "train.txt", 3)) == 2
+
+
+def test_a_latin1_classes_txt_is_one_line(tiny, tmp_path, capsys) -> None:
+    p, common, paths = tiny
+    src = _layout(tmp_path / "course")
+    (src / "classes.txt").write_bytes("0 café\n1 thé\n2 crème\n".encode("latin-1"))
+    p.data.source = f"dir:{src}"
+    line = _run_main(download, p, common, paths, capsys)
+    assert line.startswith(f"error: {src}/classes.txt:1: not UTF-8 text (byte 0xe9)")
+
+
+def test_a_text_file_named_images_zip_is_one_line(tiny, tmp_path, capsys) -> None:
+    p, common, paths = tiny
+    (tmp_path / "images.zip").write_text("Not Found\n")
+    p.data.source = str(tmp_path / "images.zip")
+    line = _run_main(download, p, common, paths, capsys)
+    assert line == f"error: {tmp_path / 'images.zip'}: not a zip archive (expected the course's images.zip)"
+
+
+def test_16_bit_and_alpha_images_decode_to_their_colour(tiny, tmp_path) -> None:
+    from PIL import Image
+
+    p, common, paths = tiny
+    src = _layout(tmp_path / "course")
+    train = (src / "train.txt").read_text().splitlines()
+    grey, clear = src / train[0].split()[0], src / train[1].split()[0]
+    Image.fromarray(np.full((20, 30), round(0.46 * 65535), np.uint16)).save(grey.with_suffix(".png"))
+    Image.new("RGBA", (30, 20), (0, 0, 0, 0)).save(clear.with_suffix(".png"))
+    train[0], train[1] = (line.replace(".JPEG", ".png") for line in train[:2])
+    (src / "train.txt").write_text("\n".join(train) + "\n")
+    p.data.source = f"dir:{src}"
+    download.run(p, common, paths)
+    prepare.run(p, common, paths)
+    images, _ = data.load_split(paths.prepared, "train")
+    assert np.abs(images[0].astype(int) - 117).max() <= 1  # 46% grey, not white
+    assert images[1].min() == 255  # fully transparent: composited on white

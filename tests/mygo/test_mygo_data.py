@@ -60,7 +60,7 @@ def expect_error(tmp_path, source, tiny, match, **data):
 def test_truncated_jpeg(tmp_path, course_dir, tiny, image):
     bad = image(course_dir / "train" / "rana" / "broken.jpg", size=(64, 64))
     bad.write_bytes(bad.read_bytes()[: len(bad.read_bytes()) // 2])
-    expect_error(tmp_path, course_dir, tiny, r"broken\.jpg: unreadable image")
+    expect_error(tmp_path, course_dir, tiny, r"broken\.jpg: not a readable image")
 
 
 def test_class_folder_without_images(tmp_path, course_dir, tiny):
@@ -159,3 +159,57 @@ def test_csv_label_naming_no_class_is_one_error_naming_the_csv_line(tmp_path, co
         tmp_path, course_dir, tiny, r"valid\.csv line 3: unknown label '3' in valid .*matched by class name",
         valid_csv="valid.csv",
     )  # fmt: skip
+
+
+# --- issue 25: nothing is read from outside the source; every image mode decodes properly ---------------------
+
+
+@pytest.mark.parametrize("kind", ["dotdot", "absolute", "symlink"])
+def test_a_csv_row_leaving_the_source_is_refused(tmp_path, course_dir, tiny, image, kind):
+    secret = image(tmp_path / "secret.png")
+    name = {"dotdot": "../secret.png", "absolute": str(secret), "symlink": "train/anon/link.png"}[kind]
+    if kind == "symlink":
+        (course_dir / "train" / "anon" / "link.png").symlink_to(secret)
+    rows = [f"train/{c}/{c}{i}.jpg,{c}" for c in ("anon", "rana", "taki") for i in range(3)]
+    rows.insert(1, f"{name},anon")
+    (course_dir / "train.csv").write_text("\n".join(["file,label", *rows]) + "\n")
+    csv = course_dir / "train.csv"
+    expect_error(tmp_path, course_dir, tiny, rf"^{csv} line 3: '{name}' leaves {course_dir}$", train_csv="train.csv")
+
+
+@pytest.mark.parametrize("kind", ["file", "class_folder"])
+def test_a_symlink_out_of_a_split_folder_is_refused_naming_it(tmp_path, course_dir, tiny, image, kind):
+    if kind == "file":
+        link = course_dir / "train" / "anon" / "link.jpg"
+        link.symlink_to(image(tmp_path / "elsewhere" / "secret.jpg"))
+    else:
+        link = course_dir / "train" / "soyo"
+        image(tmp_path / "elsewhere" / "secret.jpg")
+        link.symlink_to(tmp_path / "elsewhere", target_is_directory=True)
+    expect_error(tmp_path, course_dir, tiny, rf"^{link}: a symlink to .*, outside the source folder")
+
+
+def test_a_symlink_inside_a_split_folder_is_followed(tmp_path, course_dir, tiny):
+    (course_dir / "train" / "anon" / "again.jpg").symlink_to(course_dir / "train" / "anon" / "anon0.jpg")
+    _, paths = run_download(tmp_path, course_dir, tiny)
+    copied = paths.raw / "train" / "anon" / "again.jpg"
+    assert not copied.is_symlink() and copied.read_bytes() == (course_dir / "train" / "anon" / "anon0.jpg").read_bytes()
+
+
+def test_16_bit_palette_and_alpha_images_decode_to_their_colour(tmp_path, course_dir, tiny):
+    from PIL import Image
+
+    anon = course_dir / "train" / "anon"
+    Image.fromarray(np.full((16, 16), round(0.46 * 65535), np.uint16)).save(anon / "anon0.png")
+    palette = Image.new("P", (16, 16), 1)
+    palette.putpalette([0, 0, 0, 200, 30, 30] + [0] * 762)
+    palette.save(anon / "anon1.png")
+    Image.new("RGBA", (16, 16), (0, 0, 0, 0)).save(anon / "anon2.png")
+    for i in range(3):
+        (anon / f"anon{i}.jpg").unlink()
+    p, paths = run_download(tmp_path, course_dir, tiny)
+    prepare.run(p, COMMON, paths)
+    train = load_prepared(paths.prepared)["train_images"]
+    assert np.abs(train[0].astype(int) - 117).max() <= 1  # 46% grey, not white
+    assert np.abs(train[1].astype(int) - (200, 30, 30)).max() <= 1
+    assert train[2].min() == 255  # fully transparent: composited on white

@@ -80,7 +80,7 @@ def test_undecodable_image_is_an_error(tmp_path) -> None:
     folder = course_folder(tmp_path)
     rewrite(folder, "valid", image=[b"\x89PNG not really", data.png_bytes(np.zeros((4, 4, 3), np.uint8))],
             caption=["a", "b"])  # fmt: skip
-    expect_error(tmp_path, folder, r"valid_data.parquet row 0: image cannot be decoded")
+    expect_error(tmp_path, folder, r"valid_data.parquet row 0: not a readable image")
 
 
 def test_duplicate_test_idx_is_an_error(tmp_path) -> None:
@@ -195,3 +195,45 @@ def test_hf_source_reads_a_hub_dataset_with_a_validation_split(tmp_path, monkeyp
     with pytest.raises(DataError, match="hf:someone/other: cannot load the dataset"):
         download.run(params("hf:someone/other"), COMMON, config.Paths(tmp_path / "other"))
     assert not (tmp_path / "other" / "data").exists() or not any((tmp_path / "other" / "data").rglob("*.parquet"))
+
+
+def bomb_png() -> bytes:
+    """A PNG whose header claims 30000×30000 pixels: over PIL's decompression-bomb limit."""
+    import io
+    import struct
+    import zlib
+
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.new("L", (1, 1)).save(buffer, "PNG")
+    png = bytearray(buffer.getvalue())
+    png[16:24] = struct.pack(">II", 30000, 30000)  # IHDR width, height
+    png[29:33] = struct.pack(">I", zlib.crc32(bytes(png[12:29])))  # IHDR's CRC over type + data
+    return bytes(png)
+
+
+def test_a_decompression_bomb_in_a_parquet_cell_is_one_error_naming_file_and_row(tmp_path) -> None:
+    folder = course_folder(tmp_path)
+    good = data.png_bytes(np.zeros((4, 4, 3), np.uint8))
+    rewrite(folder, "valid", image=[good, bomb_png()], caption=["a", "b"])
+    expect_error(tmp_path, folder, rf"^{folder / data.FILES['valid']} row 1: image too large")
+
+
+def test_16_bit_images_in_a_parquet_cell_decode_to_their_grey() -> None:
+    import io
+
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.fromarray(np.full((4, 4), round(0.46 * 65535), np.uint16)).save(buffer, "PNG")
+    rgb = np.asarray(data.decode_image(buffer.getvalue(), "cell"))
+    assert rgb.shape == (4, 4, 3) and np.abs(rgb.astype(int) - 117).max() <= 1
+
+
+def test_a_flickr_token_line_naming_a_file_outside_images_is_refused(tmp_path) -> None:
+    src = fake_flickr(tmp_path)
+    (tmp_path / "secret.jpg").write_bytes((src / "images" / "0000_img.jpg").read_bytes())
+    with (src / "Flickr8k.token.txt").open("a") as f:
+        f.write("../../secret.jpg#0\tA secret .\n")
+    expect_error(tmp_path, src, rf"^{src / 'Flickr8k.token.txt'}: '../../secret.jpg' leaves {src / 'images'}$")
