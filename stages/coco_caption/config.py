@@ -12,6 +12,7 @@ from stages.common.params import (
     ParamsError,
     above,
     at_least,
+    between,
     check_ranges,
     load_common,
     load_params,
@@ -126,17 +127,19 @@ def load(path: str | Path = "params.yaml") -> tuple[CocoCaptionParams, CommonPar
     return validate(p), load_common(path)
 
 
+# Upper bounds: generous, but finite, so a typo cannot ask for terabytes before anything runs.
 RANGES = {
-    "threads": at_least(0),
-    "data.sample_images": at_least(5), "data.flickr_image_size": at_least(1), "data.flickr_min_count": at_least(1),
-    "data.feature_dim": at_least(1),
-    "prepare.train_captions": at_least(1), "prepare.val_captions": at_least(1),
-    "model.embed_dim": at_least(1), "model.ff_dim": at_least(1), "model.dropout": PROBABILITY,
-    "model.max_length": at_least(1),
-    "train.epochs": at_least(1), "train.batch_size": at_least(1),
-    "predict.beam_size": at_least(1), "predict.samples": at_least(0),
+    "threads": between(0, 1024),
+    "data.sample_images": between(5, 1_000_000),
+    "data.flickr_image_size": between(1, 512),  # pixels × 3 are the PCA's input dimension
+    "data.flickr_min_count": at_least(1), "data.feature_dim": between(1, 65_536),
+    "prepare.train_captions": between(1, 10_000_000), "prepare.val_captions": between(1, 10_000_000),
+    "model.embed_dim": between(1, 8192), "model.ff_dim": between(1, 65_536), "model.dropout": PROBABILITY,
+    "model.max_length": between(1, 4096),
+    "train.epochs": between(1, 100_000), "train.batch_size": between(1, 65_536),
+    "predict.beam_size": between(1, 1000), "predict.samples": between(0, 10_000),
 }  # fmt: skip
-CONFIG_RANGES = {"num_heads": at_least(1), "num_layers": at_least(1), "lr": above(0)}
+CONFIG_RANGES = {"num_heads": between(1, 128), "num_layers": between(1, 128), "lr": above(0)}
 
 
 @validator

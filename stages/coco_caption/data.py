@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from stages.common.io import DataError, read_text, require_file
+from stages.common.io import DataError, read_json, read_text, require_file, resolve_inside
 
 SPECIAL = ["<NULL>", "<START>", "<END>", "<UNK>"]
 NULL, START, END, UNK = range(4)
@@ -52,10 +52,7 @@ def load_layout(folder: str | Path) -> dict:
         if not (folder / name).is_file():
             raise DataError(f"{folder / name}: file not found (the coco_captioning layout needs {name})")
     vocab_path = folder / FILES["vocab"]
-    try:
-        vocab = json.loads(read_text(vocab_path))
-    except json.JSONDecodeError as err:
-        raise DataError(f"{vocab_path}: not valid JSON ({err})") from None
+    vocab = read_json(vocab_path)
     if not isinstance(vocab, dict) or "idx_to_word" not in vocab or "word_to_idx" not in vocab:
         raise DataError(f"{vocab_path}: needs keys 'idx_to_word' and 'word_to_idx'")
     idx_to_word = vocab["idx_to_word"]
@@ -82,7 +79,8 @@ def load_layout(folder: str | Path) -> dict:
             raise DataError(f"{fpath}: not a readable HDF5 file ({err})") from None
         if not np.issubdtype(out[f"{split}_features"].dtype, np.number):
             raise DataError(f"{fpath}: 'features' must be numbers, got {out[f'{split}_features'].dtype}")
-        out[f"{split}_features"] = out[f"{split}_features"].astype(np.float32)
+        with np.errstate(over="ignore"):  # a value beyond float32 becomes infinity, refused below
+            out[f"{split}_features"] = out[f"{split}_features"].astype(np.float32)
         urls_path = folder / FILES[f"{split}_urls"]
         out[f"{split}_urls"] = read_text(urls_path).splitlines()
         caps, idxs, feats = out[f"{split}_captions"], out[f"{split}_image_idxs"], out[f"{split}_features"]
@@ -102,9 +100,13 @@ def load_layout(folder: str | Path) -> dict:
             )
         if feats.ndim != 2 or feats.shape[0] == 0:
             raise DataError(f"{fpath}: 'features' must be a non-empty images×D array, got {feats.shape}")
+        if not np.isfinite(feats).all():
+            row = int(np.argwhere(~np.isfinite(feats))[0, 0])
+            raise DataError(f"{fpath}: 'features' holds NaN or infinity (image row {row}); features must be finite")
         if idxs.min() < 0 or idxs.max() >= feats.shape[0]:
+            bad = int(idxs.min()) if idxs.min() < 0 else int(idxs.max())
             raise DataError(
-                f"{path}: '{split}_image_idxs' points at image {int(idxs.max())}; {fpath.name} has {feats.shape[0]}"
+                f"{path}: '{split}_image_idxs' points at image {bad}; {fpath.name} has rows 0..{feats.shape[0] - 1}"
             )
         if len(out[f"{split}_urls"]) != feats.shape[0]:
             raise DataError(f"{urls_path}: {len(out[f'{split}_urls'])} lines for {feats.shape[0]} images")
@@ -269,7 +271,9 @@ def convert_flickr(src: Path, dest: Path, size: int, min_count: int, feature_dim
     Captions: lower-cased, punctuation dropped, up to 15 words. Split: the official train list when present
     (everything else is val), otherwise 80/20 by file name. Features: PCA of the size×size pixels.
     """
-    from PIL import Image, UnidentifiedImageError
+    from PIL import Image
+
+    from stages.common.images import open_rgb
 
     token_files = sorted(src.rglob("*.token*.txt"))
     captions: dict[str, list[str]] = {}
@@ -281,6 +285,8 @@ def convert_flickr(src: Path, dest: Path, size: int, min_count: int, feature_dim
             raise DataError(f"{token_files[0]}: line {line[:60]!r} is not '<image>#<n>\\t<caption>'")
         words = re.sub(r"[^a-z0-9 ]", " ", m.group(3).lower()).split()
         captions.setdefault(m.group(1), []).append(" ".join(words))
+    for n in captions:  # a name that leaves images/ is refused, never opened
+        resolve_inside(src / "images", n, what=token_files[0])
     names = sorted(n for n in captions if (src / "images" / n).is_file())
     if not names:
         raise DataError(f"{src / 'images'}: none of the images named in {token_files[0].name} is there")
@@ -292,11 +298,8 @@ def convert_flickr(src: Path, dest: Path, size: int, min_count: int, feature_dim
         split = np.array(["train" if i % 5 else "val" for i in range(len(names))])
     images = []
     for n in names:
-        try:
-            with Image.open(src / "images" / n) as im:
-                images.append(np.asarray(im.convert("RGB").resize((size, size), Image.BILINEAR)))
-        except (OSError, UnidentifiedImageError) as err:
-            raise DataError(f"{src / 'images' / n}: unreadable image ({err})") from None
+        image = open_rgb(src / "images" / n, src / "images" / n)
+        images.append(np.asarray(image.resize((size, size), Image.BILINEAR)))
     return _assemble(
         dest, np.stack(images), [captions[n] for n in names], split, feature_dim, min_count, Image.fromarray, names
     )

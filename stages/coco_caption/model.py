@@ -13,7 +13,8 @@ import torch
 from torch import nn
 
 from stages.coco_caption.data import END, NULL, START
-from stages.common.io import atomic_path, require_file
+from stages.common import checkpoint
+from stages.common.io import DataError, atomic_path
 from stages.common.transformer import DecoderBlock, LearnedPositionalEncoding
 
 
@@ -112,12 +113,20 @@ def temporal_softmax_loss(scores: torch.Tensor, targets: torch.Tensor) -> torch.
 
 
 def save_model(model: CaptioningTransformer, path: str | Path) -> None:
+    """Tensors and plain values only: the file is read back with weights_only=True."""
     with atomic_path(path) as tmp:
-        torch.save({"hparams": model.hparams, "state": model.state_dict()}, tmp)
+        torch.save(checkpoint.plain({"hparams": dict(model.hparams), "state": model.state_dict()}, str(path)), tmp)
 
 
 def load_model(path: str | Path, device: torch.device | str = "cpu") -> CaptioningTransformer:
-    saved = torch.load(require_file(path, "coco-caption-train"), map_location=device, weights_only=False)
-    model = CaptioningTransformer(**saved["hparams"])
-    model.load_state_dict(saved["state"])
+    """The saved model in eval mode on `device`; a file that is not a coco-caption-train model (missing, empty,
+    cut short, another file) is a DataError naming it."""
+    saved = checkpoint.load(path, made_by="coco-caption-train")
+    try:
+        model = CaptioningTransformer(**saved["hparams"])
+        model.load_state_dict(saved["state"])
+    except (KeyError, TypeError, ValueError, RuntimeError) as err:
+        raise DataError(
+            f"{path}: not a model written by coco-caption-train ({type(err).__name__}); run it again"
+        ) from None
     return model.to(device).eval()

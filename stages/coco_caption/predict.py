@@ -16,7 +16,7 @@ from stages.coco_caption import config
 from stages.coco_caption.data import decode, load_prepared
 from stages.coco_caption.model import load_model
 from stages.common.cli import main
-from stages.common.io import write_json
+from stages.common.io import is_inside, write_json
 from stages.common.runtime import setup, thread_count
 
 STAGE = "coco-caption-predict"
@@ -64,9 +64,8 @@ def run(p: config.CocoCaptionParams, common: config.CommonParams, paths: config.
 
 def draw_samples(path: Path, result: dict, raw: Path, n: int, name: str) -> None:
     """A few train and val images with the generated caption (and one ground truth) under each;
-    an image that is not a local file is shown as its URL."""
-    from PIL import Image
-
+    an image that is not a local file inside `raw` is shown as its URL."""
+    from stages.common.images import open_rgb
     from stages.common.plots import _pyplot, _save
 
     rows = [("train", r) for r in result["train"][:n]] + [("val", r) for r in result["val"][:n]]
@@ -77,9 +76,8 @@ def draw_samples(path: Path, result: dict, raw: Path, n: int, name: str) -> None
     for k, (split, r) in enumerate(rows):
         ax = axes[0 if split == "train" else 1][k % n]
         file = raw / r["url"]
-        if not r["url"].startswith(("http:", "https:")) and file.is_file():
-            with Image.open(file) as im:
-                ax.imshow(np.asarray(im.convert("RGB")), interpolation="nearest")
+        if not r["url"].startswith(("http:", "https:")) and is_inside(file, raw, raw) and file.is_file():
+            ax.imshow(np.asarray(open_rgb(file, file)), interpolation="nearest")
         else:
             ax.text(0.5, 0.5, r["url"], ha="center", va="center", wrap=True, fontsize=6)
         ax.set_title(f"{split}", fontsize=8)

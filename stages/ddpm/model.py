@@ -5,17 +5,15 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from stages.common import checkpoint
 from stages.common.diffusion import DDIMSampler, DDPMSampler, Schedule, UNet, UNetConfig, generate, to_uint8
-from stages.common.io import DataError
 from stages.ddpm import config
 from stages.ddpm.images import upscale
 
 
 def load_model(paths: config.Paths, device: torch.device | str = "cpu") -> tuple[UNet, Schedule]:
     """The EMA weights and the schedule they were trained with."""
-    if not paths.model.is_file():
-        raise DataError(f"{paths.model}: not found; run ddpm-train")
-    saved = torch.load(paths.model, map_location="cpu", weights_only=True)
+    saved = checkpoint.load(paths.model, made_by="ddpm-train")
     cfg = saved["config"]
     model = UNet(
         UNetConfig(

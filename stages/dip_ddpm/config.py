@@ -95,36 +95,39 @@ def _check(ok: bool, key: str, message: str) -> None:
 def validate(p: DipDdpmParams) -> DipDdpmParams:
     """Ranges of every parameter, before anything is built (bounds that need the prior are checked in restore)."""
     d, n, net, dip, dd, c = p.data, p.noise, p.net, p.dip, p.ddpm, p.combine
-    _check(p.threads >= 0, "threads", "must be >= 0")
-    _check(d.n_images >= 1, "data.n_images", f"is {d.n_images}; must be >= 1")
-    _check(d.val_images >= 1, "data.val_images", f"is {d.val_images}; must be >= 1")
+    # upper bounds: generous, but finite, so a typo cannot ask for terabytes before anything runs
+    _check(0 <= p.threads <= 1024, "threads", f"is {p.threads}; must be in [0, 1024]")
+    _check(1 <= d.n_images <= 100_000, "data.n_images", f"is {d.n_images}; must be in [1, 100000]")
+    _check(1 <= d.val_images <= 100_000, "data.val_images", f"is {d.val_images}; must be in [1, 100000]")
     _check(
-        d.image_size >= 8 and d.image_size % 8 == 0, "data.image_size", f"is {d.image_size}; must be a multiple of 8"
+        8 <= d.image_size <= 2048 and d.image_size % 8 == 0,
+        "data.image_size",
+        f"is {d.image_size}; must be a multiple of 8 in [8, 2048]",
     )
     _check(len(n.sigmas) >= 1, "noise.sigmas", "is empty")
     for i, s in enumerate(n.sigmas):
         _check(0 < s <= 255, f"noise.sigmas[{i}]", f"is {s:g}; σ must be in (0, 255] (the 0–255 scale)")
     _check(len(set(n.sigmas)) == len(n.sigmas), "noise.sigmas", "has duplicates")
     _check(1 <= len(net.channels) <= 5, "net.channels", "must have 1 to 5 levels")
-    _check(all(ch >= 1 for ch in net.channels), "net.channels", "must be positive")
+    _check(all(1 <= ch <= 4096 for ch in net.channels), "net.channels", "must be in [1, 4096]")
     _check(d.image_size % 2 ** len(net.channels) == 0, "net.channels",
            f"has {len(net.channels)} levels; image_size {d.image_size} must be divisible by 2^levels")  # fmt: skip
-    _check(net.skip_channels >= 1, "net.skip_channels", "must be >= 1")
-    _check(net.input_channels >= 1, "net.input_channels", "must be >= 1")
+    _check(1 <= net.skip_channels <= 4096, "net.skip_channels", "must be in [1, 4096]")
+    _check(1 <= net.input_channels <= 4096, "net.input_channels", "must be in [1, 4096]")
     _check(net.lr > 0, "net.lr", "must be > 0")
     _check(net.input_noise >= 0, "net.input_noise", "must be >= 0")
-    _check(dip.iterations >= 1, "dip.iterations", "must be >= 1")
+    _check(1 <= dip.iterations <= 10_000_000, "dip.iterations", "must be in [1, 10000000]")
     _check(1 <= dip.record_every <= dip.iterations, "dip.record_every", "must be in [1, dip.iterations]")
     if dip.stop_rule == "fixed":
         _check(
             1 <= dip.stop_iteration <= dip.iterations and dip.stop_iteration % dip.record_every == 0,
             "dip.stop_iteration", "must be a multiple of dip.record_every within [1, dip.iterations]",
         )  # fmt: skip
-    _check(dd.steps >= 0, "ddpm.steps", "must be >= 0")
+    _check(0 <= dd.steps <= 1_000_000, "ddpm.steps", "must be in [0, 1000000]")
     _check(0 <= dd.eta <= 1, "ddpm.eta", "must be in [0, 1]")
-    _check(c.dip_iterations >= 1, "combine.dip_iterations", "must be >= 1")
-    _check(c.t0 >= 0, "combine.t0", f"is {c.t0}; must be >= 0 (0 = the DIP estimate)")
-    _check(c.steps >= 1, "combine.steps", "must be >= 1")
+    _check(1 <= c.dip_iterations <= 10_000_000, "combine.dip_iterations", "must be in [1, 10000000]")
+    _check(0 <= c.t0 <= 1_000_000, "combine.t0", f"is {c.t0}; must be in [0, 1000000] (0 = the DIP estimate)")
+    _check(1 <= c.steps <= 1_000_000, "combine.steps", "must be in [1, 1000000]")
     _check(0 <= c.eta <= 1, "combine.eta", "must be in [0, 1]")
     _check(0 <= c.guidance <= 1, "combine.guidance", "must be in [0, 1]")
     return p

@@ -78,18 +78,17 @@ def reverse_from(
 
 def load_prior(path: Path, device: torch.device | str = "cpu") -> tuple[UNet, Schedule]:
     """The ddpm task's saved U-Net (EMA weights) and the schedule it was trained with."""
+    from stages.common import checkpoint
     from stages.common.io import DataError
 
-    if not path.is_file():
-        raise DataError(f"{path}: the DDPM prior was not found; run ddpm-train")
+    saved = checkpoint.load(path, made_by="ddpm-train")
     try:
-        saved = torch.load(path, map_location="cpu", weights_only=True)
         cfg = dict(saved["config"])
         cfg["channel_mults"] = tuple(cfg["channel_mults"])
         cfg["attention_resolutions"] = tuple(cfg["attention_resolutions"])
         model = UNet(UNetConfig(**cfg))
         model.load_state_dict(saved["ema"])
         schedule = Schedule(saved["diffusion"]["schedule"], saved["diffusion"]["timesteps"])
-    except (KeyError, TypeError, RuntimeError, OSError, ValueError) as err:
-        raise DataError(f"{path}: not a ddpm-train checkpoint ({err.__class__.__name__}: {err})") from None
+    except (KeyError, TypeError, RuntimeError, ValueError) as err:
+        raise DataError(f"{path}: not a model written by ddpm-train ({type(err).__name__}); run it again") from None
     return model.to(device).eval(), schedule

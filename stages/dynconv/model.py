@@ -25,6 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from stages.common import checkpoint
 from stages.common.io import DataError
 from stages.dynconv import config
 
@@ -145,28 +146,31 @@ def sample_masks(n: int, scheme: str, g: torch.Generator) -> torch.Tensor:
 def save(
     path: Path, name: str, states: list[dict], p: config.DynconvParams, classes: list[str], image_size: int
 ) -> None:
+    """Tensors and plain values only (read back with weights_only=True): the settings as dicts, not dataclasses."""
     from stages.common.io import atomic_path
 
-    blob = {"name": name, "states": states, "backbone": vars(p.backbone), "variant": vars(p.model(name)),
-            "classes": classes, "image_size": image_size}  # fmt: skip
+    blob = {"name": name, "states": states, "backbone": dict(vars(p.backbone)), "variant": dict(vars(p.model(name))),
+            "classes": list(classes), "image_size": int(image_size)}  # fmt: skip
     with atomic_path(path) as tmp:
-        torch.save(blob, tmp)
+        torch.save(checkpoint.plain(blob, str(path)), tmp)
 
 
 def load(path: Path, device: torch.device | str = "cpu") -> tuple[list[ChannelNet], dict]:
-    """Every run's model of one saved file, in eval mode, and the saved metadata."""
-    if not Path(path).is_file():
-        raise DataError(f"{path}: trained model not found (run dvc repro dynconv-train)")
-    blob = torch.load(path, map_location="cpu", weights_only=False)
-    p = config.DynconvParams()
-    p.backbone = config.BackboneParams(**blob["backbone"])
-    if blob["name"] == "dynamic":
-        p.models.dynamic = config.DynamicParams(**blob["variant"])
-    models = []
-    for state in blob["states"]:
-        model = build(blob["name"], p, len(blob["classes"]))
-        model.load_state_dict(state)
-        models.append(model.to(device).eval())
+    """Every run's model of one saved file, in eval mode, and the saved metadata; a file that is not a
+    dynconv-train model (missing, empty, cut short, another file) is a DataError naming it."""
+    blob = checkpoint.load(path, made_by="dynconv-train")
+    try:
+        p = config.DynconvParams()
+        p.backbone = config.BackboneParams(**blob["backbone"])
+        if blob["name"] == "dynamic":
+            p.models.dynamic = config.DynamicParams(**blob["variant"])
+        models = []
+        for state in blob["states"]:
+            model = build(blob["name"], p, len(blob["classes"]))
+            model.load_state_dict(state)
+            models.append(model.to(device).eval())
+    except (KeyError, TypeError, ValueError, RuntimeError) as err:
+        raise DataError(f"{path}: not a model written by dynconv-train ({type(err).__name__}); run it again") from None
     return models, blob
 
 

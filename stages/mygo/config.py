@@ -159,7 +159,10 @@ RANGES = {
     "train.cutmix_alpha": at_least(0), "train.patience": at_least(0), "predict.batch_size": between(1, 65_536),
 }  # fmt: skip
 MODEL_RANGES = {
-    "width": between(1, 8192), "depth": between(1, 16), "convs_per_block": between(1, 64), "dropout": PROBABILITY,
+    "width": between(1, 8192),
+    "depth": between(1, 16),
+    "convs_per_block": between(1, 64),
+    "dropout": PROBABILITY,
 }
 
 

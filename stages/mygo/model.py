@@ -8,8 +8,9 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from stages.common import checkpoint
 from stages.common.cnn import CNNConfig, build_model
-from stages.common.io import DataError, atomic_path
+from stages.common.io import atomic_path
 from stages.mygo import config
 
 
@@ -34,12 +35,7 @@ def save(path: Path, model: nn.Module, m: config.ModelParams, classes: list[str]
 
 
 def load(path: Path, device: torch.device | str = "cpu") -> tuple[nn.Module, dict]:
-    if not path.is_file():
-        raise DataError(f"{path}: trained model not found; run mygo-train")
-    try:
-        saved = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # noqa: BLE001 - any unreadable file is bad input
-        raise DataError(f"{path}: not a readable model file ({err})") from None
+    saved = checkpoint.load(path, made_by="mygo-train")
     m = config.ModelParams(**saved["model"])
     model = build(m, len(saved["classes"]))
     model.load_state_dict(saved["state_dict"])

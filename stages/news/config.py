@@ -144,21 +144,25 @@ class Paths(TaskPaths):
         return self._p("submissions", TASK, "submission.csv")
 
 
+# Upper bounds: generous, but finite, so a typo cannot ask for terabytes before anything runs.
 RANGES = {
-    "threads": at_least(0),
-    "data.sample_train": at_least(1), "data.sample_test": at_least(1), "data.sample_label_noise": between(0, 1),
-    "prepare.min_freq": at_least(1), "prepare.max_vocab": at_least(3), "prepare.bpe_merges": at_least(0),
-    "prepare.max_len": at_least(2), "prepare.val_fraction": Range(0, 1, open_low=True, open_high=True),
-    "model.d_model": at_least(1), "model.nhead": at_least(1), "model.d_hid": at_least(1),
-    "model.nlayers": at_least(1), "model.dropout": PROBABILITY, "model.max_len": at_least(2),
+    "threads": between(0, 1024),
+    "data.sample_train": between(1, 1_000_000), "data.sample_test": between(1, 1_000_000),
+    "data.sample_label_noise": between(0, 1),
+    "prepare.min_freq": at_least(1), "prepare.max_vocab": between(3, 1_000_000), "prepare.bpe_merges": between(0, 1_000_000),
+    "prepare.max_len": between(2, 4096), "prepare.val_fraction": Range(0, 1, open_low=True, open_high=True),
+    "model.d_model": between(1, 8192), "model.nhead": between(1, 128), "model.d_hid": between(1, 65_536),
+    "model.nlayers": between(1, 128), "model.dropout": PROBABILITY, "model.max_len": between(2, 4096),
     "model.token_dropout": between(0, 1, open_high=True),
-    "train.epochs": at_least(1), "train.batch_size": at_least(1), "train.lr": above(0),
+    "train.epochs": between(1, 100_000), "train.batch_size": between(1, 65_536), "train.lr": above(0),
     "train.weight_decay": at_least(0), "train.warmup_fraction": between(0, 1, open_high=True),
     "train.label_smoothing": between(0, 1, open_high=True), "train.grad_clip": at_least(0),
-    "train.patience": at_least(0), "train.embedding_epochs": at_least(1),
-    "train.embedding_window": at_least(1), "train.members": at_least(1),
+    "train.patience": between(0, 100_000), "train.embedding_epochs": between(1, 100_000),
+    "train.embedding_window": between(1, 1000), "train.members": between(1, 100),
     "train.ema": between(0, 1, open_high=True), "train.embedding_lr_scale": at_least(0),
-    "predict.batch_size": at_least(1), "evaluate.baseline_ngrams": at_least(1), "evaluate.baseline_c": above(0),
+    "predict.batch_size": between(1, 65_536),
+    "evaluate.baseline_ngrams": between(1, 5),  # every n-gram of the train texts is a feature
+    "evaluate.baseline_c": above(0),
 }  # fmt: skip
 
 

@@ -18,6 +18,7 @@ import csv
 import dataclasses
 import io
 import json
+import math
 from pathlib import Path
 from typing import Any
 
@@ -69,6 +70,10 @@ def read_records(path: Path) -> list[dict[str, Any]]:
                     raise DataError(
                         f"{path}: not valid JSON ({whole_err}) nor JSON lines (line {lineno} does not parse)"
                     ) from None
+                except RecursionError:
+                    raise DataError(f"{path}:{lineno}: JSON nested too deeply to be a record") from None
+    except RecursionError:
+        raise DataError(f"{path}: JSON nested too deeply to be records") from None
     if isinstance(data, dict):
         lists = [v for v in data.values() if isinstance(v, list) and v and isinstance(v[0], dict)]
         if len(data) == 1 and lists:  # {"data": [{...}, ...]}
@@ -109,6 +114,8 @@ def rows_from_records(
         label = record.get(label_field)
         if label is not None and (isinstance(label, bool) or not isinstance(label, (str, int, float))):
             raise DataError(f"{where}: label must be a string or a number, got {type(label).__name__} {label!r:.60}")
+        if isinstance(label, float) and not math.isfinite(label):  # JSON's NaN / Infinity: no class
+            raise DataError(f"{where}: label is {label}; a label must be a class name or a finite number")
         if labelled and label is None:
             present = ", ".join(map(str, record))
             raise DataError(
@@ -185,6 +192,26 @@ def read_ag_csv(path: Path) -> tuple[list[Row], str]:
             raise DataError(f"{path}:{i}: empty text")
         rows.append(Row(str(i - 1), text.strip(), label))
     return rows, form
+
+
+def read_headed_csv(path: Path, text_fields: list[str], label_field: str, id_field: str) -> list[Row] | None:
+    """Rows of a CSV whose first row is a header naming every text field (`id` and `label` columns optional:
+    rows without an id are numbered, without a label unlabelled); None when the first row is no such header."""
+    table = [r for r in csv.reader(io.StringIO(read_text(path, "utf-8-sig"), newline="")) if r]
+    header = [h.strip() for h in table[0]] if table else []
+    if not set(text_fields) <= set(header):
+        return None
+    if len(table) < 2:
+        raise DataError(f"{path}: no rows below the header")
+    records = []
+    for i, fields in enumerate(table[1:], start=2):
+        if len(fields) != len(header):
+            raise DataError(f"{path}:{i}: expected {len(header)} fields ({', '.join(header)}), found {len(fields)}")
+        record = dict(zip(header, fields, strict=True))
+        if record.get(label_field) == "":  # an empty label cell: an unlabelled row
+            del record[label_field]
+        records.append(record)
+    return rows_from_records(records, path, text_fields, label_field, id_field, labelled=False)
 
 
 # The AG News release's class names, by class index (1..4 in the original form, 0..3 in the Hugging Face form).

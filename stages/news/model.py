@@ -14,6 +14,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from stages.common import checkpoint
 from stages.common.io import DataError, atomic_path
 from stages.common.transformer import Encoder, positional_encoding
 from stages.news.config import ModelParams
@@ -85,13 +86,14 @@ def save_model(model: NewsClassifier | Ensemble, path: Path, vocab_size: int, n_
 
 def load_model(path: Path, device: torch.device | str = "cpu") -> NewsClassifier | Ensemble:
     """The saved classifier, or the Ensemble of its members when news.train.members > 1."""
-    if not path.is_file():
-        raise DataError(f"{path}: model file not found (run news-train)")
-    saved = torch.load(path, map_location="cpu", weights_only=True)
+    saved = checkpoint.load(path, made_by="news-train")
     members = []
-    for state in [saved["state_dict"], *saved.get("more_members", [])]:
-        members.append(NewsClassifier(ModelParams(**saved["model"]), saved["vocab_size"], saved["n_classes"]))
-        members[-1].load_state_dict(state)
+    try:
+        for state in [saved["state_dict"], *saved.get("more_members", [])]:
+            members.append(NewsClassifier(ModelParams(**saved["model"]), saved["vocab_size"], saved["n_classes"]))
+            members[-1].load_state_dict(state)
+    except (KeyError, TypeError, ValueError, RuntimeError) as err:
+        raise DataError(f"{path}: not a model written by news-train ({type(err).__name__}); run it again") from None
     model = members[0] if len(members) == 1 else Ensemble(members)
     return model.to(device).eval()
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from stages.common.cli import main
-from stages.common.io import DataError, atomic_path, write_csv
+from stages.common.io import DataError, atomic_path, check_output, write_csv
 from stages.common.runtime import resolve_device, seed_everything, set_threads, thread_count
 from stages.news import config
 from stages.news.data import load_prepared, read_jsonl
@@ -52,28 +52,44 @@ def run(p: config.NewsParams, common: config.CommonParams, paths: config.Paths) 
 
 
 def predict_file(src: Path, out: Path, p: config.NewsParams, common: config.CommonParams, paths: config.Paths) -> dict:
-    """Label any file of texts with the trained model: AG News CSV (either form) or a course-style JSON test file.
+    """Label any file of texts with the trained model: a CSV with a header naming the text column(s)
+    (`news.data.text_fields`; id and label columns optional), AG News CSV (either headerless form) or a
+    course-style JSON test file.
 
     Writes `out` (id, label, class name); when the file has labels, returns and prints the accuracy. The file's
     labels are compared with the predictions through the class NAMES (an AG CSV's labels are named by the
     classes.txt / class.txt next to it, or AG's own four names), so either AG form scores a model trained on
     the other; a label that maps to none of the model's classes is a DataError naming the file.
     """
-    from stages.news.data import ag_label_names, map_labels_by_name, read_ag_csv, read_records, rows_from_records
+    from stages.news.data import (
+        ag_label_names,
+        map_labels_by_name,
+        read_ag_csv,
+        read_headed_csv,
+        read_records,
+        rows_from_records,
+    )
 
+    check_output(out, inputs=(src,))
     set_threads(thread_count(p.threads, common.threads))
     device = resolve_device(common.device)
     _, meta = load_prepared(paths.prepared)
     classes, names = meta["classes"], meta["class_names"]
+    # a label of a headed CSV or a JSON file is a class name, or a class value of the data the model was trained on
+    label_names = {c: n for c, n in zip(classes, names, strict=True)}
+    label_names.update({n: n for n in names})
+    d = p.data
     if src.suffix == ".csv":
-        rows, form = read_ag_csv(src)
-        label_names = ag_label_names(src, form)
+        rows = read_headed_csv(src, d.text_fields, d.label_field, d.id_field)
+        if rows is None:  # no header naming the text column(s): an AG News CSV
+            try:
+                rows, form = read_ag_csv(src)
+            except DataError as err:
+                raise DataError(f"{err}; or give a header row naming the columns {', '.join(d.text_fields)} "
+                                f"(and optionally {d.id_field}, {d.label_field})") from None  # fmt: skip
+            label_names = ag_label_names(src, form)
     else:
-        d = p.data
         rows = rows_from_records(read_records(src), src, d.text_fields, d.label_field, d.id_field, labelled=False)
-        # a JSON label is a class name, or a class value of the data the model was trained on
-        label_names = {c: n for c, n in zip(classes, names, strict=True)}
-        label_names.update({n: n for n in names})
     rows = map_labels_by_name(rows, label_names, classes, names, src)
     tokenizer = Tokenizer.load(paths.prepared / "tokenizer.json")
     model = load_model(paths.model, device)

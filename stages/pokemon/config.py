@@ -123,18 +123,19 @@ class Paths(TaskPaths):
         return self._p("submissions", TASK, "submission.txt")
 
 
+# Upper bounds: generous, but finite, so a typo cannot ask for terabytes before anything runs.
 RANGES = {
-    "model.d_model": at_least(1), "model.n_layer": at_least(1), "model.n_head": at_least(1),
-    "model.d_ff": at_least(0), "model.dropout": PROBABILITY,
-    "train.epochs": at_least(1), "train.batch_size": at_least(1), "train.lr": above(0),
-    "train.weight_decay": at_least(0), "train.warmup_steps": at_least(0), "train.grad_clip": at_least(0),
+    "model.d_model": between(1, 8192), "model.n_layer": between(1, 128), "model.n_head": between(1, 128),
+    "model.d_ff": between(0, 65_536), "model.dropout": PROBABILITY,
+    "train.epochs": between(1, 100_000), "train.batch_size": between(1, 65_536), "train.lr": above(0),
+    "train.weight_decay": at_least(0), "train.warmup_steps": between(0, 100_000_000), "train.grad_clip": at_least(0),
     "train.max_minutes": at_least(0), "train.mirror": PROBABILITY,
-    "classifier.epochs": at_least(1), "classifier.batch_size": at_least(1), "classifier.lr": above(0),
-    "classifier.width": at_least(1), "classifier.threshold": Range(0, 1, open_low=True, open_high=True),
+    "classifier.epochs": between(1, 100_000), "classifier.batch_size": between(1, 65_536), "classifier.lr": above(0),
+    "classifier.width": between(1, 4096), "classifier.threshold": Range(0, 1, open_low=True, open_high=True),
     "classifier.members": between(1, 16),
     "predict.temperature": above(0), "predict.top_k": at_least(0), "predict.top_p": Range(0, 1, open_low=True),
-    "predict.batch_size": at_least(1),
-    "evaluate.fid_reference_images": at_least(0),
+    "predict.batch_size": between(1, 65_536),
+    "evaluate.fid_reference_images": between(0, 10_000_000),
 }  # fmt: skip
 
 

@@ -23,7 +23,7 @@ def read_colormap(path: str | Path, n_colors: int = N_COLORS) -> np.ndarray:
     if not path.is_file():
         raise DataError(f"{path}: file not found")
     rows = []
-    for lineno, line in enumerate(read_text(path).splitlines(), start=1):
+    for lineno, line in enumerate(read_text(path, "utf-8-sig").splitlines(), start=1):
         if not line.strip():
             continue
         parts = line.split()
@@ -49,7 +49,7 @@ def read_pixels(
     if not path.is_file():
         raise DataError(f"{path}: file not found")
     images = []
-    for lineno, line in enumerate(read_text(path).splitlines(), start=1):
+    for lineno, line in enumerate(read_text(path, "utf-8-sig").splitlines(), start=1):
         if not line.strip():
             continue
         parts = line.split()

@@ -13,6 +13,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from stages.common import checkpoint
 from stages.common.io import DataError
 from stages.pokemon.data import render
 
@@ -61,17 +62,23 @@ class Ensemble(nn.Module):
 
 
 def load(path: str | Path, device: torch.device | str = "cpu") -> tuple[Ensemble, float]:
-    saved = torch.load(path, map_location="cpu", weights_only=True)
+    saved = checkpoint.load(path, made_by="pokemon-classifier")
     if "members" not in saved:
         raise DataError(
             f"{path}: a classifier from an older pokemon-classifier; re-run it (dvc repro pokemon-classifier)"
         )
-    members = []
-    for state in saved["members"]:
-        model = SpriteClassifier(saved["width"])
-        model.load_state_dict(state)
-        members.append(model)
-    return Ensemble(members).to(device).eval(), saved["threshold"]
+    try:
+        members = []
+        for state in saved["members"]:
+            model = SpriteClassifier(saved["width"])
+            model.load_state_dict(state)
+            members.append(model)
+        threshold = float(saved["threshold"])
+    except (KeyError, TypeError, ValueError, RuntimeError) as err:
+        raise DataError(
+            f"{path}: not a model written by pokemon-classifier ({type(err).__name__}); run it again"
+        ) from None
+    return Ensemble(members).to(device).eval(), threshold
 
 
 @torch.inference_mode()

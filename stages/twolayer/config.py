@@ -14,6 +14,7 @@ from stages.common.params import (
     PROBABILITY,
     CommonParams,
     ParamsError,
+    Range,
     above,
     at_least,
     between,
@@ -105,7 +106,7 @@ class TwolayerParams:
 def validate(p: TwolayerParams, model: str = "", evaluate: bool = False) -> TwolayerParams:
     """Range checks, before anything is built; each error names the key. Checks `threads`, the keys training
     reads (`augment`, `train`, and `twolayer` unless model == "resnet34") and, with `evaluate`, `evaluate`."""
-    check_ranges(p, TASK, {"threads": at_least(0)})
+    check_ranges(p, TASK, {"threads": between(0, 1024)})
     if evaluate:
         check_ranges(p, TASK, EVALUATE_RANGES)
         return p
@@ -124,17 +125,21 @@ def validate(p: TwolayerParams, model: str = "", evaluate: bool = False) -> Twol
     return p
 
 
-EVALUATE_RANGES = {"evaluate.timing_images": at_least(1), "evaluate.timing_repeats": at_least(1)}
+# Upper bounds: generous, but finite, so a typo cannot ask for terabytes before anything runs.
+EVALUATE_RANGES = {"evaluate.timing_images": between(1, 100_000), "evaluate.timing_repeats": between(1, 1000)}
 TWOLAYER_RANGES = {
-    "twolayer.main_layers": between(1, MAX_MAIN_LAYERS), "twolayer.dim": at_least(4), "twolayer.patch": at_least(1),
-    "twolayer.heads": at_least(1), "twolayer.mlp_ratio": above(0), "twolayer.dw_kernel": at_least(1),
-    "twolayer.growth": at_least(1), "twolayer.dense_blocks": at_least(1), "twolayer.dense_convs": at_least(2),
+    "twolayer.main_layers": between(1, MAX_MAIN_LAYERS), "twolayer.dim": between(4, 8192),
+    "twolayer.patch": between(1, 256), "twolayer.stem_kernel": between(1, 256),
+    "twolayer.heads": between(1, 128), "twolayer.mlp_ratio": Range(0, 64, open_low=True),
+    "twolayer.dw_kernel": between(1, 255), "twolayer.growth": between(1, 4096),
+    "twolayer.dense_blocks": between(1, 64), "twolayer.dense_convs": between(2, 64),
     "twolayer.dropout": PROBABILITY,
 }  # fmt: skip
 TRAIN_RANGES = {
     "augment.crop_pad": PROBABILITY, "augment.label_smoothing": PROBABILITY,
-    "train.epochs": at_least(1), "train.batch_size": at_least(1), "train.lr": above(0),
-    "train.weight_decay": at_least(0), "train.warmup_epochs": at_least(0), "train.max_train_per_class": at_least(0),
+    "train.epochs": between(1, 100_000), "train.batch_size": between(1, 65_536), "train.lr": above(0),
+    "train.weight_decay": at_least(0), "train.warmup_epochs": at_least(0), "train.image_size": between(0, 2048),
+    "train.max_train_per_class": between(0, 100_000_000),
 }  # fmt: skip
 
 

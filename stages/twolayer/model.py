@@ -43,6 +43,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from stages.common import checkpoint
 from stages.common.io import DataError, atomic_path
 from stages.common.params import ParamsError
 from stages.twolayer import config
@@ -271,22 +272,26 @@ def hparams(name: str, p: Any) -> dict:
 
 
 def save_model(path: str | Path, name: str, model: nn.Module, hp: dict, classes: list[str], image_size: int) -> None:
+    """Tensors and plain values only: the file is read back with weights_only=True."""
+    saved = {"name": name, "hparams": dict(hp), "state": model.state_dict(), "classes": list(classes),
+             "image_size": int(image_size)}  # fmt: skip
     with atomic_path(path) as tmp:
-        torch.save({"name": name, "hparams": hp, "state": model.state_dict(), "classes": classes,
-                    "image_size": image_size}, tmp)  # fmt: skip
+        torch.save(checkpoint.plain(saved, str(path)), tmp)
 
 
 def load_model(path: str | Path) -> tuple[nn.Module, dict]:
-    path = Path(path)
-    if not path.is_file():
-        raise DataError(f"{path}: model file not found (run twolayer-train first)")
-    saved = torch.load(path, map_location="cpu", weights_only=False)
-    n = len(saved["classes"])
-    if saved["name"] == "resnet34":
-        model = resnet34(n, saved["hparams"]["stem"])
-    else:
-        model = TwoLayerNet(n, saved["image_size"], **saved["hparams"])
-    model.load_state_dict(saved["state"])
+    """The saved model in eval mode and the saved dict; a file that is not a twolayer-train model (missing,
+    empty, cut short, another file) is a DataError naming it."""
+    saved = checkpoint.load(path, made_by="twolayer-train")
+    try:
+        n = len(saved["classes"])
+        if saved["name"] == "resnet34":
+            model = resnet34(n, saved["hparams"]["stem"])
+        else:
+            model = TwoLayerNet(n, saved["image_size"], **saved["hparams"])
+        model.load_state_dict(saved["state"])
+    except (KeyError, TypeError, ValueError, RuntimeError) as err:
+        raise DataError(f"{path}: not a model written by twolayer-train ({type(err).__name__}); run it again") from None
     return model.eval(), saved
 
 

@@ -1,17 +1,17 @@
 """Score any course list file with both trained models and print a table.
 
-    python -m stages.twolayer.score <list file> [<list file> ...]
+    python -m stages.twolayer.score <list file> [<list file> ...] [--root <repo>]
 
 A list file is the course's format (`<image path relative to the file's folder> <int label>` per line,
 e.g. ../shared/data/mini_imagenet/test.txt). Images are decoded and resized exactly as
 mini-imagenet-prepare does, then to the models' training size. Needs models/twolayer/{twolayer,resnet34}.pt
-and data/mini-imagenet/prepared/classes.json (the class count and order). A bad file or line: one
-`error:` line naming it.
+and data/mini-imagenet/prepared/classes.json (the class count and order) under `--root` (default: the current
+folder), read with the params.yaml there. A bad file or line: one `error:` line naming it.
 """
 
 from __future__ import annotations
 
-import sys
+import argparse
 from pathlib import Path
 
 from stages.common.cli import main
@@ -52,5 +52,18 @@ def run(p: config.TwolayerParams, common: config.CommonParams, paths: config.Pat
     return rows
 
 
+def cli(argv: list[str] | None = None) -> list[dict]:
+    parser = argparse.ArgumentParser(prog="python -m stages.twolayer.score", description=__doc__.splitlines()[0])
+    parser.add_argument("list_files", nargs="*", help="'<path> <int label>' lists, paths relative to their folder")
+    parser.add_argument("--root", type=Path, default=Path("."),
+                        help="the repo holding params.yaml, models/twolayer and data/mini-imagenet/prepared")  # fmt: skip
+    args = parser.parse_args(argv)
+    params = args.root / "params.yaml"
+    if not params.is_file():
+        raise DataError(f"{params}: file not found; score reads the params, models and prepared data of the repo "
+                        f"it is given with --root (now: {args.root}), by default the current folder")  # fmt: skip
+    return run(*config.load(params), config.Paths(args.root), *args.list_files)
+
+
 if __name__ == "__main__":
-    main(lambda: run(*config.load(), config.Paths(), *sys.argv[1:]))
+    main(cli)

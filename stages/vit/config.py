@@ -9,6 +9,7 @@ from typing import Literal
 from stages.common.params import (
     PROBABILITY,
     CommonParams,
+    Range,
     above,
     at_least,
     between,
@@ -97,15 +98,16 @@ class Paths(TaskPaths):
         return self._p("metrics", f"{TASK}.json")
 
 
+# Upper bounds: generous, but finite, so a typo cannot ask for terabytes before anything runs.
 RANGES = {
-    "threads": at_least(0),
-    "data.sample_train": at_least(1), "data.sample_test": at_least(1),
-    "data.max_train_per_class": at_least(0), "data.max_test_per_class": at_least(0),
-    "model.patch_size": between(1, 32), "model.dim": at_least(1), "model.depth": at_least(1),
-    "model.heads": at_least(1), "model.mlp_ratio": above(0), "model.dropout": PROBABILITY,
+    "threads": between(0, 1024),
+    "data.sample_train": between(1, 100_000), "data.sample_test": between(1, 100_000),  # images per class
+    "data.max_train_per_class": between(0, 100_000_000), "data.max_test_per_class": between(0, 100_000_000),
+    "model.patch_size": between(1, 32), "model.dim": between(1, 8192), "model.depth": between(1, 128),
+    "model.heads": between(1, 128), "model.mlp_ratio": Range(0, 64, open_low=True), "model.dropout": PROBABILITY,
     "augment.mixup_alpha": at_least(0), "augment.cutmix_alpha": at_least(0),
     "augment.label_smoothing": between(0, 1, open_high=True),
-    "train.epochs": at_least(1), "train.batch_size": at_least(1), "train.lr": above(0),
+    "train.epochs": between(1, 100_000), "train.batch_size": between(1, 65_536), "train.lr": above(0),
     "train.weight_decay": at_least(0), "train.warmup_epochs": at_least(0),
 }  # fmt: skip
 

@@ -8,7 +8,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from stages.common.io import atomic_path, require_file
+from stages.common import checkpoint
+from stages.common.io import DataError, atomic_path
 from stages.common.transformer import Encoder, LearnedPositionalEncoding
 
 
@@ -51,15 +52,24 @@ class ViT(nn.Module):
 
 
 def save_model(model: ViT, path: str | Path, mean: list[float], std: list[float], classes: list[str]) -> None:
+    """Tensors and plain values only: the file is read back with weights_only=True."""
+    saved = {"hparams": dict(model.hparams), "state": model.state_dict(), "mean": list(mean), "std": list(std),
+             "classes": list(classes)}  # fmt: skip
     with atomic_path(path) as tmp:
-        torch.save({"hparams": model.hparams, "state": model.state_dict(), "mean": mean, "std": std,
-                    "classes": classes}, tmp)  # fmt: skip
+        torch.save(checkpoint.plain(saved, str(path)), tmp)
 
 
 def load_model(path: str | Path, device: torch.device | str = "cpu") -> tuple[ViT, dict]:
-    saved = torch.load(require_file(path, "vit-train"), map_location=device, weights_only=False)
-    model = ViT(**saved["hparams"])
-    model.load_state_dict(saved["state"])
+    """The saved model in eval mode on `device` and the saved dict; a file that is not a vit-train model
+    (missing, empty, cut short, another file) is a DataError naming it."""
+    saved = checkpoint.load(path, made_by="vit-train")
+    try:
+        model = ViT(**saved["hparams"])
+        model.load_state_dict(saved["state"])
+        if not {"mean", "std", "classes"} <= saved.keys():
+            raise KeyError("mean, std, classes")
+    except (KeyError, TypeError, ValueError, RuntimeError) as err:
+        raise DataError(f"{path}: not a model written by vit-train ({type(err).__name__}); run it again") from None
     return model.to(device).eval(), saved
 
 

@@ -14,6 +14,8 @@ from stages.common.params import (
     check_ranges,
     load_common,
     load_params,
+    require,
+    validator,
 )
 from stages.common.paths import TaskPaths
 
@@ -133,31 +135,40 @@ class Paths(TaskPaths):
 
 def load(path: str | Path = "params.yaml") -> tuple[VlmCaptionParams, CommonParams]:
     p = load_params(TASK, VlmCaptionParams, path)
-    check_ranges(p, TASK, RANGES)
+    validate(p)
     return p, load_common(path)
 
 
+# Upper bounds: generous, but finite, so a typo cannot ask for terabytes before anything runs.
 RANGES = {
-    "threads": at_least(0),
-    "train.max_steps": at_least(1),
-    "train.batch_size": at_least(1),
-    "train.checkpoint_every": at_least(0),
-    "predict.batch_size": at_least(1),
-    "predict.max_new_tokens": at_least(1),
-    "predict.num_beams": at_least(1),
-    "predict.no_repeat_ngram_size": at_least(0),
-    "predict.repetition_penalty": above(0),
-    "data.sample_train": at_least(1),
-    "data.sample_valid": at_least(1),
-    "data.sample_test": at_least(1),
-    "prepare.max_train_rows": at_least(0),
-    "lora.r": at_least(1),
-    "lora.alpha": at_least(1),
-    "lora.dropout": between(0, 1, open_high=True),
-    "train.grad_accum": at_least(1),
-    "train.lr": above(0),
-    "train.warmup_steps": at_least(0),
-    "train.weight_decay": at_least(0),
-    "train.logging_steps": at_least(1),
-    "predict.examples": at_least(0),
-}
+    "threads": between(0, 1024),
+    "data.sample_train": between(1, 1_000_000), "data.sample_valid": between(1, 1_000_000),
+    "data.sample_test": between(1, 1_000_000),
+    "prepare.max_train_rows": between(0, 100_000_000),
+    # the tiny model: 4 attention heads, 8-pixel patches, cross-attention at text layers 1 and 3
+    "model.tiny_vocab": between(1, 1_000_000), "model.tiny_image_size": between(8, 2048),
+    "model.tiny_text_hidden": between(4, 8192), "model.tiny_text_layers": between(4, 128),
+    "model.tiny_vision_hidden": between(4, 8192), "model.tiny_vision_layers": between(1, 128),
+    "lora.r": between(1, 65_536), "lora.alpha": between(1, 1_000_000), "lora.dropout": between(0, 1, open_high=True),
+    "train.max_steps": between(1, 100_000_000), "train.batch_size": between(1, 65_536),
+    "train.grad_accum": between(1, 65_536), "train.lr": above(0), "train.warmup_steps": between(0, 100_000_000),
+    "train.weight_decay": at_least(0), "train.logging_steps": between(1, 100_000_000),
+    "train.checkpoint_every": between(0, 100_000_000),
+    "predict.batch_size": between(1, 65_536), "predict.max_new_tokens": between(1, 65_536),
+    "predict.num_beams": between(1, 1000), "predict.no_repeat_ngram_size": between(0, 65_536),
+    "predict.repetition_penalty": above(0), "predict.examples": between(0, 10_000),
+}  # fmt: skip
+
+
+@validator
+def validate(p: VlmCaptionParams) -> VlmCaptionParams:
+    """Every range and cross-parameter rule, before any stage builds anything."""
+    check_ranges(p, TASK, RANGES)
+    m = p.model
+    if m.name == TINY:
+        for key in ("tiny_text_hidden", "tiny_vision_hidden"):
+            require(getattr(m, key) % 4 == 0, f"parameter '{TASK}.model.{key}' ({getattr(m, key)}) must be a "
+                    "multiple of 4 (the tiny model's attention heads)")  # fmt: skip
+        require(m.tiny_image_size % 8 == 0, f"parameter '{TASK}.model.tiny_image_size' ({m.tiny_image_size}) "
+                "must be a multiple of 8 (the tiny model's patch size)")  # fmt: skip
+    return p

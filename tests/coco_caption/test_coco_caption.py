@@ -46,6 +46,30 @@ def test_sample_pipeline_end_to_end(tmp_path, common) -> None:
     assert "≤ 0.05" in text and paths.report.is_file()
     with pytest.raises(ParamsError, match="unknown configuration"):
         train.run(p, common, paths, "nope")
+    # the model file holds plain values only (no code runs when it loads); a damaged one is a DataError naming it
+    import torch
+
+    model = paths.model(name)
+    assert isinstance(torch.load(model, weights_only=True)["hparams"], dict)
+    good = model.read_bytes()
+    for bad in (b"", good[: len(good) // 2]):
+        model.write_bytes(bad)
+        with pytest.raises(DataError, match=f"^{model}: unreadable checkpoint"):
+            predict.run(p, common, paths, name)
+    torch.save({"weights": torch.zeros(2)}, model)
+    with pytest.raises(DataError, match=f"^{model}: not a model written by coco-caption-train"):
+        predict.run(p, common, paths, name)
+
+
+def test_sample_images_outside_the_raw_folder_are_shown_as_text(tmp_path) -> None:
+    """A urls line naming a file outside data/coco-caption/raw is never opened: the plot shows the line."""
+    outside = tmp_path / "secret.png"
+    outside.write_bytes(b"not read")
+    rows = {"train": [], "val": [{"url": str(outside), "caption": "a", "ground_truth": "b"},
+                                 {"url": "../secret.png", "caption": "a", "ground_truth": "b"}]}  # fmt: skip
+    (tmp_path / "raw").mkdir()
+    predict.draw_samples(tmp_path / "plot.png", rows, tmp_path / "raw", 2, "x")
+    assert (tmp_path / "plot.png").is_file()
 
 
 def test_prepare_samples_with_replacement_like_the_course(tmp_path) -> None:
@@ -94,6 +118,16 @@ def test_dir_source_copies_the_course_layout(tmp_path) -> None:
         (lambda f, h5py: _set_key(f, h5py, "train_image_idxs", np.zeros((2,))), "has shape"),
         (lambda f, h5py: (f / "coco2014_vocab.json").write_text("{}"), "idx_to_word"),
         (lambda f, h5py: (f / "val2014_urls.txt").unlink(), "file not found"),
+        (lambda f, h5py: _poke(f, h5py, "val_image_idxs", -1, (0,)), r"'val_image_idxs' points at image -1;"),
+        (
+            lambda f, h5py: _poke_features(f, h5py, "val", float("nan")),
+            r"val2014_vgg16_fc7_pca.h5: 'features' holds NaN or infinity \(image row 1\)",
+        ),
+        (
+            lambda f, h5py: _poke_features(f, h5py, "train", float("inf")),
+            r"train2014_vgg16_fc7_pca.h5: 'features' holds NaN or infinity",
+        ),
+        (lambda f, h5py: _poke_features(f, h5py, "train", 1e300, float64=True), "NaN or infinity"),  # inf as float32
     ],
 )
 def test_bad_course_folders_raise_and_leave_nothing(tmp_path, mutate, message) -> None:
@@ -115,9 +149,17 @@ def _del_key(folder: Path, h5py, key: str) -> None:
         del f[key]
 
 
-def _poke(folder: Path, h5py, key: str, value: int) -> None:
+def _poke(folder: Path, h5py, key: str, value: int, where: tuple = (0, 1)) -> None:
     with h5py.File(folder / "coco2014_captions.h5", "a") as f:
-        f[key][0, 1] = value
+        f[key][where] = value
+
+
+def _poke_features(folder: Path, h5py, split: str, value: float, float64: bool = False) -> None:
+    with h5py.File(folder / f"{split}2014_vgg16_fc7_pca.h5", "a") as f:
+        features = np.asarray(f["features"], dtype=np.float64 if float64 else np.float32)
+        features[1, 2] = value
+        del f["features"]
+        f.create_dataset("features", data=features)
 
 
 def _set_key(folder: Path, h5py, key: str, value) -> None:
@@ -133,7 +175,7 @@ def _flickr_subset(tmp_path: Path, n: int = 24) -> Path:
     out = tmp_path / "flickr"
     (out / "images").mkdir(parents=True)
     for name in names:
-        (out / "images" / name).symlink_to(FLICKR / "images" / name)
+        shutil.copyfile(FLICKR / "images" / name, out / "images" / name)  # a symlink out of the folder is refused
     token = FLICKR / "Flickr8k_text" / "Flickr8k.token.subset1000.txt"
     lines = [ln for ln in token.read_text().splitlines() if ln.split("#")[0] in set(names)]
     (out / "Flickr8k.token.txt").write_text("\n".join(lines) + "\n")
@@ -161,7 +203,22 @@ def test_flickr_unreadable_image_raises(tmp_path) -> None:
     p = tiny()
     p.data.source = f"dir:{src}"
     paths = config.Paths(tmp_path / "repo")
-    with pytest.raises(DataError, match="unreadable image"):
+    with pytest.raises(DataError, match=f"^{first}: not a readable image"):
+        download.run(p, COMMON, paths)
+    assert not paths.raw.exists()
+
+
+@pytest.mark.parametrize("name", ["../secret.jpg", "/etc/hostname", "link.jpg"])
+def test_flickr_token_file_naming_a_file_outside_images_is_refused(tmp_path, name) -> None:
+    src = _flickr_subset(tmp_path, 6)
+    (src / "secret.jpg").write_bytes((sorted((src / "images").iterdir())[0]).read_bytes())
+    (src / "images" / "link.jpg").symlink_to(src / "secret.jpg")
+    token = src / "Flickr8k.token.txt"
+    token.write_text(token.read_text() + f"{name}#0\ta secret image\n")
+    p = tiny()
+    p.data.source = f"dir:{src}"
+    paths = config.Paths(tmp_path / "repo")
+    with pytest.raises(DataError, match=f"^{token}: '{name}' leaves {src / 'images'}"):
         download.run(p, COMMON, paths)
     assert not paths.raw.exists()
 

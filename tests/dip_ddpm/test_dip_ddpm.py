@@ -252,3 +252,25 @@ def test_t0_beyond_schedule_cli_one_line_and_outputs_untouched(done, tmp_path):
     r = cli(tmp_path / "repo", params, "stages.dip_ddpm.restore", "dip-ddpm")
     assert r.returncode == 1 and r.stderr.count("\n") == 1 and "beyond the prior's schedule (T = 50)" in r.stderr
     assert (tmp_path / "repo" / "data/dip-ddpm/restored/dip-ddpm/images.npy").read_bytes() == before
+
+
+@pytest.mark.parametrize("damage", ["missing", "empty", "truncated", "another model"])
+def test_damaged_prior_one_error_line_naming_it(done, tmp_path, damage):
+    """The prior is read with weights_only=True; missing, empty, cut short or another file: one line naming it."""
+    _, _, paths, _ = done
+    import shutil
+
+    shutil.copytree(paths.root, tmp_path / "repo")
+    prior = config.Paths(tmp_path / "repo").prior
+    good = prior.read_bytes()
+    if damage == "missing":
+        prior.unlink()
+    elif damage == "another model":
+        torch.save({"config": {"image_size": 16}, "ema": {}}, prior)
+    else:
+        prior.write_bytes(b"" if damage == "empty" else good[: len(good) // 2])
+    params = ("common: {mlflow: false, device: cpu}\ndip-ddpm:\n  data: {n_images: 3, val_images: 2, image_size: 16}\n"
+              "  net: {channels: [8, 8], input_channels: 8, skip_channels: 2}\n  combine: {t0: 4, steps: 2}\n")  # fmt: skip
+    r = cli(tmp_path / "repo", params, "stages.dip_ddpm.restore", "ddpm")
+    assert r.returncode == 1 and r.stderr.count("\n") == 1, r.stderr
+    assert r.stderr.startswith(f"error: {Path('models/ddpm/model.pt')}: ") and "ddpm-train" in r.stderr

@@ -78,7 +78,7 @@ def test_pipeline_end_to_end(trained, capsys) -> None:
 
 
 def _states(paths: config.Paths, name: str) -> list[dict]:
-    return torch.load(paths.model(name), weights_only=False)["states"]
+    return torch.load(paths.model(name), weights_only=True)["states"]
 
 
 def _same(a: list[dict], b: list[dict]) -> bool:
@@ -217,7 +217,7 @@ def test_bad_params_and_inputs(tiny, capsys) -> None:
     with pytest.raises(ParamsError, match="second_size"):
         evaluate.run(p, common, paths)
     p.evaluate.second_size = 20
-    with pytest.raises(DataError, match="trained model not found"):
+    with pytest.raises(DataError, match="file not found; run dynconv-train first"):
         evaluate.run(p, common, paths)
 
 
@@ -232,12 +232,44 @@ def _one_error_line(fn, capsys) -> str:
 def test_score_bad_list_one_error_line(trained, capsys, tmp_path) -> None:
     paths = trained
     bad = tmp_path / "bad.txt"
-    first = (paths.raw / "test.txt").read_text().splitlines()[0].split()[0]
-    bad.write_text(f"{paths.raw / first} 0\n{paths.raw / first} 42\n")
+    first = (paths.raw / "test.txt").read_text().splitlines()[0].split()[0]  # images/<class>/<file>
+    (tmp_path / first).parent.mkdir(parents=True)
+    (tmp_path / first).write_bytes((paths.raw / first).read_bytes())
+    bad.write_text(f"{first} 0\n{first} 42\n")
     line = _one_error_line(lambda: score.cli([str(bad), "--root", str(paths.root)]), capsys)
     assert f"{bad}:2" in line and "label 42" in line
     missing = tmp_path / "missing.txt"
     missing.write_text("images/nope.jpg 1\n")
     assert f"{missing}:1" in _one_error_line(lambda: score.cli([str(missing), "--root", str(paths.root)]), capsys)
     line = _one_error_line(lambda: score.cli([str(bad), "--root", str(tmp_path / "nowhere")]), capsys)
-    assert "trained model not found" in line
+    assert "file not found; run dynconv-train first" in line
+
+
+@pytest.mark.parametrize("damage", ["empty", "truncated", "not a model"])
+def test_score_damaged_model_file_one_error_line(trained, capsys, tmp_path, damage) -> None:
+    """A model file that is empty, cut short or another torch file: one error naming it, nothing run."""
+    root = tmp_path / "repo"
+    (root / "models" / "dynconv").mkdir(parents=True)
+    (root / "data").mkdir()
+    (root / "data" / "mini-imagenet").symlink_to(trained.root / "data" / "mini-imagenet")
+    paths = config.Paths(root)
+    for name in config.MODELS:
+        paths.model(name).write_bytes(trained.model(name).read_bytes())
+    good = trained.model("dynamic").read_bytes()
+    bad = {"empty": b"", "truncated": good[: len(good) // 2], "not a model": None}[damage]
+    if bad is None:
+        torch.save({"weights": torch.zeros(2)}, paths.model("dynamic"))
+    else:
+        paths.model("dynamic").write_bytes(bad)
+    line = _one_error_line(lambda: score.cli([str(trained.raw / "test.txt"), "--root", str(root)]), capsys)
+    assert line.startswith(f"error: {paths.model('dynamic')}: ")
+
+
+def test_saved_model_is_plain_values(trained) -> None:
+    """The model file loads with weights_only=True (no code runs) and rebuilds the models."""
+    from stages.dynconv.model import load
+
+    saved = torch.load(trained.model("dynamic"), weights_only=True)
+    assert isinstance(saved["backbone"], dict) and isinstance(saved["variant"], dict)
+    models, blob = load(trained.model("dynamic"))
+    assert len(models) == len(blob["states"]) == 2

@@ -92,6 +92,11 @@ BAD = {
     "duplicate ids": (json.dumps([{"id": 1, "text": "a", "label": 0}, {"id": 1, "text": "b", "label": 1}]), json.dumps(TEST), "duplicate id '1'"),
     "empty test file": (json.dumps(TRAIN), "", "News_test.json: file is empty"),
     "empty test list": (json.dumps(TRAIN), "[]", "News_test.json: no records"),
+    "deep nesting": ("[" * 100_000, json.dumps(TEST), "News_train.json: JSON nested too deeply"),
+    "deep nesting, JSON lines": ('{"text": "a", "label": 0}\n' + "[" * 100_000, json.dumps(TEST), "News_train.json:2: JSON nested too deeply"),
+    "NaN label": ('[{"text": "a", "label": 0}, {"text": "b", "label": NaN}]', json.dumps(TEST), "News_train.json: record 2: label is nan; a label must be"),
+    "Infinity label": ('[{"text": "a", "label": Infinity}]', json.dumps(TEST), "News_train.json: record 1: label is inf"),
+    "huge number label": ('[{"text": "a", "label": 1e400}]', json.dumps(TEST), "News_train.json: record 1: label is inf"),
 }  # fmt: skip
 
 
@@ -124,3 +129,32 @@ def test_cli_prints_one_line_and_exits_1(tmp_path) -> None:
     assert out.returncode == 1
     assert out.stderr.count("\n") == 1 and out.stderr.startswith("error: ") and "not valid JSON" in out.stderr
     assert not (tmp_path / "data" / "news" / "raw").exists()
+
+
+def test_deeply_nested_json_cli_prints_one_line(tmp_path) -> None:
+    folder = write_course(tmp_path / "src", "[" * 100_000, json.dumps(TEST))
+    (tmp_path / "params.yaml").write_text(
+        f"common: {{device: cpu, threads: 1, mlflow: false}}\nnews: {{data: {{source: 'dir:{folder}'}}}}\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    out = subprocess.run([sys.executable, "-m", "stages.news.download"], cwd=tmp_path, env=env, capture_output=True,
+                         text=True)  # fmt: skip
+    assert out.returncode == 1 and out.stderr.count("\n") == 1, out.stderr
+    assert out.stderr == f"error: {folder / 'News_train.json'}: JSON nested too deeply to be records\n"
+
+
+@pytest.mark.parametrize("output", ["folder", "input"])
+def test_predict_cli_refuses_an_output_that_would_destroy_something(tmp_path, output) -> None:
+    """`--output` an existing folder or the input file itself: one error line, exit 1, both left as they were."""
+    src = tmp_path / "texts.csv"
+    src.write_text("id,text\n1,a story\n")
+    folder = tmp_path / "results"
+    (folder / "old.csv").parent.mkdir()
+    (folder / "old.csv").write_text("kept\n")
+    shutil.copy(REPO / "params.yaml", tmp_path / "params.yaml")
+    target = folder if output == "folder" else src
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    out = subprocess.run([sys.executable, "-m", "stages.news.predict", "--input", str(src), "--output", str(target)],
+                         cwd=tmp_path, env=env, capture_output=True, text=True)  # fmt: skip
+    assert out.returncode == 1 and out.stderr.count("\n") == 1 and out.stderr.startswith(f"error: {target}: is ")
+    assert src.read_text() == "id,text\n1,a story\n" and (folder / "old.csv").read_text() == "kept\n"

@@ -10,6 +10,7 @@ import pytest
 from news_helpers import tiny_params
 from tiny import COMMON
 
+from stages.common.io import DataError
 from stages.news import download, evaluate, package, predict, prepare, train
 from stages.news.data import load_prepared
 from stages.news.model import load_model
@@ -106,6 +107,31 @@ def test_predict_file_scores_a_labelled_csv(common, paths, tmp_path) -> None:
     result = predict.predict_file(src, tmp_path / "out.csv", p, common, paths)
     assert result["rows"] == 2 and 0.0 <= result["accuracy"] <= 1.0
     assert (tmp_path / "out.csv").read_text().startswith("id,label,class_name")
+
+    # a plain `id,text` CSV (the usual file to label): predicted, no accuracy; with a label column: scored
+    texts = tmp_path / "texts.csv"
+    texts.write_text('id,text\nx1,The striker won the final.\nx2,"Rates, again, were cut."\n')
+    result = predict.predict_file(texts, tmp_path / "texts_out.csv", p, common, paths)
+    assert result == {"rows": 2}
+    with (tmp_path / "texts_out.csv").open(newline="") as f:
+        assert [r["id"] for r in csv.DictReader(f)] == ["x1", "x2"]
+    texts.write_text("text,label\nThe striker won the final.,sports\nBanks cut rates.,business\n")
+    assert 0.0 <= predict.predict_file(texts, tmp_path / "texts_out.csv", p, common, paths)["accuracy"] <= 1.0
+    texts.write_text("id,content\nx1,The striker won the final.\n")
+    with pytest.raises(DataError, match="give a header row naming the columns text"):
+        predict.predict_file(texts, tmp_path / "texts_out.csv", p, common, paths)
+
+    # --output an existing folder, or the input itself: one error, nothing deleted or overwritten
+    folder = tmp_path / "keep"
+    (folder / "inner").mkdir(parents=True)
+    (folder / "inner" / "mine.txt").write_text("mine")
+    with pytest.raises(DataError, match=f"^{folder}: is a folder; --output must name a file"):
+        predict.predict_file(src, folder, p, common, paths)
+    assert (folder / "inner" / "mine.txt").read_text() == "mine"
+    before = src.read_bytes()
+    with pytest.raises(DataError, match="is also an input; choose another --output"):
+        predict.predict_file(src, tmp_path / "." / src.name, p, common, paths)
+    assert src.read_bytes() == before
 
 
 def test_interrupted_training_resumes_from_its_checkpoint(common, paths, monkeypatch, capsys) -> None:

@@ -94,3 +94,15 @@ def test_real_files(shared_data):
     pixels = read_pixels(folder / "pixel_color.txt")
     assert palette.shape == (167, 3) and palette[0].tolist() == [255, 255, 255]
     assert pixels.shape == (792, 400)
+
+
+def test_a_utf8_byte_order_mark_is_accepted(tmp_path):
+    """Windows editors save UTF-8 with a BOM; both course files read the same with it."""
+    pixels, palette = sprites.generate(3, seed=3)
+    write_pixels(tmp_path / "pixel_color.txt", pixels)
+    (tmp_path / "colormap.txt").write_text("\n".join(" ".join(map(str, rgb)) for rgb in palette.tolist()) + "\n")
+    for name in ("pixel_color.txt", "colormap.txt"):
+        path = tmp_path / name
+        path.write_bytes(b"\xef\xbb\xbf" + path.read_bytes())
+    assert np.array_equal(read_pixels(tmp_path / "pixel_color.txt", n_images=None), pixels)
+    assert np.array_equal(read_colormap(tmp_path / "colormap.txt"), palette)

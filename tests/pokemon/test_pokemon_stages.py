@@ -347,6 +347,21 @@ def test_classifier_states_precision_and_recall_per_negative_kind(done):
     assert len(saved.members) == p.classifier.members
 
 
+@pytest.mark.parametrize("damage", ["empty", "truncated", "not a classifier"])
+def test_damaged_classifier_file_is_a_data_error_naming_it(done, tmp_path, damage):
+    import torch
+
+    _, _, paths, _ = done
+    path = tmp_path / "classifier.pt"
+    good = paths.classifier.read_bytes()
+    if damage == "not a classifier":
+        torch.save({"members": [{"w": torch.zeros(1)}], "width": 8, "threshold": 0.5}, path)
+    else:
+        path.write_bytes(b"" if damage == "empty" else good[: len(good) // 2])
+    with pytest.raises(DataError, match=f"^{path}: .*pokemon-classifier"):
+        pdr.load(path)
+
+
 def test_every_negative_kind_corrupts_the_sprite_and_hard_ones_keep_the_prefix():
     pixels, _ = sprites.generate(30)
     rng = np.random.default_rng(0)

@@ -263,7 +263,37 @@ def test_bad_params_and_inputs_give_one_error_line(tmp_path) -> None:
     _one_error(_cli(tmp_path, "stages.twolayer.train", "resnet34"), "classes.json: file not found")
     _one_error(_cli(tmp_path, "stages.twolayer.evaluate"), "classes.json: file not found")
     _one_error(_cli(tmp_path, "stages.twolayer.score"), "usage:")
+    elsewhere = tmp_path / "elsewhere"
+    _one_error(_cli(tmp_path, "stages.twolayer.score", "x.txt", "--root", str(elsewhere)),
+               f"{elsewhere / 'params.yaml'}: file not found", "--root (now: ")  # fmt: skip
     _one_error(_cli(tmp_path, "stages.twolayer.package"), "twolayer.json: file not found")
+
+
+@pytest.mark.parametrize("damage", ["empty", "truncated", "not a model"])
+def test_score_damaged_model_file_one_error_line(trained, tmp_path, damage) -> None:
+    import torch
+
+    paths = trained[2]
+    root = tmp_path / "repo"
+    shutil.copytree(paths.root / "data", root / "data")
+    shutil.copytree(paths.root / "models", root / "models")
+    model = config.Paths(root).model("resnet34")
+    if damage == "not a model":
+        torch.save({"weights": torch.zeros(2)}, model)
+    else:
+        model.write_bytes(b"" if damage == "empty" else model.read_bytes()[:1000])
+    _one_error(_cli(root, "stages.twolayer.score", "list.txt"), f"error: {Path('models/twolayer/resnet34.pt')}: ")
+
+
+def test_saved_model_is_plain_values(trained) -> None:
+    import torch
+
+    paths = trained[2]
+    for name in config.MODELS:
+        saved = torch.load(paths.model(name), weights_only=True)  # no code runs
+        assert isinstance(saved["hparams"], dict) and isinstance(saved["classes"], list)
+        model, _ = load_model(paths.model(name))
+        assert not model.training
 
 
 def test_bad_prepared_data_and_earlier_outputs_untouched(tiny) -> None:

@@ -46,6 +46,17 @@ def test_sample_pipeline_end_to_end(tmp_path, common) -> None:
     for name in ("acc_out.png", "loss_out.png", "train_history.csv", "confusion_matrix.png"):
         assert (paths.plots / name).is_file()
     assert "≥ 0.65" in package.run(p, COMMON, paths)
+    # the model file holds plain values only (no code runs when it loads); a damaged one is a DataError naming it
+    saved = torch.load(paths.model, weights_only=True)
+    assert isinstance(saved["hparams"], dict) and isinstance(saved["mean"], list)
+    good = paths.model.read_bytes()
+    for bad in (b"", good[: len(good) // 2]):
+        paths.model.write_bytes(bad)
+        with pytest.raises(DataError, match=f"^{paths.model}: unreadable checkpoint"):
+            evaluate.run(p, common, paths)
+    torch.save({"weights": torch.zeros(2)}, paths.model)
+    with pytest.raises(DataError, match=f"^{paths.model}: not a model written by vit-train"):
+        evaluate.run(p, common, paths)
 
 
 def test_bad_params(tmp_path, common) -> None:
@@ -70,7 +81,10 @@ def _pickles(folder: Path, n: int = 20) -> Path:
     folder.mkdir(parents=True)
     rng = np.random.default_rng(0)
     for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:
-        d = {b"data": rng.integers(0, 256, (n, 3072), dtype=np.uint8), b"labels": list(rng.integers(0, 10, n))}
+        d = {
+            b"data": rng.integers(0, 256, (n, 3072), dtype=np.uint8),
+            b"labels": [int(v) for v in rng.integers(0, 10, n)],
+        }
         (folder / name).write_bytes(pickle.dumps(d))
     (folder / "batches.meta").write_bytes(pickle.dumps({b"label_names": [c.encode() for c in data.CIFAR_CLASSES]}))
     return folder
@@ -122,7 +136,7 @@ def test_class_folders_and_unreadable_image(tmp_path) -> None:
     assert data.read_classes(paths.raw) == ["cat", "dog"]
     (src / "test" / "dog" / "1.png").write_bytes(b"broken")
     paths2 = config.Paths(tmp_path / "repo2")
-    with pytest.raises(DataError, match="1.png: unreadable image"):
+    with pytest.raises(DataError, match="1.png: not a readable image"):
         download.run(p, COMMON, paths2)
     assert not paths2.raw.exists()
 

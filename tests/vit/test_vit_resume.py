@@ -24,7 +24,7 @@ def tiny() -> config.VitParams:
 
 
 def weights(paths: config.Paths) -> dict:
-    return torch.load(paths.model, weights_only=False)["state"]
+    return torch.load(paths.model, weights_only=True)["state"]
 
 
 def test_interrupted_run_resumes_to_the_same_weights_in_one_mlflow_run(tmp_path, monkeypatch) -> None:
