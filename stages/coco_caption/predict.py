@@ -37,7 +37,7 @@ def generate(model, feats: np.ndarray, p: config.CocoCaptionParams, idx_to_word:
 
 def run(p: config.CocoCaptionParams, common: config.CommonParams, paths: config.Paths, name: str) -> dict:
     p.config(name)
-    device = setup(p.seed, common.device, thread_count(p.threads, common.threads))
+    device = setup(p.seed, common.device, thread_count(p.threads, common.threads), common.kernels)
     arrays, meta = load_prepared(paths.prepared)
     model = load_model(paths.model(name), device)
     words = meta["idx_to_word"]

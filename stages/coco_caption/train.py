@@ -42,7 +42,7 @@ def run(p: config.CocoCaptionParams, common: config.CommonParams, paths: config.
     distributed.check_batch(p.train.batch_size, "coco-caption.train.batch_size", common.nproc)
     if distributed.launch_if_needed(common.nproc):
         return {}
-    device = distributed.init(setup(p.seed, common.device, thread_count(p.threads, common.threads)))
+    device = distributed.init(setup(p.seed, common.device, thread_count(p.threads, common.threads), common.kernels))
     arrays, meta = load_prepared(paths.prepared)
     feats = torch.as_tensor(arrays["train_features"], dtype=torch.float32)
     caps = torch.as_tensor(arrays["train_captions"], dtype=torch.long)
@@ -53,7 +53,7 @@ def run(p: config.CocoCaptionParams, common: config.CommonParams, paths: config.
         m.ff_dim, m.dropout, m.max_length, m.activation,
     ).to(device)  # fmt: skip
     net = distributed.wrap(model)  # trains; `model` (same weights) is saved
-    optimizer = torch.optim.Adam(model.parameters(), lr=c.lr)
+    optimizer = torch.optim.Adam(model.parameters(), lr=c.lr, fused=True)
     history: list[dict] = []
     first_epoch, elapsed, run_id = 1, 0.0, None
     stage = f"{STAGE}@{name}"

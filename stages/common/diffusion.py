@@ -33,8 +33,17 @@ def beta_schedule(kind: str, timesteps: int) -> torch.Tensor:
     raise ValueError(f"unknown beta schedule {kind!r} (linear | cosine)")
 
 
+def sqrt_table(values: torch.Tensor) -> torch.Tensor:
+    """√ of each value, correctly rounded (in Python), as float32."""
+    return torch.tensor([math.sqrt(v) for v in values.tolist()], dtype=torch.float64).float()
+
+
 class Schedule:
-    """Precomputed ᾱ_t and friends for T steps; t is 0-based (t = 0 is the least noisy step)."""
+    """Precomputed ᾱ_t and friends for T steps; t is 0-based (t = 0 is the least noisy step).
+
+    Square roots are taken in Python (`math.sqrt`, correctly rounded everywhere), never by torch on float32:
+    MKL's float32 sqrt in its portable mode rounds differently from one CPU to another (stages/__init__.py).
+    """
 
     def __init__(self, kind: str = "linear", timesteps: int = 1000) -> None:
         self.kind, self.timesteps = kind, timesteps
@@ -43,11 +52,14 @@ class Schedule:
         self.betas = betas.float()
         self.alphas_cumprod = alphas_cumprod.float()
         self.alphas_cumprod_prev = torch.cat([torch.ones(1, dtype=torch.float64), alphas_cumprod[:-1]]).float()
+        self.sqrt_alphas_cumprod = sqrt_table(alphas_cumprod)  # √ᾱ_t
+        self.sqrt_one_minus_alphas_cumprod = sqrt_table(1 - alphas_cumprod)  # √(1 − ᾱ_t)
 
     def q_sample(self, x0: torch.Tensor, t: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
         """x_t = √ᾱ_t · x_0 + √(1 − ᾱ_t) · ε."""
-        a = self.alphas_cumprod.to(x0.device)[t].view(-1, 1, 1, 1)
-        return a.sqrt() * x0 + (1 - a).sqrt() * noise
+        a = self.sqrt_alphas_cumprod.to(x0.device)[t].view(-1, 1, 1, 1)
+        b = self.sqrt_one_minus_alphas_cumprod.to(x0.device)[t].view(-1, 1, 1, 1)
+        return a * x0 + b * noise
 
     def loss(self, model: nn.Module, x0: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         """The simple DDPM objective: ‖ε − ε_θ(x_t, t)‖² for a uniform t and Gaussian ε."""
@@ -189,14 +201,16 @@ class DDPMSampler:
         self.timesteps = list(range(schedule.timesteps - 1, -1, -1))
 
     def step(self, eps: torch.Tensor, t: int, x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-        s = self.s
-        a_bar, a_bar_prev, beta = s.alphas_cumprod[t], s.alphas_cumprod_prev[t], s.betas[t]
-        x0 = ((x - (1 - a_bar).sqrt() * eps) / a_bar.sqrt()).clamp(-1, 1)  # predicted x_0
-        mean = (a_bar_prev.sqrt() * beta / (1 - a_bar)) * x0 + ((1 - beta).sqrt() * (1 - a_bar_prev) / (1 - a_bar)) * x
+        s = self.s  # the step's constants as Python floats (see Schedule on square roots)
+        a_bar, a_bar_prev, beta = float(s.alphas_cumprod[t]), float(s.alphas_cumprod_prev[t]), float(s.betas[t])
+        x0 = ((x - math.sqrt(1 - a_bar) * eps) / math.sqrt(a_bar)).clamp(-1, 1)  # predicted x_0
+        mean = (math.sqrt(a_bar_prev) * beta / (1 - a_bar)) * x0 + (
+            math.sqrt(1 - beta) * (1 - a_bar_prev) / (1 - a_bar)
+        ) * x
         if t == 0:
             return mean
         variance = beta * (1 - a_bar_prev) / (1 - a_bar)
-        return mean + variance.sqrt() * torch.randn(x.shape, generator=generator).to(x.device)
+        return mean + math.sqrt(variance) * torch.randn(x.shape, generator=generator).to(x.device)
 
 
 class DDIMSampler:
@@ -213,13 +227,13 @@ class DDIMSampler:
         self._prev = dict(zip(self.timesteps, self.timesteps[1:] + [-1], strict=True))
 
     def step(self, eps: torch.Tensor, t: int, x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-        a_bar = self.s.alphas_cumprod[t]
+        a_bar = float(self.s.alphas_cumprod[t])  # Python floats (see Schedule on square roots)
         prev = self._prev[t]
-        a_prev = self.s.alphas_cumprod[prev] if prev >= 0 else torch.tensor(1.0)
-        x0 = ((x - (1 - a_bar).sqrt() * eps) / a_bar.sqrt()).clamp(-1, 1)
-        eps = (x - a_bar.sqrt() * x0) / (1 - a_bar).sqrt()  # re-derive ε from the clipped x̂_0
-        sigma = self.eta * ((1 - a_prev) / (1 - a_bar) * (1 - a_bar / a_prev)).sqrt()
-        x_prev = a_prev.sqrt() * x0 + (1 - a_prev - sigma**2).clamp(min=0).sqrt() * eps
+        a_prev = float(self.s.alphas_cumprod[prev]) if prev >= 0 else 1.0
+        x0 = ((x - math.sqrt(1 - a_bar) * eps) / math.sqrt(a_bar)).clamp(-1, 1)
+        eps = (x - math.sqrt(a_bar) * x0) / math.sqrt(1 - a_bar)  # re-derive ε from the clipped x̂_0
+        sigma = self.eta * math.sqrt((1 - a_prev) / (1 - a_bar) * (1 - a_bar / a_prev))
+        x_prev = math.sqrt(a_prev) * x0 + math.sqrt(max(1 - a_prev - sigma**2, 0.0)) * eps
         if self.eta > 0 and prev >= 0:
             x_prev = x_prev + sigma * torch.randn(x.shape, generator=generator).to(x.device)
         return x_prev

@@ -34,6 +34,7 @@ class CommonParams:
     threads: int = 2  # torch intra-op threads: a fixed number, since the float reductions depend on it
     mlflow: bool = True  # log runs to MLflow (metrics/*.json stay the source of truth)
     nproc: int = 1  # training processes (torchrun, DDP); the global batch stays the task's batch_size
+    kernels: Literal["portable", "fast"] = "portable"  # MKL's CPU kernels: see stages/common/runtime.set_kernels
 
 
 def read_params_file(path: str | Path = "params.yaml") -> dict[str, Any]:

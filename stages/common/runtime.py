@@ -59,8 +59,37 @@ def set_threads(threads: int) -> None:
         torch.set_num_threads(threads)
 
 
-def setup(seed: int, device: str = "auto", threads: int = 0) -> torch.device:
-    """The start of every training or inference stage: seeds, thread count, device."""
+# MKL's conditional-numerical-reproducibility branches (mkl_service.h): MKL_CBWR_COMPATIBLE, MKL_CBWR_AVX2.
+MKL_BRANCHES = {"portable": 3, "fast": 10}
+MKL_MODE_CHANGE_FAILURE = -8  # MKL_CBWR_ERR_MODE_CHANGE_FAILURE: MKL has already run (AMD answers AVX2 otherwise)
+
+
+def set_kernels(kernels: str) -> None:
+    """`common.kernels`: which of MKL's code paths the sgemm and vector maths (exp, log, sqrt) of this process take.
+
+    portable: MKL's COMPATIBLE branch, the same on Intel and AMD processors, so the same bytes on both
+    (tests/test_cross_cpu.py checks it under an emulated AMD CPU). fast: MKL's AVX2 branch, several times
+    faster for the matrix products of Transformers, but MKL takes it only on Intel processors (AMD gets
+    MKL's own choice), so the bytes hold on Intel alone. Convolutions (oneDNN) are unaffected either way.
+    MKL fixes its branch at its first call: once it has run in one mode, asking for the other is an error.
+    """
+    import ctypes
+    import platform
+    from pathlib import Path
+
+    import torch
+
+    if platform.machine().lower() not in ("x86_64", "amd64") or not torch.backends.mkl.is_available():
+        return
+    lib = ctypes.CDLL(str(Path(torch.__file__).parent / "lib" / "libtorch_cpu.so"))
+    wanted = MKL_BRANCHES[kernels]
+    if lib.mkl_serv_cbwr_set(wanted) == MKL_MODE_CHANGE_FAILURE and lib.mkl_serv_cbwr_get(1) != wanted:
+        raise RuntimeError(f"common.kernels: {kernels} asked for after MKL already ran in another mode")
+
+
+def setup(seed: int, device: str = "auto", threads: int = 0, kernels: str = "portable") -> torch.device:
+    """The start of every training or inference stage: MKL's kernels, seeds, thread count, device."""
+    set_kernels(kernels)
     seed_everything(seed)
     set_threads(threads)
     return resolve_device(device)

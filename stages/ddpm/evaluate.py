@@ -43,7 +43,7 @@ def parse_compare(entry: str) -> tuple[str, int]:
 
 
 def run(p: config.DdpmParams, common: config.CommonParams, paths: config.Paths) -> dict:
-    device = setup(p.seed, common.device, common.threads)
+    device = setup(p.seed, common.device, common.threads, common.kernels)
     e = p.evaluate
     compare = [parse_compare(entry) for entry in e.compare]  # bad entries fail before any work
     extractor = fid.load_extractor(str(device), e.fid_extractor)

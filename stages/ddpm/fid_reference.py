@@ -17,7 +17,7 @@ from stages.ddpm.images import read_folder
 
 
 def run(p: config.DdpmParams, common: config.CommonParams, paths: config.Paths) -> Path:
-    device = str(setup(p.seed, common.device, common.threads))
+    device = str(setup(p.seed, common.device, common.threads, common.kernels))
     real = read_folder(paths.raw, config.SUBMISSION_SIZE, True, p.evaluate.fid_real_images)
     extractor = fid.load_extractor(device, p.evaluate.fid_extractor)
     fid.save_reference(paths.fid_reference, real, extractor, device, "data/ddpm/raw, first by name, 64×64")

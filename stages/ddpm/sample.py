@@ -28,7 +28,7 @@ FIGURE_COLS = 8  # steps shown, x_T … x_0
 
 
 def run(p: config.DdpmParams, common: config.CommonParams, paths: config.Paths) -> Path:
-    device = setup(p.seed, common.device, common.threads)
+    device = setup(p.seed, common.device, common.threads, common.kernels)
     s = p.sample
     model, schedule = load_model(paths, device)
     sampler = make_sampler(s.sampler, schedule, s.steps, s.eta)

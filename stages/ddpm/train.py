@@ -35,7 +35,7 @@ def run(p: config.DdpmParams, common: config.CommonParams, paths: config.Paths) 
     distributed.check_batch(t.batch_size, "ddpm.train.batch_size", common.nproc)
     if distributed.launch_if_needed(common.nproc):
         return {}
-    device = distributed.init(setup(p.seed, common.device, common.threads))
+    device = distributed.init(setup(p.seed, common.device, common.threads, common.kernels))
     data = torch.from_numpy(load_prepared(paths.prepared))
     cfg = config.unet_config(p)
     if data.shape[-1] != cfg.image_size:
@@ -46,7 +46,7 @@ def run(p: config.DdpmParams, common: config.CommonParams, paths: config.Paths) 
     model = UNet(cfg).to(device)
     net = distributed.wrap(model)  # trains; `model` (same weights) feeds the EMA and is saved
     schedule = Schedule(p.diffusion.schedule, p.diffusion.timesteps)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=t.lr, weight_decay=t.weight_decay)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=t.lr, weight_decay=t.weight_decay, fused=True)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: min(1.0, (step + 1) / (t.warmup_steps + 1)))
     ema = EMA(model, t.ema_decay)
     generator = torch.Generator().manual_seed(p.seed)

@@ -123,7 +123,7 @@ def fit(
     gens = [torch.Generator().manual_seed(s) for s in seeds]
     z = torch.cat([torch.rand((1, net.input_channels, h, w), generator=g) * 0.1 for g in gens], 1).to(device)
     target = noisy.to(device)
-    optimizer = torch.optim.Adam(model.parameters(), lr=net.lr)
+    optimizer = torch.optim.Adam(model.parameters(), lr=net.lr, fused=True)
     snapshots: dict[int, torch.Tensor] = {}
     out = torch.zeros_like(target)
     start = time.perf_counter()

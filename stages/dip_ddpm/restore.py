@@ -19,6 +19,7 @@ Writes data/dip-ddpm/restored/<method>/ (uint8 images, per σ) and timings/dip-d
 
 from __future__ import annotations
 
+import math
 import sys
 import time
 
@@ -106,7 +107,7 @@ def run_ddpm(p: config.DipDdpmParams, arrays: dict, device: torch.device, model,
         timesteps = reverse.partial_timesteps(t, min(p.ddpm.steps, t + 1))
         y = 2 * noisy_tensor(arrays["noisy"][s][:n_test]) - 1
         start = time.perf_counter()
-        x0 = reverse.reverse_from(model, schedule, schedule.alphas_cumprod[t].sqrt() * y.to(device), timesteps,
+        x0 = reverse.reverse_from(model, schedule, float(schedule.sqrt_alphas_cumprod[t]) * y.to(device), timesteps,
                                   generator, p.ddpm.eta)  # fmt: skip
         seconds += time.perf_counter() - start
         images.append(quality.to_uint8(((x0.cpu() + 1) / 2).numpy()))
@@ -137,13 +138,13 @@ def combine(
         return x_dip
     t = c.t0 - 1  # 0-based index of x_{t0}
     timesteps = reverse.partial_timesteps(t, min(c.steps, c.t0))
-    a = schedule.alphas_cumprod[t]
-    s_t, s_y = float(((1 - a) / a).sqrt()), 2 * sigma / 255
+    a = float(schedule.alphas_cumprod[t])
+    s_t, s_y = math.sqrt((1 - a) / a), 2 * sigma / 255
     beta = min(1.0, s_t / s_y) if c.noise == "residual" else 0.0
     fresh = max(0.0, s_t**2 - (beta * s_y) ** 2) ** 0.5
     x0, obs = 2 * x_dip.to(device) - 1, 2 * y.to(device) - 1
     noise = torch.randn(x0.shape, generator=generator).to(device)
-    x_t = a.sqrt() * (x0 + beta * (obs - x0) + fresh * noise)
+    x_t = math.sqrt(a) * (x0 + beta * (obs - x0) + fresh * noise)
     hook = (lambda x0_hat, _t: x0_hat + c.guidance * (obs - x0_hat)) if c.guidance > 0 else None
     return (reverse.reverse_from(model, schedule, x_t, timesteps, generator, c.eta, hook).cpu() + 1) / 2
 
@@ -196,7 +197,7 @@ def run(p: config.DipDdpmParams, common: config.CommonParams, paths: config.Path
         raise ParamsError(f"dip-ddpm-restore takes one method ({', '.join(config.METHODS)}), got {list(variant)}")
     method = check_method(variant[0])
     arrays = data.load(paths.prepared)
-    device = setup(p.seed, common.device, thread_count(p.threads, common.threads))
+    device = setup(p.seed, common.device, thread_count(p.threads, common.threads), common.kernels)
     if method == "dip":
         out, timing = run_dip(p, arrays, device)
     else:

@@ -25,8 +25,8 @@ def timestep_for_noise_std(schedule: Schedule, std: float) -> int:
     if not std > 0:
         raise ValueError(f"noise std must be > 0, got {std}")
     a = schedule.alphas_cumprod.double()
-    ratio = ((1 - a) / a).sqrt()
-    return int((ratio.log() - math.log(std)).abs().argmin())
+    log_ratio = 0.5 * ((1 - a) / a).log()  # log sqrt((1 − ᾱ_t)/ᾱ_t), with no float sqrt (see Schedule)
+    return int((log_ratio - math.log(std)).abs().argmin())
 
 
 def partial_timesteps(t0: int, steps: int = 0) -> list[int]:
@@ -62,15 +62,15 @@ def reverse_from(
     n, device = len(x), x.device
     for i, t in enumerate(timesteps):
         prev = timesteps[i + 1] if i + 1 < len(timesteps) else -1
-        a_bar = schedule.alphas_cumprod[t]
-        a_prev = schedule.alphas_cumprod[prev] if prev >= 0 else torch.tensor(1.0)
+        a_bar = float(schedule.alphas_cumprod[t])  # Python floats: square roots as in DDIMSampler
+        a_prev = float(schedule.alphas_cumprod[prev]) if prev >= 0 else 1.0
         eps = model(x, torch.full((n,), t, device=device, dtype=torch.long)).float()
-        x0 = ((x - (1 - a_bar).sqrt() * eps) / a_bar.sqrt()).clamp(-1, 1)
+        x0 = ((x - math.sqrt(1 - a_bar) * eps) / math.sqrt(a_bar)).clamp(-1, 1)
         if x0_hook is not None:
             x0 = x0_hook(x0, t).clamp(-1, 1)
-        eps = (x - a_bar.sqrt() * x0) / (1 - a_bar).sqrt()
-        sigma = eta * ((1 - a_prev) / (1 - a_bar) * (1 - a_bar / a_prev)).sqrt()
-        x = a_prev.sqrt() * x0 + (1 - a_prev - sigma**2).clamp(min=0).sqrt() * eps
+        eps = (x - math.sqrt(a_bar) * x0) / math.sqrt(1 - a_bar)
+        sigma = eta * math.sqrt((1 - a_prev) / (1 - a_bar) * (1 - a_bar / a_prev))
+        x = math.sqrt(a_prev) * x0 + math.sqrt(max(1 - a_prev - sigma**2, 0.0)) * eps
         if eta > 0 and prev >= 0:
             x = x + sigma * torch.randn(x.shape, generator=generator).to(device)
     return x.clamp(-1, 1)

@@ -70,7 +70,7 @@ def summarise(runs: dict) -> tuple[dict, dict]:
 def run(p: config.DynconvParams, common: config.CommonParams, paths: config.Paths) -> dict:
     p.check_evaluate()
     e = p.evaluate
-    device = setup(p.seed, common.device, common.threads)
+    device = setup(p.seed, common.device, common.threads, common.kernels)
     loaded = {name: load(paths.model(name), device) for name in config.MODELS}
     classes, size = loaded["dynamic"][1]["classes"], loaded["dynamic"][1]["image_size"]
     if loaded["naive"][1]["classes"] != classes or loaded["naive"][1]["image_size"] != size:

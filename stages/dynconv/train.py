@@ -63,7 +63,7 @@ def run(p: config.DynconvParams, common: config.CommonParams, paths: config.Path
     distributed.check_batch(t.batch_size, "dynconv.train.batch_size", common.nproc)
     if distributed.launch_if_needed(common.nproc):
         return {}
-    device = distributed.init(setup(p.seed, common.device, common.threads))
+    device = distributed.init(setup(p.seed, common.device, common.threads, common.kernels))
     classes = load_classes(paths.prepared)
     xtr_u8, ytr = load_split(paths.prepared, "train")
     xva_u8, yva = load_split(paths.prepared, "val")
@@ -82,10 +82,10 @@ def run(p: config.DynconvParams, common: config.CommonParams, paths: config.Path
     tracked = {"seed": p.seed, "backbone": to_dict(p.backbone), "variant": to_dict(variant), "train": to_dict(t)}
     with tracked_run(config.TASK, stage, tracked, common.mlflow and distributed.is_main(), paths.root) as tracker:
         for r in range(len(states), t.runs):
-            setup(p.seed + r, common.device, common.threads)
+            setup(p.seed + r, common.device, common.threads, common.kernels)
             model = build(name, p, len(classes)).to(device)
             net = distributed.wrap(model)  # trains; `model` (same weights) evaluates and is kept
-            optimizer = torch.optim.AdamW(model.parameters(), lr=t.lr, weight_decay=t.weight_decay)
+            optimizer = torch.optim.AdamW(model.parameters(), lr=t.lr, weight_decay=t.weight_decay, fused=True)
             total = t.epochs * steps
             scheduler = torch.optim.lr_scheduler.LambdaLR(
                 optimizer, lambda s, total=total: 0.5 * (1 + math.cos(math.pi * s / total))

@@ -16,13 +16,14 @@ import torch
 
 from stages.common.cli import main
 from stages.common.io import DataError, atomic_path, write_csv
-from stages.common.runtime import resolve_device, set_threads
+from stages.common.runtime import resolve_device, set_kernels, set_threads
 from stages.mygo import augment, config, ensemble
 from stages.mygo.data import load_prepared
 from stages.mygo.model import load
 
 
 def run(p: config.MygoParams, common: config.CommonParams, paths: config.Paths) -> Path:
+    set_kernels(common.kernels)
     set_threads(common.threads)
     device = resolve_device(common.device)
     views = augment.check_views(p.predict.tta)

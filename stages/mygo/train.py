@@ -26,7 +26,7 @@ from stages.common.cnn import count_parameters
 from stages.common.io import write_csv, write_json
 from stages.common.params import ParamsError
 from stages.common.plots import line_plot
-from stages.common.runtime import resolve_device, seed_everything, set_threads
+from stages.common.runtime import resolve_device, seed_everything, set_kernels, set_threads
 from stages.common.tracking import stage_dep_hashes, tracked_run
 from stages.mygo import augment, config
 from stages.mygo.data import load_prepared
@@ -43,6 +43,7 @@ def run(p: config.MygoParams, common: config.CommonParams, paths: config.Paths, 
     if distributed.launch_if_needed(common.nproc):
         return {}
     seed_everything(m.seed)
+    set_kernels(common.kernels)
     set_threads(common.threads)
     device = distributed.init(resolve_device(common.device))
     on_gpu = device.type == "cuda"
@@ -165,7 +166,7 @@ def make_optimizer(model: nn.Module, t: config.TrainParams) -> torch.optim.Optim
     groups = [{"params": decay, "weight_decay": t.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
     if t.optimizer == "sgd":
         return torch.optim.SGD(groups, lr=t.lr, momentum=t.momentum, nesterov=t.momentum > 0)
-    return torch.optim.AdamW(groups, lr=t.lr)
+    return torch.optim.AdamW(groups, lr=t.lr, fused=True)
 
 
 def lr_lambda(t: config.TrainParams, steps_per_epoch: int):

@@ -14,7 +14,7 @@ import numpy as np
 from stages.common.cli import main
 from stages.common.io import DataError, read_json, write_csv, write_json
 from stages.common.plots import confusion_matrix_plot
-from stages.common.runtime import set_threads, thread_count
+from stages.common.runtime import set_kernels, set_threads, thread_count
 from stages.common.tracking import tracked_run
 from stages.news import config
 from stages.news.data import load_prepared, read_predictions
@@ -73,6 +73,7 @@ def tfidf_baseline(texts: dict, splits: dict, ngrams: int, c: float, seed: int) 
 
 
 def run(p: config.NewsParams, common: config.CommonParams, paths: config.Paths) -> dict:
+    set_kernels(common.kernels)
     set_threads(thread_count(p.threads, common.threads))
     splits, meta = load_prepared(paths.prepared)
     names, n = meta["class_names"], len(meta["classes"])

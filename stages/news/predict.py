@@ -12,7 +12,7 @@ import numpy as np
 
 from stages.common.cli import main
 from stages.common.io import DataError, atomic_path, check_output, write_csv
-from stages.common.runtime import resolve_device, seed_everything, set_threads, thread_count
+from stages.common.runtime import resolve_device, seed_everything, set_kernels, set_threads, thread_count
 from stages.news import config
 from stages.news.data import load_prepared, read_jsonl
 from stages.news.model import load_model, predict_logits
@@ -21,6 +21,7 @@ from stages.news.text import Tokenizer
 
 def run(p: config.NewsParams, common: config.CommonParams, paths: config.Paths) -> Path:
     seed_everything(p.seed)
+    set_kernels(common.kernels)
     set_threads(thread_count(p.threads, common.threads))
     device = resolve_device(common.device)
     splits, meta = load_prepared(paths.prepared)
@@ -71,6 +72,7 @@ def predict_file(src: Path, out: Path, p: config.NewsParams, common: config.Comm
     )
 
     check_output(out, inputs=(src,))
+    set_kernels(common.kernels)
     set_threads(thread_count(p.threads, common.threads))
     device = resolve_device(common.device)
     _, meta = load_prepared(paths.prepared)

@@ -21,7 +21,7 @@ from stages.common.cli import main
 from stages.common.io import write_csv, write_json
 from stages.common.params import ParamsError, to_dict
 from stages.common.plots import line_plot
-from stages.common.runtime import resolve_device, seed_everything, set_threads, thread_count
+from stages.common.runtime import resolve_device, seed_everything, set_kernels, set_threads, thread_count
 from stages.common.tracking import stage_dep_hashes, tracked_run
 from stages.news import config
 from stages.news.data import load_prepared
@@ -87,6 +87,7 @@ def train_member(
         raise ParamsError(f"news.model.d_model ({m.d_model}) must be divisible by news.model.nhead ({m.nhead})")
     seed = p.seed + member
     seed_everything(seed)
+    set_kernels(common.kernels)
     set_threads(thread_count(p.threads, common.threads))
     device = distributed.init(resolve_device(common.device))
     splits, meta = load_prepared(paths.prepared)
@@ -108,7 +109,7 @@ def train_member(
         print(f"news-train: {m.embedding_init} vectors for {found.sum()} of {len(vocab)} tokens")
     model.to(device)
     net = distributed.wrap(model)  # trains; `model` (same weights) evaluates and is saved
-    optimizer = torch.optim.AdamW(param_groups(model, t), lr=t.lr)
+    optimizer = torch.optim.AdamW(param_groups(model, t), lr=t.lr, fused=True)
     train_ids = torch.as_tensor(splits["train"]["ids"], dtype=torch.long)
     train_len = torch.as_tensor(splits["train"]["lengths"], dtype=torch.long)
     train_y = torch.as_tensor(splits["train"]["labels"])

@@ -120,7 +120,7 @@ def train_member(
     palette, n_colors = data["palette"], len(data["palette"])
     model = SpriteClassifier(c.width).to(device)
     net = distributed.wrap(model)  # trains; `model` (same weights) evaluates and is kept
-    optimizer = torch.optim.AdamW(model.parameters(), lr=c.lr, weight_decay=1e-4)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=c.lr, weight_decay=1e-4, fused=True)
     positives = data["train"]
     steps = c.epochs * -(-2 * len(positives) // c.batch_size)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 0.5 * (1 + math.cos(math.pi * step / steps)))
@@ -158,7 +158,7 @@ def run(p: config.PokemonParams, common: config.CommonParams, paths: config.Path
     distributed.check_batch(c.batch_size, "pokemon.classifier.batch_size", common.nproc)
     if distributed.launch_if_needed(common.nproc):
         return {}
-    device = distributed.init(setup(p.seed, common.device, common.threads))
+    device = distributed.init(setup(p.seed, common.device, common.threads, common.kernels))
     data = load_prepared(paths.prepared)
     palette, n_colors = data["palette"], len(data["palette"])
     negatives = dev_negatives(data["dev"], n_colors)

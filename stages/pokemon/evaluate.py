@@ -23,7 +23,7 @@ from stages.pokemon.data import PREFIX_LEN, load_prepared, read_pixels, render
 
 
 def run(p: config.PokemonParams, common: config.CommonParams, paths: config.Paths) -> dict:
-    device = str(setup(p.seed, common.device, common.threads))
+    device = str(setup(p.seed, common.device, common.threads, common.kernels))
     data = load_prepared(paths.prepared)
     palette = data["palette"]
     test = read_pixels(paths.predictions / "test.txt", len(palette), len(data["test_prefix"]))

@@ -16,7 +16,7 @@ from stages.pokemon.data import load_prepared, render
 
 
 def run(p: config.PokemonParams, common: config.CommonParams, paths: config.Paths) -> Path:
-    device = str(setup(p.seed, common.device, common.threads))
+    device = str(setup(p.seed, common.device, common.threads, common.kernels))
     data = load_prepared(paths.prepared)
     real = data["train"][: p.evaluate.fid_reference_images or None]
     extractor = fid.load_extractor(device, p.evaluate.fid_extractor)

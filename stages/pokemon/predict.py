@@ -13,7 +13,7 @@ from stages.pokemon.model import complete, load_model
 
 
 def run(p: config.PokemonParams, common: config.CommonParams, paths: config.Paths) -> Path:
-    device = setup(p.predict.seed, common.device, common.threads)
+    device = setup(p.predict.seed, common.device, common.threads, common.kernels)
     data = load_prepared(paths.prepared)
     model = load_model(paths.model, device)
     with atomic_path(paths.predictions) as out:

@@ -35,14 +35,14 @@ def run(p: config.PokemonParams, common: config.CommonParams, paths: config.Path
     distributed.check_batch(t.batch_size, "pokemon.train.batch_size", common.nproc)
     if distributed.launch_if_needed(common.nproc):
         return {}
-    device = distributed.init(setup(p.seed, common.device, common.threads))
+    device = distributed.init(setup(p.seed, common.device, common.threads, common.kernels))
     data = load_prepared(paths.prepared)
     train_set = torch.as_tensor(data["train"])
     mirrored = torch.as_tensor(mirror(data["train"]).copy())  # augmentation, drawn per sprite with t.mirror
     dev_set = torch.as_tensor(data["dev"])
     model = build_model(p.model, len(data["palette"])).to(device)
     net = distributed.wrap(model)  # trains; `model` (same weights) evaluates and is saved
-    optimizer = torch.optim.AdamW(model.parameters(), lr=t.lr, weight_decay=t.weight_decay)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=t.lr, weight_decay=t.weight_decay, fused=True)
     steps_per_epoch = math.ceil(len(train_set) / t.batch_size)
     start, epoch_seconds = time.time(), 0.0
     scheduler = warmup_cosine(optimizer, t.warmup_steps, t.epochs * steps_per_epoch, 60 * t.max_minutes, start)

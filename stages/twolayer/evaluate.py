@@ -68,7 +68,7 @@ def cpu_ms_per_image(model: torch.nn.Module, images: np.ndarray, repeats: int) -
 
 def run(p: config.TwolayerParams, common: config.CommonParams, paths: config.Paths) -> dict:
     config.validate(p, evaluate=True)
-    device = setup(p.seed, common.device, thread_count(p.threads, common.threads))
+    device = setup(p.seed, common.device, thread_count(p.threads, common.threads), common.kernels)
     classes = load_classes(paths.data)
     xte, yte = load_split(paths.data, "test")
     if len(yte) == 0:

@@ -27,7 +27,7 @@ def run(p: config.TwolayerParams, common: config.CommonParams, paths: config.Pat
 
     if not list_files:
         raise DataError("usage: python -m stages.twolayer.score <list file> [<list file> ...]")
-    device = setup(p.seed, common.device, thread_count(p.threads, common.threads))
+    device = setup(p.seed, common.device, thread_count(p.threads, common.threads), common.kernels)
     classes = load_classes(paths.data)
     prepared_size = read_json(paths.data / "classes.json").get("image_size")
     if not isinstance(prepared_size, int):

@@ -75,7 +75,7 @@ def run(p: config.TwolayerParams, common: config.CommonParams, paths: config.Pat
     distributed.check_batch(t.batch_size, "twolayer.train.batch_size", common.nproc)
     if distributed.launch_if_needed(common.nproc):
         return {}
-    device = distributed.init(setup(p.seed, common.device, thread_count(p.threads, common.threads)))
+    device = distributed.init(setup(p.seed, common.device, thread_count(p.threads, common.threads), common.kernels))
     data = load_data(p, paths)
     (xtr, ytr), (xva, yva), classes, size = data["train"], data["val"], data["classes"], data["size"]
     if len(xtr) == 0 or len(xva) == 0:
@@ -92,7 +92,9 @@ def run(p: config.TwolayerParams, common: config.CommonParams, paths: config.Pat
     decay = [q for q in model.parameters() if q.ndim > 1]  # no weight decay on biases, norms, positions
     no_decay = [q for q in model.parameters() if q.ndim <= 1]
     optimizer = torch.optim.AdamW(
-        [{"params": decay, "weight_decay": t.weight_decay}, {"params": no_decay, "weight_decay": 0.0}], lr=t.lr
+        [{"params": decay, "weight_decay": t.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
+        lr=t.lr,
+        fused=True,
     )
     steps = math.ceil(len(xtr) / t.batch_size)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_factor(t, steps))

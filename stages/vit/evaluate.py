@@ -18,7 +18,7 @@ from stages.vit.model import load_model, predict
 
 
 def run(p: config.VitParams, common: config.CommonParams, paths: config.Paths) -> dict:
-    device = setup(p.seed, common.device, thread_count(p.threads, common.threads))
+    device = setup(p.seed, common.device, thread_count(p.threads, common.threads), common.kernels)
     splits, meta = load_prepared(paths.prepared)
     model, saved = load_model(paths.model, device)
     train_summary = read_json(paths.train_metrics)

@@ -85,7 +85,7 @@ def run(p: config.VitParams, common: config.CommonParams, paths: config.Paths) -
     distributed.check_batch(t.batch_size, "vit.train.batch_size", common.nproc)
     if distributed.launch_if_needed(common.nproc):
         return {}
-    device = distributed.init(setup(p.seed, common.device, thread_count(p.threads, common.threads)))
+    device = distributed.init(setup(p.seed, common.device, thread_count(p.threads, common.threads), common.kernels))
     splits, meta = load_prepared(paths.prepared)
     (xtr, ytr), (xte, yte) = splits["train"], splits["test"]
     xtr_t, ytr_t, xte_t, yte_t = map(torch.as_tensor, (xtr, ytr, xte, yte))
@@ -95,7 +95,9 @@ def run(p: config.VitParams, common: config.CommonParams, paths: config.Paths) -
     decay = [q for q in model.parameters() if q.dim() >= 2]
     no_decay = [q for q in model.parameters() if q.dim() < 2]
     optimizer = torch.optim.AdamW(
-        [{"params": decay, "weight_decay": t.weight_decay}, {"params": no_decay, "weight_decay": 0.0}], lr=t.lr
+        [{"params": decay, "weight_decay": t.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
+        lr=t.lr,
+        fused=True,
     )
     steps = math.ceil(len(xtr) / t.batch_size)
     total, warm = t.epochs * steps, t.warmup_epochs * steps

@@ -79,7 +79,7 @@ class TrainParams:
     warmup_steps: int = 5
     weight_decay: float = 0.01
     scheduler: str = "linear"
-    optim: str = "adamw_torch"  # the unsloth notebooks use adamw_8bit (bitsandbytes, GPU)
+    optim: str = "adamw_torch_fused"  # fused: no MKL in the step, the same bytes on every CPU; the unsloth notebooks use adamw_8bit (bitsandbytes, GPU)
     logging_steps: int = 10
     checkpoint_every: int = 200  # steps between resumable checkpoints (adapter, optimizer, RNG); 0 = none
     cache_images: bool = True  # process each distinct image once and reuse its tensors (small images; full: false)

@@ -59,7 +59,7 @@ def distinct(rows: list[dict]) -> list[dict]:
 
 
 def run(p: config.VlmCaptionParams, common: config.CommonParams, paths: config.Paths) -> list[dict]:
-    device = setup(p.seed, common.device, thread_count(p.threads, common.threads))
+    device = setup(p.seed, common.device, thread_count(p.threads, common.threads), common.kernels)
     info = read_json(paths.model / "info.json")
     backend = info["backend"]
     if backend == "unsloth":

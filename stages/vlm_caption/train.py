@@ -88,7 +88,7 @@ def run(p: config.VlmCaptionParams, common: config.CommonParams, paths: config.P
     if distributed.launch_if_needed(common.nproc):
         return {}
     # under torchrun the Trainer shards the data (DistributedSampler) and wraps the model in DDP itself
-    device = distributed.init(setup(p.seed, common.device, thread_count(p.threads, common.threads)))
+    device = distributed.init(setup(p.seed, common.device, thread_count(p.threads, common.threads), common.kernels))
     backend, reason = model.choose_backend(p.model.backend, device.type == "cuda")  # before transformers loads
     print(f"vlm-caption-train: backend {backend} ({reason})")
     logging.getLogger("transformers").setLevel(logging.ERROR)
