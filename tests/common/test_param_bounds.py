@@ -35,6 +35,14 @@ def _load(task: str, data: dict, tmp_path) -> None:
     _check(task, p)
 
 
+def load_common_from(data: dict, tmp_path) -> None:
+    from stages.common.params import load_common
+
+    path = tmp_path / "params.yaml"
+    path.write_text(yaml.safe_dump(data))
+    load_common(path)
+
+
 def _set(data: dict, dotted: str, value) -> None:
     *parents, last = dotted.split(".")
     for part in parents:
@@ -68,8 +76,9 @@ def test_every_preset_is_valid(task, name, tmp_path):
     for item in overrides(task, name, ROOT):  # what `dvc exp run -S` would set
         key, _, value = item.partition("=")
         _set(data, key, yaml.safe_load(value))
-    for changed in {item.split(".")[0] for item in overrides(task, name, ROOT)}:
+    for changed in {item.split(".")[0] for item in overrides(task, name, ROOT)} - {"common"}:
         _load(changed, data, tmp_path)
+    load_common_from(data, tmp_path)
 
 
 def _tables(task: str) -> list[tuple[str, dict]]:

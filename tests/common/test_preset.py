@@ -4,7 +4,7 @@ import textwrap
 import pytest
 import yaml
 
-from stages.common.params import from_dict
+from stages.common.params import CommonParams, from_dict
 from stages.common.preset import preset_args
 from stages.pokemon.config import PokemonParams
 from tests.conftest import ROOT
@@ -29,6 +29,7 @@ def test_preset_prints_dvc_set_param_arguments(tmp_path):
 @pytest.mark.parametrize("name", ["course", "strong"])
 def test_pokemon_presets_are_valid_params(name):
     preset = yaml.safe_load((ROOT / "presets" / "pokemon.yaml").read_text())[name]
+    from_dict(CommonParams, preset.pop("common", {}), "common")  # a preset may set common too (kernels)
     params = from_dict(PokemonParams, preset, "pokemon")
     assert params.data.source.startswith("dir:")
 
