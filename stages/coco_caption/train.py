@@ -27,7 +27,7 @@ from stages.common.cli import main
 from stages.common.io import write_csv, write_json
 from stages.common.params import ParamsError, to_dict
 from stages.common.plots import line_plot
-from stages.common.runtime import setup, thread_count
+from stages.common.runtime import setup, thread_count, write_timings
 from stages.common.tracking import stage_dep_hashes, tracked_run
 
 STAGE = "coco-caption-train"
@@ -113,7 +113,7 @@ def run(p: config.CocoCaptionParams, common: config.CommonParams, paths: config.
         line_plot(paths.plots / f"{name}_loss.png", history, "epoch", ["train_loss"], f"coco-caption {name}", "loss")
         write_json(paths.train_metrics(name), summary)
         timings = {"train_seconds": round(time.time() - start, 1)}
-        write_json(paths.timings(f"coco-caption-train-{name}"), timings)
+        write_timings(paths.timings(f"coco-caption-train-{name}"), timings)
         save_model(model, paths.model(name))  # last: only a complete run replaces the weights
         tracker.log_metrics({"final_train_loss": summary["final_train_loss"], **timings})
         tracker.log_artifact(paths.plots / f"{name}_loss.png")

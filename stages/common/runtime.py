@@ -93,3 +93,36 @@ def setup(seed: int, device: str = "auto", threads: int = 0, kernels: str = "por
     seed_everything(seed)
     set_threads(threads)
     return resolve_device(device)
+
+
+def machine() -> dict[str, str | int]:
+    """What made a timing: the CPU (vendor and model, from /proc/cpuinfo), the kernel pins and MKL's branch."""
+    import platform
+
+    import torch
+
+    info: dict[str, str | int] = {"machine": platform.machine(), "threads": torch.get_num_threads()}
+    try:
+        first_cpu = open("/proc/cpuinfo", encoding="utf-8").read().split("\n\n")[0].splitlines()
+        lines = {k.strip(): v.strip() for k, _, v in (line.partition(":") for line in first_cpu)}
+        fields = ("vendor_id", "model name", "cpu family", "model")
+        info.update({k.replace(" ", "_"): lines[k] for k in fields if k in lines})
+    except OSError:
+        pass
+    for var in ("ATEN_CPU_CAPABILITY", "ONEDNN_MAX_CPU_ISA", "MKL_CBWR"):
+        info[var] = os.environ.get(var, "")
+    branch = {v: k for k, v in MKL_BRANCHES.items()}
+    if platform.machine().lower() in ("x86_64", "amd64") and torch.backends.mkl.is_available():
+        import ctypes
+        from pathlib import Path
+
+        lib = ctypes.CDLL(str(Path(torch.__file__).parent / "lib" / "libtorch_cpu.so"))
+        info["kernels"] = branch.get(lib.mkl_serv_cbwr_get(1), "other")
+    return info
+
+
+def write_timings(path: str | os.PathLike, timings: dict) -> None:
+    """A stage's wall-clock figures (a DVC out, never a metric), with the machine that made them."""
+    from stages.common.io import write_json
+
+    write_json(path, {**timings, "machine": machine()})

@@ -19,7 +19,7 @@ from stages.common.cli import main
 from stages.common.diffusion import make_sampler
 from stages.common.io import DataError, write_csv, write_json
 from stages.common.params import ParamsError, to_dict
-from stages.common.runtime import setup
+from stages.common.runtime import setup, write_timings
 from stages.common.tracking import tracked_run
 from stages.ddpm import config
 from stages.ddpm.images import decode
@@ -79,7 +79,7 @@ def run(p: config.DdpmParams, common: config.CommonParams, paths: config.Paths) 
     if rows:
         metrics["compare_images"] = e.compare_images
     write_json(paths.metrics / "ddpm.json", metrics)
-    write_json(paths.timings("ddpm-evaluate"), timings)
+    write_timings(paths.timings("ddpm-evaluate"), timings)
     with tracked_run(config.TASK, "ddpm-evaluate", {"evaluate": to_dict(e)}, common.mlflow, paths.root) as tracker:
         tracker.log_metrics({**metrics, **timings})
         tracker.set_tags({"fid_extractor": extractor[1]})

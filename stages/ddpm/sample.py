@@ -17,7 +17,7 @@ from stages.common.diffusion import Schedule, make_sampler, to_uint8
 from stages.common.io import atomic_path, write_json
 from stages.common.params import to_dict
 from stages.common.plots import image_grid
-from stages.common.runtime import setup
+from stages.common.runtime import setup, write_timings
 from stages.common.tracking import tracked_run
 from stages.ddpm import config
 from stages.ddpm.images import load_prepared, save_jpeg, upscale
@@ -62,7 +62,7 @@ def run(p: config.DdpmParams, common: config.CommonParams, paths: config.Paths) 
     }
     write_json(paths.metrics / "ddpm_sample.json", metrics)
     timings = {"sample_seconds": round(seconds, 2), "seconds_per_image": round(seconds / max(1, s.n_images), 4)}
-    write_json(paths.timings("ddpm-sample"), timings)
+    write_timings(paths.timings("ddpm-sample"), timings)
     with tracked_run(config.TASK, "ddpm-sample", {"sample": to_dict(s)}, common.mlflow, paths.root) as tracker:
         tracker.log_metrics({**metrics, **timings})
         for name in ("denoising.png", "samples.png", "forward.png"):

@@ -22,7 +22,7 @@ from stages.common.diffusion import EMA, Schedule, UNet
 from stages.common.io import DataError, atomic_path, write_csv, write_json
 from stages.common.params import to_dict
 from stages.common.plots import line_plot
-from stages.common.runtime import setup
+from stages.common.runtime import setup, write_timings
 from stages.common.tracking import stage_dep_hashes, tracked_run
 from stages.ddpm import config
 from stages.ddpm.images import load_prepared
@@ -124,7 +124,7 @@ def run(p: config.DdpmParams, common: config.CommonParams, paths: config.Paths) 
             "train_seconds": round(seconds, 1),
             "images_per_second": round(t.steps * t.batch_size / max(seconds, 1e-9), 1),
         }
-        write_json(paths.timings(STAGE), timings)
+        write_timings(paths.timings(STAGE), timings)
         tracker.log_metrics({k: v for k, v in {**summary, **timings}.items() if isinstance(v, (int, float))})
         tracker.log_artifact(paths.plots / "loss.png")
     checkpoint.clear(scratch)

@@ -19,7 +19,7 @@ from stages.common.cli import main
 from stages.common.io import DataError, write_csv, write_json
 from stages.common.params import to_dict
 from stages.common.plots import _pyplot, _save
-from stages.common.runtime import setup
+from stages.common.runtime import setup, write_timings
 from stages.common.tracking import tracked_run
 from stages.dynconv import config
 from stages.dynconv.model import ChannelNet, load, predict, subset_mask
@@ -107,7 +107,7 @@ def run(p: config.DynconvParams, common: config.CommonParams, paths: config.Path
         write_csv(paths.subsets_csv, rows)
         bar_chart(paths.plots / "subsets.png", result)
         write_json(paths.metrics, result)
-        write_json(paths.timings(STAGE), timings)
+        write_timings(paths.timings(STAGE), timings)
         tracker.log_metrics({f"{m}_{s}": v for m in config.MODELS for s, v in result["accuracy"][m].items()})
         tracker.log_metrics({k: v for k, v in result.items() if isinstance(v, (int, float))})
         tracker.log_artifact(paths.plots / "subsets.png")

@@ -27,7 +27,7 @@ from stages.common.cli import main
 from stages.common.io import write_csv, write_json
 from stages.common.params import ParamsError, to_dict
 from stages.common.plots import line_plot
-from stages.common.runtime import setup
+from stages.common.runtime import setup, write_timings
 from stages.common.tracking import stage_dep_hashes, tracked_run
 from stages.dynconv import config
 from stages.dynconv.model import build, predict, sample_masks, save
@@ -169,7 +169,7 @@ def run(p: config.DynconvParams, common: config.CommonParams, paths: config.Path
             "final_train_loss": [row["train_loss"] for row in finals],
         }
         write_json(paths.train_metrics(name), summary)
-        write_json(paths.timings(f"{STAGE}-{name}"), {"train_seconds": round(time.time() - start, 1), "device": str(device),
+        write_timings(paths.timings(f"{STAGE}-{name}"), {"train_seconds": round(time.time() - start, 1), "device": str(device),
                                                "threads": common.threads})  # fmt: skip
         tracker.log_artifact(paths.plots / f"train_{name}.png")
         tracker.log_artifact(paths.history(name))

@@ -26,7 +26,7 @@ from stages.common.cnn import count_parameters
 from stages.common.io import write_csv, write_json
 from stages.common.params import ParamsError
 from stages.common.plots import line_plot
-from stages.common.runtime import resolve_device, seed_everything, set_kernels, set_threads
+from stages.common.runtime import resolve_device, seed_everything, set_kernels, set_threads, write_timings
 from stages.common.tracking import stage_dep_hashes, tracked_run
 from stages.mygo import augment, config
 from stages.mygo.data import load_prepared
@@ -146,7 +146,7 @@ def run(p: config.MygoParams, common: config.CommonParams, paths: config.Paths, 
                   f"mygo {name} ({m.arch}): accuracy", "accuracy")  # fmt: skip
         write_json(paths.metrics / f"mygo_train_{name}.json", summary)
         timings = {"train_seconds": round(time.time() - start, 1)}
-        write_json(paths.timings(f"{STAGE}-{name}"), timings)
+        write_timings(paths.timings(f"{STAGE}-{name}"), timings)
         tracker.log_metrics({k: v for k, v in {**summary, **timings}.items() if isinstance(v, (int, float))})
         tracker.log_artifact(paths.plots / f"train_{name}.png")
     checkpoint.clear(scratch)

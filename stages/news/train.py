@@ -21,7 +21,7 @@ from stages.common.cli import main
 from stages.common.io import write_csv, write_json
 from stages.common.params import ParamsError, to_dict
 from stages.common.plots import line_plot
-from stages.common.runtime import resolve_device, seed_everything, set_kernels, set_threads, thread_count
+from stages.common.runtime import resolve_device, seed_everything, set_kernels, set_threads, thread_count, write_timings
 from stages.common.tracking import stage_dep_hashes, tracked_run
 from stages.news import config
 from stages.news.data import load_prepared
@@ -72,7 +72,7 @@ def run(p: config.NewsParams, common: config.CommonParams, paths: config.Paths) 
                    "train_samples_per_s": timings["train_samples_per_s"]}  # fmt: skip
     save_model(model, paths.model, vocab_size, n_classes)
     write_json(paths.metrics / "news_train.json", summary)
-    write_json(paths.timings(STAGE), timings)
+    write_timings(paths.timings(STAGE), timings)
     for *_, scratch in members:  # kept until every member is done: an interrupted ensemble resumes where it was
         checkpoint.clear(scratch)
     return summary

@@ -38,7 +38,7 @@ from stages.common import distributed
 from stages.common.cli import main
 from stages.common.io import atomic_path, write_json
 from stages.common.params import to_dict
-from stages.common.runtime import setup
+from stages.common.runtime import setup, write_timings
 from stages.common.tracking import tracked_run
 from stages.pokemon import config
 from stages.pokemon.data import PREFIX_LEN, SIDE, load_prepared, render
@@ -185,7 +185,7 @@ def run(p: config.PokemonParams, common: config.CommonParams, paths: config.Path
         members = [m.cpu().state_dict() for m in ensemble.members]
         torch.save({"width": c.width, "threshold": c.threshold, "members": members}, tmp)
     write_json(paths.metrics / "pokemon_classifier.json", metrics)
-    write_json(paths.timings("pokemon-classifier"), timings)
+    write_timings(paths.timings("pokemon-classifier"), timings)
     return metrics
 
 

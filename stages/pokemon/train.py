@@ -21,7 +21,7 @@ from stages.common.cli import main
 from stages.common.io import atomic_path, write_csv, write_json
 from stages.common.params import to_dict
 from stages.common.plots import line_plot
-from stages.common.runtime import setup
+from stages.common.runtime import setup, write_timings
 from stages.common.tracking import stage_dep_hashes, tracked_run
 from stages.pokemon import config, pdr
 from stages.pokemon.data import PREFIX_LEN, load_prepared, mirror
@@ -137,7 +137,7 @@ def run(p: config.PokemonParams, common: config.CommonParams, paths: config.Path
         )
         write_json(paths.metrics / "pokemon_train.json", summary)
         timings = {"train_seconds": round(time.time() - start, 1)}
-        write_json(paths.timings(STAGE), timings)
+        write_timings(paths.timings(STAGE), timings)
         tracker.log_metrics({k: v for k, v in {**summary, **timings}.items() if isinstance(v, (int, float))})
         tracker.log_artifact(paths.plots / "loss.png")
     checkpoint.clear(scratch)

@@ -16,7 +16,7 @@ import torch
 from stages.common.cli import main
 from stages.common.io import DataError, read_json, write_json
 from stages.common.plots import line_plot
-from stages.common.runtime import setup, thread_count
+from stages.common.runtime import setup, thread_count, write_timings
 from stages.mini_imagenet.data import load_classes, load_split, to_tensor
 from stages.twolayer import config
 from stages.twolayer.images import predict, resize
@@ -120,7 +120,7 @@ def run(p: config.TwolayerParams, common: config.CommonParams, paths: config.Pat
     timings["timing_images"] = min(p.evaluate.timing_images, len(xte))
     plot_curves(paths, histories)
     write_json(paths.metrics, metrics)
-    write_json(paths.timings(STAGE), timings)
+    write_timings(paths.timings(STAGE), timings)
     print(f"twolayer-evaluate: test accuracy twolayer {two['test_accuracy']:.4f}, resnet34 {ref['test_accuracy']:.4f},"
           f" ratio {ratio}; GFLOPs {two['flops'] / 1e9:.3f} vs {ref['flops'] / 1e9:.3f}")  # fmt: skip
     return metrics

@@ -29,7 +29,7 @@ from stages.common.cli import main
 from stages.common.io import DataError, write_csv, write_json
 from stages.common.params import ParamsError, to_dict, unrecorded
 from stages.common.plots import line_plot
-from stages.common.runtime import setup, thread_count
+from stages.common.runtime import setup, thread_count, write_timings
 from stages.common.tracking import stage_dep_hashes, tracked_run
 from stages.mini_imagenet.data import load_classes, load_split, to_tensor
 from stages.twolayer import config
@@ -188,7 +188,7 @@ def run(p: config.TwolayerParams, common: config.CommonParams, paths: config.Pat
         line_plot(paths.plots / f"train_{name}.png", history, "epoch",
                   ["train_accuracy", "val_accuracy"], f"twolayer: {name}", "accuracy")  # fmt: skip
         write_json(paths.train_metrics(name), summary)
-        write_json(paths.timings(f"{STAGE}-{name}"), {"model": name, "train_seconds": round(sum(seconds), 1),
+        write_timings(paths.timings(f"{STAGE}-{name}"), {"model": name, "train_seconds": round(sum(seconds), 1),
                                                "epoch_seconds": seconds, "device": str(device),
                                                "threads": torch.get_num_threads()})  # fmt: skip
         tracker.log_metrics({k: v for k, v in summary.items() if isinstance(v, (int, float))})

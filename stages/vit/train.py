@@ -24,7 +24,7 @@ from stages.common.cli import main
 from stages.common.io import write_csv, write_json
 from stages.common.params import ParamsError, to_dict
 from stages.common.plots import line_plot
-from stages.common.runtime import setup, thread_count
+from stages.common.runtime import setup, thread_count, write_timings
 from stages.common.tracking import stage_dep_hashes, tracked_run
 from stages.vit import config
 from stages.vit.data import load_prepared
@@ -190,7 +190,7 @@ def run(p: config.VitParams, common: config.CommonParams, paths: config.Paths) -
         line_plot(paths.plots / "loss_out.png", rows, "epoch", ["train_loss"], "vit: train loss", "cross-entropy")
         write_json(paths.train_metrics, summary)
         timings = {"train_seconds": round(time.time() - start, 1)}
-        write_json(paths.timings(STAGE), timings)
+        write_timings(paths.timings(STAGE), timings)
         save_model(model, paths.model, meta["mean"], meta["std"], meta["classes"])  # last: only a complete run
         tracker.log_metrics({k: v for k, v in {**summary, **timings}.items() if isinstance(v, (int, float))})
         tracker.log_artifact(paths.plots / "acc_out.png")

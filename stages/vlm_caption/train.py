@@ -23,7 +23,7 @@ from stages.common.cli import main
 from stages.common.io import DataError, atomic_path, write_csv, write_json
 from stages.common.params import to_dict
 from stages.common.plots import line_plot
-from stages.common.runtime import setup, thread_count
+from stages.common.runtime import setup, thread_count, write_timings
 from stages.common.tracking import stage_dep_hashes, tracked_run
 from stages.vlm_caption import config, data, model
 
@@ -180,7 +180,7 @@ def run(p: config.VlmCaptionParams, common: config.CommonParams, paths: config.P
         line_plot(paths.plots / "loss.png", history, "step", ["train_loss"], "vlm-caption LoRA SFT", "loss")
         write_json(paths.train_metrics, summary)
         timings = {"train_seconds": round(time.time() - start, 1)}
-        write_json(paths.timings(STAGE), timings)
+        write_timings(paths.timings(STAGE), timings)
         tracker.log_metrics({"mean_train_loss": summary["mean_train_loss"], **timings})
         tracker.log_artifact(paths.plots / "loss.png")
     checkpoint.clear(scratch)
