@@ -12,13 +12,15 @@ and dvc.lock of this checkout are not touched. DVC's run cache lets a seed alrea
 the same code, data and params come back without re-training (the outputs are deterministic);
 `--no-run-cache` forces every run.
 
-The seed keys and headline metrics of every task are in TASKS below.
+`--write` records the spread in measured/spreads.json (the task's entry replaced: mean, std, n, min, max and
+each seed's value of every headline metric the registry marks `spread=True`, with the command, date, machine,
+seeds and data source), which the reports and `python -m stages.common.exps` read. The seed keys and headline
+metrics of every task are the registry `TASKS` of stages/common/headlines.py.
 """
 
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import os
 import shutil
@@ -32,67 +34,9 @@ from pathlib import Path
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))  # `python benchmarks/spread.py` from anywhere: the registry is in stages.common
 
-
-@dataclasses.dataclass(frozen=True)
-class Task:
-    seed_keys: tuple[str, ...]  # params.yaml keys set to the run's seed; a `*` stands for every ensemble member
-    metrics: dict[str, tuple[str, str]]  # headline name -> (metrics file, dotted key inside it)
-    target: str = ""  # the DVC stage that ends training + evaluation; default <task>-evaluate
-
-
-# The headline metrics of every task (one table; the README's result tables state their spread).
-TASKS: dict[str, Task] = {
-    "pokemon": Task(
-        ("pokemon.seed",),
-        {
-            "FID": ("metrics/pokemon.json", "fid"),
-            "PDR": ("metrics/pokemon.json", "pdr"),
-            "PDR mean probability": ("metrics/pokemon.json", "pdr_mean_probability"),
-        },
-    ),
-    "news": Task(("news.seed",), {"dev accuracy": ("metrics/news.json", "val_accuracy")}),
-    # mygo's members each have a seed: member m gets its committed seed + 100 × the run's seed
-    "mygo": Task(("mygo.models.*.seed",), {"ensemble accuracy": ("metrics/mygo.json", "accuracy")}),
-    "coco-caption": Task(
-        ("coco-caption.seed",),
-        {
-            "BLEU-4 h4_l6_lr1e-3": ("metrics/coco-caption.json", "h4_l6_lr1e-3.bleu4"),
-            "BLEU-4 h4_l6_lr1e-4": ("metrics/coco-caption.json", "h4_l6_lr1e-4.bleu4"),
-            "BLEU-4 h2_l2_lr1e-4": ("metrics/coco-caption.json", "h2_l2_lr1e-4.bleu4"),
-        },
-    ),
-    "vit": Task(("vit.seed",), {"test accuracy": ("metrics/vit.json", "test_accuracy")}),
-    "ddpm": Task(("ddpm.seed",), {"FID": ("metrics/ddpm.json", "fid")}),
-    "vlm-caption": Task(("vlm-caption.seed",), {"BLEU": ("metrics/vlm-caption.json", "bleu")}),
-    # dynconv trains `dynconv.train.runs` models per seed (seeds seed, seed+1, …): the metrics are their means
-    "dynconv": Task(
-        ("dynconv.seed",),
-        {
-            "RGB accuracy, dynamic": ("metrics/dynconv.json", "accuracy.dynamic.RGB"),
-            "worst single channel, dynamic": ("metrics/dynconv.json", "worst_single_accuracy.dynamic"),
-            "RGB accuracy, naive": ("metrics/dynconv.json", "accuracy.naive.RGB"),
-        },
-    ),
-    "twolayer": Task(
-        ("twolayer.seed",),
-        {
-            "two-layer test accuracy": ("metrics/twolayer.json", "twolayer.test_accuracy"),
-            "ResNet34 test accuracy": ("metrics/twolayer.json", "resnet34.test_accuracy"),
-            "ratio": ("metrics/twolayer.json", "ratio"),
-        },
-    ),
-    # the DDPM prior (the ddpm task) stays as committed: the seed is DIP's initialisation and the reverse noise
-    "dip-ddpm": Task(
-        ("dip-ddpm.seed",),
-        {
-            "PSNR σ25, DIP+DDPM": ("metrics/dip-ddpm.json", "sigma_25.dip-ddpm.psnr.mean"),
-            "PSNR σ25, DIP": ("metrics/dip-ddpm.json", "sigma_25.dip.psnr.mean"),
-            "PSNR σ25, DDPM": ("metrics/dip-ddpm.json", "sigma_25.ddpm.psnr.mean"),
-        },
-    ),
-}
-MEMBER_SEED_STRIDE = 100
+from stages.common.headlines import MEMBER_SEED_STRIDE, SPREADS_FILE, TASKS, Task, source_key, target  # noqa: E402
 
 
 def working_tree_files(repo: Path) -> list[str]:
@@ -169,20 +113,72 @@ def summarise(values: list[float]) -> dict:
     }
 
 
+def lookup(params: dict, dotted: str):
+    for part in dotted.split("."):
+        if not isinstance(params, dict) or part not in params:
+            return None
+        params = params[part]
+    return params
+
+
+def machine() -> dict:
+    """The CPU that measured (stages.common.runtime.machine: vendor, model, kernels); {} where it cannot be read."""
+    try:
+        from stages.common.runtime import machine as probe
+
+        return {k: v for k, v in probe().items() if k != "threads"}
+    except Exception as err:  # noqa: BLE001 - the record is still worth writing without it
+        return {"error": f"{type(err).__name__}: {err}"}
+
+
+def spread_record(task: str, seeds: list[int], command: str, base: dict, runs: list[dict], summary: dict) -> dict:
+    """The task's entry of measured/spreads.json."""
+    spec = TASKS[task]
+    source = lookup(base, source_key(task))
+    values = {name: {str(r["seed"]): r["metrics"][name] for r in runs} for name in summary}
+    files = {h.key: h.file for h in spec.headlines}
+    return {
+        "scale": "sample" if source == "sample" else f"`{source}`",
+        "data_source": source,
+        "seeds": seeds,
+        "seed_keys": list(spec.seed_keys),
+        "command": command,
+        "date": time.strftime("%Y-%m-%d"),
+        "machine": machine(),
+        "source": "benchmarks/spread.py --write",
+        "metrics": {k: {"file": files[k], **summary[k], "values": values[k]} for k in summary},
+    }
+
+
+def write_spread(root: Path, task: str, record: dict) -> Path:
+    """Replace `task`'s entry of measured/spreads.json (the other tasks' entries are kept), atomically."""
+    path = root / SPREADS_FILE
+    data = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {"tasks": {}}
+    data.setdefault("tasks", {})[task] = record
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(data, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+    tmp.replace(path)
+    return path
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("task", choices=sorted(TASKS))
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--seeds", type=int, nargs="+", help="default: the task's seeds in the registry (0 1 2)")
     parser.add_argument("--threads", type=int, help="set common.threads (and the task's own threads) in every run")
     parser.add_argument("--json", type=Path, help="write the runs and the summary here")
+    parser.add_argument("--write", action="store_true", help=f"record the spread in {SPREADS_FILE.as_posix()}")
     parser.add_argument("--no-run-cache", action="store_true", help="re-run every stage, even one seen before")
     parser.add_argument("--jobs", type=int, default=1, help="seeds run at once, each in its own copy")
     parser.add_argument("--keep", action="store_true", help="keep the temporary copy (its path is printed)")
     args = parser.parse_args()
+    spec: Task = TASKS[args.task]
+    args.seeds = args.seeds or list(spec.seeds)
     if len(args.seeds) < 3:
         print("note: fewer than 3 seeds give a poor estimate of the spread", file=sys.stderr)
-    spec = TASKS[args.task]
-    target = spec.target or f"{args.task}-evaluate"
+    stage = target(args.task)
+    metrics = {h.key: h.file for h in spec.measured()}
     base = yaml.safe_load((ROOT / "params.yaml").read_text())
     tmp = Path(tempfile.mkdtemp(prefix=f"spread-{args.task}-"))
     runs = []
@@ -197,7 +193,7 @@ def main() -> None:
                 copy_checkout(ROOT, copy)
                 params = seeded_params(base, args.task, spec, seed, args.threads)
                 (copy / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-                cmd = ["dvc", "repro", target] + (["--no-run-cache"] if args.no_run_cache else [])
+                cmd = ["dvc", "repro", stage] + (["--no-run-cache"] if args.no_run_cache else [])
                 log = (tmp / f"repro-seed{seed}.log").open("w")
                 proc = subprocess.Popen(cmd, cwd=copy, stdout=log, stderr=subprocess.STDOUT, text=True)
                 jobs.append((seed, copy, cmd, log, proc, time.time()))
@@ -209,7 +205,7 @@ def main() -> None:
                 if proc.returncode != 0:
                     tail = "\n".join((tmp / f"repro-seed{seed}.log").read_text().strip().splitlines()[-15:])
                     raise SystemExit(f"error: `{' '.join(cmd)}` failed for seed {seed} (in {copy}):\n{tail}")
-                values = {name: read_metric(copy, file, key) for name, (file, key) in spec.metrics.items()}
+                values = {key: read_metric(copy, file, key) for key, file in metrics.items()}
                 runs.append({"seed": seed, "metrics": values, "seconds": round(seconds, 1)})
                 shown = ", ".join(f"{k} {v:.4g}" for k, v in values.items())
                 print(f"  seed {seed}: {shown} ({seconds:.0f} s)", flush=True)
@@ -222,7 +218,7 @@ def main() -> None:
         if not args.keep:
             shutil.rmtree(tmp, ignore_errors=True)
     runs.sort(key=lambda r: r["seed"])
-    summary = {name: summarise([r["metrics"][name] for r in runs]) for name in spec.metrics}
+    summary = {key: summarise([r["metrics"][key] for r in runs]) for key in metrics}
     for name, s in summary.items():
         print(
             f"{args.task} {name}: {s['mean']:.4g} ± {s['std']:.2g} (min {s['min']:.4g}, max {s['max']:.4g}, n {s['n']})"
@@ -230,7 +226,7 @@ def main() -> None:
     if args.json:
         record = {
             "task": args.task,
-            "target": target,
+            "target": stage,
             "seeds": args.seeds,
             "seed_keys": list(spec.seed_keys),
             "threads": args.threads,
@@ -240,6 +236,11 @@ def main() -> None:
         }
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(record, indent=1) + "\n")
+    if args.write:
+        command = " ".join(["python benchmarks/spread.py", args.task, "--seeds", *map(str, args.seeds)]
+                           + (["--threads", str(args.threads)] if args.threads is not None else []))  # fmt: skip
+        path = write_spread(ROOT, args.task, spread_record(args.task, args.seeds, command, base, runs, summary))
+        print(f"{args.task}: spread -> {path.relative_to(ROOT)}")
 
 
 if __name__ == "__main__":

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from stages.common import exps
+from stages.common.headlines import headlines, spreads
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -68,6 +69,8 @@ def repo(tmp_path_factory) -> Path:
                                       "  train: {lr: 0.01, epochs: 3}\npokemon: {seed: 1}\n")  # fmt: skip
     (repo / "vendor" / "vega").mkdir(parents=True)
     shutil.copy2(ROOT / "vendor/vega/dvc_plots_offline.html", repo / "vendor/vega/dvc_plots_offline.html")
+    (repo / "measured").mkdir()  # the measured spreads (news: dev acc ± 0.0013 over seeds 0/1/2)
+    shutil.copy2(ROOT / "measured/spreads.json", repo / "measured/spreads.json")
     sh(repo, "git", "init", "-q", "-b", "main")
     sh(repo, "git", "config", "user.email", "test@example.com")
     sh(repo, "git", "config", "user.name", "test")
@@ -99,7 +102,7 @@ def test_show_puts_both_experiments_side_by_side_in_120_columns(repo):
     assert not {"pokemon.seed", "seed", "common.threads", "common.mlflow"} & set(header.split())
     assert rows["lr02"].split()[1:4] == ["0.02", "3", "0.7*"]  # +0.1 is beyond 2 std (0.0013): starred
     assert rows["ep5"].split()[1:4] == ["0.01", "5", "0.6"]
-    assert "±0.0013" in text and "Run-to-run spread" in text
+    assert "±0.0013" in text and "run-to-run std over seeds 0/1/2 at sample scale (measured/spreads.json)" in text
 
 
 def test_diff_lists_changed_params_and_headlines_against_their_spread(repo):
@@ -136,7 +139,7 @@ def test_mistakes_are_one_error_line(repo):
 
 def test_many_params_and_experiments_switch_to_the_long_form_within_the_width():
     view = exps.TaskView("pokemon", ["pokemon", "common.threads"], ["metrics/pokemon.json"], [],
-                         exps.HEADLINES["pokemon"])  # fmt: skip
+                         headlines("pokemon"), spreads("pokemon", ROOT))  # fmt: skip
     base = {f"model.parameter_number_{i}": i for i in range(12)}
 
     def entry(name: str, shift: int, fid: float) -> dict:

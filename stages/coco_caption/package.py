@@ -1,11 +1,11 @@
 """coco-caption-package: reports/coco-caption.md from the measured metrics (losses against the course's
-expected ≤ 1, ≤ 0.3, ≤ 0.05; BLEU; sample captions)."""
+expected losses, `config.TARGET_LOSS`; BLEU; sample captions)."""
 
 from __future__ import annotations
 
 from stages.coco_caption import config
 from stages.common.cli import main
-from stages.common.exps import spread_section
+from stages.common.headlines import spread_section
 from stages.common.io import read_json, write_text
 
 
@@ -47,7 +47,7 @@ def run(p: config.CocoCaptionParams, common: config.CommonParams, paths: config.
             for r in pred[split][: p.predict.samples]:
                 lines.append(f"- {split} `{r['url']}`: **{r['caption']}** (ground truth: {r['ground_truth']})")
         lines.append("")
-    text = "\n".join(lines) + spread_section(config.TASK)
+    text = "\n".join(lines) + spread_section(config.TASK, paths.root)
     write_text(paths.report, text)
     print(f"coco-caption-package: report -> {paths.report}")
     return text

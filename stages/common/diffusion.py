@@ -23,6 +23,8 @@ from torch import nn
 def beta_schedule(kind: str, timesteps: int) -> torch.Tensor:
     """β_1..β_T (float64). `linear`: Ho et al. (scaled so any T spans the same noise); `cosine`: Nichol & Dhariwal."""
     if kind == "linear":
+        if timesteps < 20:
+            raise ValueError(f"the linear schedule needs at least 20 timesteps (its last β is 20/T), got {timesteps}")
         scale = 1000 / timesteps
         return torch.linspace(scale * 1e-4, scale * 0.02, timesteps, dtype=torch.float64)
     if kind == "cosine":

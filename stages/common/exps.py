@@ -1,5 +1,5 @@
 """One task's experiments, readable in a 120-column terminal: the params that differ and the task's headline
-metrics with their run-to-run spread; metrics, params diff and overlaid plots of two experiments of that task.
+metrics with their run-to-run spread (measured/spreads.json); metrics, params diff and overlaid plots of two experiments of that task.
 
     python -m stages.common.exps <task> [show] [-n N | -A]             every experiment of the task side by side
     python -m stages.common.exps <task> diff A B [--all]                params and metrics of B against A
@@ -27,81 +27,10 @@ import sys
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+from stages.common.headlines import NOISE_STDS, SPREADS_FILE, Headline, headlines, spread_entry, spreads
+
 WIDTH = 120
 MAX_OTHERS = 25  # `diff` lists at most this many non-headline metrics unless --all
-NOISE_STDS = 2.0  # a difference under this many run-to-run stds is not evidence (README, "Run-to-run spread")
-SPREAD_NOTE = "± = run-to-run std over seeds 0/1/2 at sample scale (README 'Run-to-run spread')"
-
-
-@dataclasses.dataclass(frozen=True)
-class Headline:
-    label: str  # column name, short
-    file: str  # metrics file
-    key: str  # dotted key in it
-    std: float | str | None = None  # run-to-run std: measured (README's spread table) or a dotted key of the same file
-    lower_is_better: bool = False
-
-
-# The headline metrics of every task, with the run-to-run std where it was measured: `python benchmarks/spread.py
-# <task> --seeds 0 1 2` at sample scale, the README's "Run-to-run spread" table (the one place these numbers live;
-# update both together). dynconv's RGB accuracies use its own spread over `dynconv.train.runs` runs, stored in its
-# metrics (seeds 0/2/4 of the README: 0.025 and 0.024 over the runs' means).
-HEADLINES: dict[str, tuple[Headline, ...]] = {
-    "pokemon": (
-        Headline("FID", "metrics/pokemon.json", "fid", 2.3, lower_is_better=True),
-        Headline("PDR", "metrics/pokemon.json", "pdr", 0.044),
-        Headline("PDR prob", "metrics/pokemon.json", "pdr_mean_probability", 0.026),
-        Headline("dev pixel acc", "metrics/pokemon.json", "dev_pixel_accuracy"),
-    ),
-    "news": (
-        Headline("dev acc", "metrics/news.json", "val_accuracy", 0.0013),
-        Headline("dev macro F1", "metrics/news.json", "val_macro_f1"),
-    ),
-    "mygo": (
-        Headline("ensemble acc", "metrics/mygo.json", "accuracy", 0.033),
-        Headline("best single", "metrics/mygo.json", "best_single_accuracy"),
-    ),
-    "coco-caption": (
-        Headline("BLEU4 h4l6 1e-3", "metrics/coco-caption.json", "h4_l6_lr1e-3.bleu4", 0.043),
-        Headline("BLEU4 h4l6 1e-4", "metrics/coco-caption.json", "h4_l6_lr1e-4.bleu4", 0.078),
-        Headline("BLEU4 h2l2 1e-4", "metrics/coco-caption.json", "h2_l2_lr1e-4.bleu4", 0.14),
-    ),
-    "vit": (
-        Headline("test acc", "metrics/vit.json", "test_accuracy", 0.040),
-        Headline("train acc", "metrics/vit.json", "train_accuracy"),
-    ),
-    "ddpm": (
-        Headline("FID", "metrics/ddpm.json", "fid", 7.3, lower_is_better=True),
-        Headline("DDPM FID", "metrics/ddpm.json", "ddpm_fid", lower_is_better=True),
-        Headline("DDIM-50 FID", "metrics/ddpm.json", "ddim50_fid", lower_is_better=True),
-        Headline("final loss", "metrics/ddpm_train.json", "final_loss", lower_is_better=True),
-    ),
-    "vlm-caption": (
-        Headline("BLEU", "metrics/vlm-caption.json", "bleu", 9.9),
-        Headline("exact match", "metrics/vlm-caption.json", "exact_match"),
-        Headline("baseline BLEU", "metrics/vlm-caption.json", "baseline_bleu"),
-    ),
-    "dynconv": (
-        Headline("RGB dynamic", "metrics/dynconv.json", "accuracy.dynamic.RGB", "spread.dynamic.RGB"),
-        Headline("RGB naive", "metrics/dynconv.json", "accuracy.naive.RGB", "spread.naive.RGB"),
-        Headline("worst 1ch dyn", "metrics/dynconv.json", "worst_single_accuracy.dynamic", 0.038),
-        Headline("mean subset dyn", "metrics/dynconv.json", "mean_subset_accuracy.dynamic"),
-        Headline("mean subset naive", "metrics/dynconv.json", "mean_subset_accuracy.naive"),
-    ),
-    "dip-ddpm": (
-        Headline("PSNR25 dip-ddpm", "metrics/dip-ddpm.json", "sigma_25.dip-ddpm.psnr.mean", 0.012),
-        Headline("PSNR25 ddpm", "metrics/dip-ddpm.json", "sigma_25.ddpm.psnr.mean"),
-        Headline("PSNR25 dip", "metrics/dip-ddpm.json", "sigma_25.dip.psnr.mean", 0.27),
-        Headline("SSIM25 dip-ddpm", "metrics/dip-ddpm.json", "sigma_25.dip-ddpm.ssim.mean"),
-    ),
-    "twolayer": (
-        Headline("twolayer test", "metrics/twolayer.json", "twolayer.test_accuracy", 0.056),
-        Headline("resnet34 test", "metrics/twolayer.json", "resnet34.test_accuracy", 0.037),
-        Headline("ratio", "metrics/twolayer.json", "ratio", 0.065),
-    ),
-}
-# dynconv trains `train.runs` = 2 models per seed (seeds s, s + 1): seeds 0, 2, 4 keep the runs independent
-SPREAD_SEEDS: dict[str, tuple[int, ...]] = {"dynconv": (0, 2, 4)}
 IGNORED_PARAMS = ("common.mlflow",)  # switches logging, changes no output
 
 
@@ -119,6 +48,19 @@ class TaskView:
     metric_files: list[str]  # metrics files the task's stages write
     plot_ids: list[str]  # top-level plot ids of the task and the image plots its stages write
     headlines: tuple[Headline, ...]
+    spreads: dict[str, float] = dataclasses.field(default_factory=dict)  # headline key -> measured std over seeds
+    spread_note: str = ""  # where and how the spreads were measured (measured/spreads.json)
+
+
+def spread_note(task: str, root: str = ".") -> str:
+    entry = spread_entry(task, root)
+    if not entry:
+        return ""
+    seeds = "/".join(map(str, entry.get("seeds") or []))
+    return (
+        f"± = run-to-run std over seeds {seeds} at {entry.get('scale', 'an unrecorded')} scale"
+        f" ({SPREADS_FILE.as_posix()})"
+    )
 
 
 def task_view(task: str, root: str = ".") -> TaskView:
@@ -148,23 +90,7 @@ def task_view(task: str, root: str = ".") -> TaskView:
         images = [o.def_path for s in mine for o in s.outs if o.plot and not o.def_path.endswith((".csv", ".json"))]
         top = [next(iter(p)) if isinstance(p, dict) else str(p) for p in _top_level_plots(repo.root_dir)]
     plot_ids = [p for p in top if p.startswith(f"{task} ")] + images
-    return TaskView(task, keys, metric_files, plot_ids, HEADLINES.get(task, ()))
-
-
-def spread_section(task: str) -> str:
-    """A report's "Run-to-run spread" section: the std over seeds of each headline metric, where measured."""
-    known = [h for h in HEADLINES.get(task, ()) if isinstance(h.std, float)]
-    seeds = SPREAD_SEEDS.get(task, (0, 1, 2))
-    command = f"`python benchmarks/spread.py {task} --seeds {' '.join(map(str, seeds))}`"
-    lines = ["", "## Run-to-run spread", ""]
-    if not known:
-        lines.append(f"Not measured at this task's current defaults; {command} measures it.")
-    else:
-        lines += [f"| metric | std over seeds {', '.join(map(str, seeds))} |", "|---|---|"]
-        lines += [f"| {h.label} (`{h.key}`) | {h.std:g} |" for h in known]
-        lines += ["", f"Measured with {command} at sample scale. A difference of less than about {NOISE_STDS:g} "
-                      "stds between two runs is noise, not evidence."]  # fmt: skip
-    return "\n".join(lines) + "\n"
+    return TaskView(task, keys, metric_files, plot_ids, headlines(task), spreads(task, root), spread_note(task, root))
 
 
 def task_of(stage: str, tasks: Iterable[str]) -> str:
@@ -310,16 +236,19 @@ def _row(name: str, data: dict[str, Any], baseline: str, entry: dict[str, Any]) 
     return Row(name, params, metrics, baseline, "failed" if entry.get("error") else "")
 
 
-def std_of(h: Headline, metrics: dict[str, Any]) -> float | None:
-    if isinstance(h.std, str):
-        value = lookup(metrics.get(h.file) or {}, h.std)
-        return value if isinstance(value, (int, float)) else None
-    return h.std
+def std_of(h: Headline, metrics: dict[str, Any], measured: dict[str, float]) -> float | None:
+    """The revision's own std over its repeated runs where the task records one, else the measured spread."""
+    if h.own_std:
+        value = lookup(metrics.get(h.file) or {}, h.own_std)
+        if _number(value):
+            return value
+    return measured.get(h.key)
 
 
-def beyond_noise(h: Headline, a: Row, b: Row) -> bool:
+def beyond_noise(h: Headline, a: Row, b: Row, measured: dict[str, float] | None = None) -> bool:
+    measured = measured or {}
     va, vb = lookup(a.metrics.get(h.file) or {}, h.key), lookup(b.metrics.get(h.file) or {}, h.key)
-    stds = [s for s in (std_of(h, a.metrics), std_of(h, b.metrics)) if s]
+    stds = [s for s in (std_of(h, a.metrics, measured), std_of(h, b.metrics, measured)) if s]
     if not stds or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in (va, vb)):
         return False
     return abs(vb - va) > NOISE_STDS * max(stds)
@@ -353,11 +282,11 @@ def render_show(rows: list[Row], view: TaskView, width: int = WIDTH) -> list[str
         values = [fmt(row.params.get(k), 14) for k in keys]
         for h in heads:
             text = fmt(lookup(row.metrics.get(h.file) or {}, h.key), 10)
-            values.append(text + ("*" if base is not None and beyond_noise(h, base, row) else ""))
+            values.append(text + ("*" if base is not None and beyond_noise(h, base, row, view.spreads) else ""))
         return values
 
     names = [("  " if r.baseline else "") + r.name + (f" ({r.status})" if r.status else "") for r in rows]
-    spreads = ["" for _ in keys] + [f"±{fmt(h.std, 9)}" if isinstance(h.std, float) else "" for h in heads]
+    spreads = ["" for _ in keys] + [f"±{fmt(view.spreads[h.key], 9)}" if h.key in view.spreads else "" for h in heads]
     labels = [short(k, view.task) for k in keys] + [h.label for h in heads]
     # wide form: one row per experiment
     header = ["experiment", *labels]
@@ -369,11 +298,11 @@ def render_show(rows: list[Row], view: TaskView, width: int = WIDTH) -> list[str
     if max(len(line) for line in lines) > width:
         lines = _long_form(names, rows, labels, cells, spreads, width)
     out += lines
-    if any(isinstance(h.std, float) for h in heads):
-        out.append(SPREAD_NOTE)
-    own = [h.label for h in heads if isinstance(h.std, str)]
+    if any(h.key in view.spreads for h in heads) and view.spread_note:
+        out.append(view.spread_note)
+    own = [h.label for h in heads if h.own_std]
     if own:
-        out.append(f"{', '.join(own)}: std over the task's own repeated runs, in each revision's metrics")
+        out.append(f"{', '.join(own)}: * uses the std over the task's own repeated runs, in each revision's metrics")
     return out
 
 
@@ -423,10 +352,10 @@ def diff(task: str, a: str, b: str, root: str = ".", every: bool = False) -> str
     for h in view.headlines:
         entry = (metrics.get(h.file) or {}).get(h.key) or {}
         old, new = entry.get("old"), entry.get("new")
-        std = h.std if isinstance(h.std, float) else None
-        if isinstance(h.std, str):
-            stds = [(metrics.get(h.file) or {}).get(h.std, {}).get(s) for s in ("old", "new")]
-            std = max((s for s in stds if isinstance(s, (int, float))), default=None)
+        std = view.spreads.get(h.key)
+        if h.own_std:
+            stds = [(metrics.get(h.file) or {}).get(h.own_std, {}).get(s) for s in ("old", "new")]
+            std = max((s for s in stds if _number(s)), default=std)
         change = new - old if _number(old) and _number(new) else None
         verdict = ""
         if change is not None and std:

@@ -14,7 +14,7 @@ from pathlib import Path
 from PIL import Image
 
 from stages.common.cli import main
-from stages.common.exps import spread_section
+from stages.common.headlines import spread_section
 from stages.common.io import DataError, atomic_path, read_json, write_text
 from stages.common.params import to_dict
 from stages.common.tracking import tracked_run
@@ -70,7 +70,7 @@ def check_submission(zip_path: Path, n_images: int, size: int = config.SUBMISSIO
 
 def run(p: config.DdpmParams, common: config.CommonParams, paths: config.Paths) -> Path:
     write_submission(paths.samples, paths.submission, p.sample.n_images)
-    write_text(paths.report, report(p, paths) + spread_section(config.TASK))
+    write_text(paths.report, report(p, paths) + spread_section(config.TASK, paths.root))
     with tracked_run(config.TASK, "ddpm-package", {"sample": to_dict(p.sample)}, common.mlflow, paths.root,
                      background=True) as tracker:  # fmt: skip
         for artifact in (paths.submission, paths.report, paths.plots / "denoising.png", paths.plots / "samples.png"):

@@ -13,7 +13,7 @@ import json
 import numpy as np
 
 from stages.common.cli import main
-from stages.common.exps import spread_section
+from stages.common.headlines import spread_section
 from stages.common.io import read_json, write_text
 from stages.common.plots import image_grid
 from stages.dip_ddpm import config, data
@@ -199,7 +199,7 @@ def run(p: config.DipDdpmParams, common: config.CommonParams, paths: config.Path
         "- The DIP stopping iteration comes from a few validation images, so it is itself noisy.",
         "",
     ]
-    text = "\n".join(lines).rstrip("\n") + "\n" + spread_section(config.TASK)
+    text = "\n".join(lines).rstrip("\n") + "\n" + spread_section(config.TASK, paths.root)
     write_text(paths.report, text)
     print(f"dip-ddpm-package: report -> {paths.report}, grid -> {paths.plots / 'grid.png'}")
     return text

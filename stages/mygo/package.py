@@ -11,7 +11,7 @@ import dataclasses
 import io
 
 from stages.common.cli import main
-from stages.common.exps import spread_section
+from stages.common.headlines import spread_section
 from stages.common.io import DataError, read_json, write_text
 from stages.mygo import config
 from stages.mygo.data import list_images, read_predictions
@@ -31,7 +31,7 @@ def run(p: config.MygoParams, common: config.CommonParams, paths: config.Paths) 
     text = out.getvalue()
     check_submission(text, test_ids, classes, s)
     write_text(paths.submission, text)
-    write_text(paths.report, report(p, paths) + spread_section(config.TASK))
+    write_text(paths.report, report(p, paths) + spread_section(config.TASK, paths.root))
     print(f"mygo-package: {len(rows)} rows -> {paths.submission}; report -> {paths.report}")
     return text
 

@@ -7,6 +7,7 @@ import dataclasses
 import io
 
 from stages.common.cli import main
+from stages.common.headlines import spread_section
 from stages.common.io import DataError, read_json, write_text
 from stages.news import config
 from stages.news.data import load_prepared, read_predictions
@@ -45,7 +46,7 @@ def run(p: config.NewsParams, common: config.CommonParams, paths: config.Paths) 
     text = submission_text([r["id"] for r in test], [r["label"] for r in test], *columns(p, meta))
     check_submission(text, meta["test_ids"], meta["classes"])
     write_text(paths.submission, text)
-    write_text(paths.report, report(p, paths, meta))
+    write_text(paths.report, report(p, paths, meta) + spread_section(config.TASK, paths.root))
     print(f"news-package: {len(test)} rows -> {paths.submission}, report -> {paths.report}")
     return text
 

@@ -7,7 +7,7 @@ import dataclasses
 import numpy as np
 
 from stages.common.cli import main
-from stages.common.exps import spread_section
+from stages.common.headlines import spread_section
 from stages.common.io import DataError, read_json, write_text
 from stages.common.params import to_dict
 from stages.common.plots import image_grid
@@ -53,7 +53,7 @@ def run(p: config.PokemonParams, common: config.CommonParams, paths: config.Path
         col_titles=["dev prompt", "completion", "ground truth", "test prompt", "completion"],
         suptitle="pokemon: 240-token prompts completed to 400",
     )  # fmt: skip
-    write_text(paths.root / "reports" / "pokemon.md", report(p, paths) + spread_section(config.TASK))
+    write_text(paths.root / "reports" / "pokemon.md", report(p, paths) + spread_section(config.TASK, paths.root))
     with tracked_run(
         config.TASK, "pokemon-package", {"predict": to_dict(p.predict)}, common.mlflow, paths.root, background=True
     ) as tracker:

@@ -1,18 +1,22 @@
-"""vit-package: reports/vit.md from the measured metrics, against the course's targets
-(test ≥ 65 %, train ≈ 100 %, train loss ≤ 0.3 after 100 epochs)."""
+"""vit-package: reports/vit.md from the measured metrics, against the course's targets (`config.TARGETS`:
+test accuracy, train accuracy and final train loss after the course's epochs)."""
 
 from __future__ import annotations
 
 from stages.common.cli import main
-from stages.common.exps import spread_section
+from stages.common.headlines import spread_section
 from stages.common.io import read_json, write_text
 from stages.vit import config
+
+COURSE_EPOCHS = 100  # the course's targets are for this many epochs on CIFAR-10
+NEAR_FULL = 0.95  # a train accuracy from here counts as the target's "≈ 1"
 
 
 def run(p: config.VitParams, common: config.CommonParams, paths: config.Paths) -> str:
     r = read_json(paths.metrics)
     m, t, a = p.model, p.train, p.augment
     yes = lambda ok: "yes" if ok else "no"  # noqa: E731
+    goal = config.TARGETS
     lines = [
         "# vit: Vision Transformer on CIFAR-10",
         "",
@@ -28,17 +32,19 @@ def run(p: config.VitParams, common: config.CommonParams, paths: config.Paths) -
         "",
         "| measure | ours | course target | met |",
         "|---|---|---|---|",
-        f"| test accuracy | {r['test_accuracy']:.4f} | ≥ 0.65 | {yes(r['meets_course_test_target'])} |",
-        f"| train accuracy (no augmentation) | {r['train_accuracy']:.4f} | ≈ 1.0 | {yes(r['train_accuracy'] >= 0.95)} |",
-        f"| final train loss | {r['final_train_loss']:.4f} | ≤ 0.3 | {yes(r['meets_course_loss_target'])} |",
+        f"| test accuracy | {r['test_accuracy']:.4f} | ≥ {goal['test_accuracy_min']:g} | {yes(r['meets_course_test_target'])} |",
+        f"| train accuracy (no augmentation) | {r['train_accuracy']:.4f} | ≈ {goal['train_accuracy']:g} |"
+        f" {yes(r['train_accuracy'] >= NEAR_FULL)} |",
+        f"| final train loss | {r['final_train_loss']:.4f} | ≤ {goal['train_loss_max']:g} | {yes(r['meets_course_loss_target'])} |",
         "",
     ]
-    if p.data.source == "sample" or t.epochs < 100:
-        lines += ["The course's targets are for 100 epochs on CIFAR-10; at sample scale they are indicative only.", ""]
+    if p.data.source == "sample" or t.epochs < COURSE_EPOCHS:
+        lines += [f"The course's targets are for {COURSE_EPOCHS} epochs on CIFAR-10; this run trained {t.epochs} on"
+                  f" `{p.data.source}`, so they are indicative only.", ""]  # fmt: skip
     lines += ["![accuracy](../plots/vit/acc_out.png) ![loss](../plots/vit/loss_out.png)", "",
               "| class | test accuracy |", "|---|---|"]  # fmt: skip
     lines += [f"| {c} | {v:.3f} |" for c, v in r["per_class_test_accuracy"].items()]
-    text = "\n".join(lines) + "\n" + spread_section(config.TASK)
+    text = "\n".join(lines) + "\n" + spread_section(config.TASK, paths.root)
     write_text(paths.report, text)
     print(f"vit-package: report -> {paths.report}")
     return text

@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 
 from stages.common.cli import main
-from stages.common.exps import spread_section
+from stages.common.headlines import spread_section
 from stages.common.io import read_json, write_text
 from stages.common.plots import image_grid
 from stages.vlm_caption import config, data, model
@@ -98,7 +98,7 @@ def run(p: config.VlmCaptionParams, common: config.CommonParams, paths: config.P
     for i, e in enumerate(shown, 1):
         refs = " / ".join(e["references"][:3]) + (" / …" if len(e["references"]) > 3 else "")
         lines.append(f"| {i} | {e['output'] or '(empty)'} | {refs} |")
-    text = "\n".join(lines) + "\n" + spread_section(config.TASK)
+    text = "\n".join(lines) + "\n" + spread_section(config.TASK, paths.root)
     write_text(paths.report, text)
     print(f"vlm-caption-package: report -> {paths.report}")
     return text

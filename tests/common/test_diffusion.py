@@ -29,9 +29,11 @@ def test_unknown_schedule_and_sampler():
     with pytest.raises(ValueError, match="unknown beta schedule"):
         diffusion.beta_schedule("quadratic", 10)
     with pytest.raises(ValueError, match="unknown sampler"):
-        make_sampler("euler", Schedule("linear", 10))
+        make_sampler("euler", Schedule("linear", 20))
     with pytest.raises(ValueError, match="DDIM steps"):
-        DDIMSampler(Schedule("linear", 10), steps=11)
+        DDIMSampler(Schedule("linear", 20), steps=21)
+    with pytest.raises(ValueError, match="at least 20 timesteps"):
+        Schedule("linear", 10)
 
 
 def test_q_sample_matches_the_closed_form():

@@ -97,7 +97,7 @@ def test_predict_needs_trained_models(tmp_path, tiny, common):
     p, paths = tiny(), config.Paths(tmp_path)
     download.run(p, COMMON, paths)
     prepare.run(p, COMMON, paths)
-    with pytest.raises(DataError, match="trained model not found"):
+    with pytest.raises(DataError, match="file not found; run mygo-train first"):
         predict.run(p, common, paths)
     assert not paths.predictions.exists()
 

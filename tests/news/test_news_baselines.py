@@ -131,9 +131,10 @@ def test_news_presets_are_valid_params(name) -> None:
     import yaml
     from tiny import ROOT
 
-    from stages.common.params import from_dict
+    from stages.common.params import CommonParams, from_dict
     from stages.news.config import NewsParams, validate
 
     preset = yaml.safe_load((ROOT / "presets" / "news.yaml").read_text())[name]
+    from_dict(CommonParams, preset.pop("common", {}), "common")  # a preset may set common too (kernels)
     params = validate(from_dict(NewsParams, preset, "news"))
     assert params.data.source.startswith("dir:")

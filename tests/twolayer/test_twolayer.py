@@ -177,13 +177,15 @@ def test_report_real_data_with_seeds(trained) -> None:
 
 
 def test_golden_fixed_seed(trained) -> None:
-    """Same params, same data, same seed: these numbers (CPU, one thread)."""
+    """Same params, same data, same seed: these numbers (CPU, one thread), on every x86-64 CPU with the portable
+    kernels (common.kernels; tests/test_cross_cpu.py checks the families, and this test passed as an AMD EPYC-Rome
+    under qemu)."""
     _, _, paths, summaries, metrics = trained
     assert summaries["twolayer"]["parameters"] == 2_418
     assert summaries["resnet34"]["parameters"] == 21_289_802
     assert metrics["twolayer"]["flops"] == 83_360
     assert summaries["twolayer"]["final_train_loss"] == pytest.approx(2.2996, abs=2e-3)
-    assert summaries["resnet34"]["final_train_loss"] == pytest.approx(2.5840, abs=5e-3)
+    assert summaries["resnet34"]["final_train_loss"] == pytest.approx(2.616486, abs=1e-6)
 
 
 def test_training_is_deterministic_and_resumes(tiny, trained, monkeypatch) -> None:
