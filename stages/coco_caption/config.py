@@ -38,8 +38,8 @@ class DataParams:
 @dataclasses.dataclass
 class PrepareParams:
     seed: int = 42  # the course's run.py
-    train_captions: int = 1024  # sampled with replacement, as the course's sample_coco_minibatch
-    val_captions: int = 1024
+    train_captions: int = 256  # sampled with replacement, as the course's sample_coco_minibatch; course: 1024
+    val_captions: int = 128  # course: 1024
 
 
 @dataclasses.dataclass
@@ -51,8 +51,8 @@ class ConfigParams:
 
 @dataclasses.dataclass
 class ModelParams:
-    embed_dim: int = 256
-    ff_dim: int = 2048
+    embed_dim: int = 64  # course: 256
+    ff_dim: int = 256  # course: 2048
     dropout: float = 0.1
     max_length: int = 30  # positions the model supports, and the greedy sampling length
     activation: Literal["gelu", "relu"] = "gelu"
@@ -60,7 +60,7 @@ class ModelParams:
 
 @dataclasses.dataclass
 class TrainParams:
-    epochs: int = 100
+    epochs: int = 15  # course: 100
     batch_size: int = 64  # batches in order, no shuffling (the course's run.py)
 
 

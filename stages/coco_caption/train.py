@@ -35,10 +35,6 @@ STAGE = "coco-caption-train"
 
 def run(p: config.CocoCaptionParams, common: config.CommonParams, paths: config.Paths, name: str) -> dict:
     c, m = p.config(name), p.model
-    if m.embed_dim % c.num_heads:
-        raise ParamsError(
-            f"coco-caption.model.embed_dim ({m.embed_dim}) must be divisible by num_heads ({c.num_heads})"
-        )
     distributed.check_batch(p.train.batch_size, "coco-caption.train.batch_size", common.nproc)
     if distributed.launch_if_needed(common.nproc):
         return {}

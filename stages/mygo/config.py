@@ -94,12 +94,24 @@ class SubmissionParams:
     label_format: Literal["name", "index"] = "index"
 
 
+def _default_models() -> dict[str, ModelParams]:
+    """params.yaml's `mygo.models` (cnn_template: the course template's 3 blocks; resnet18: not in the ensemble)."""
+    return {
+        "cnn": ModelParams(width=32, depth=4, seed=0),
+        "cnn_deep": ModelParams(width=24, depth=4, convs_per_block=2, seed=1),
+        "cnn_seed2": ModelParams(width=32, depth=4, seed=2),
+        "cnn_template": ModelParams(width=32, depth=3, seed=0),
+        "resnet18": ModelParams(arch="resnet18", small_input=False, weights="", seed=3),
+    }
+
+
 @dataclasses.dataclass
 class MygoParams:
     data: DataParams = dataclasses.field(default_factory=DataParams)
     prepare: PrepareParams = dataclasses.field(default_factory=PrepareParams)
-    ensemble: list[str] = dataclasses.field(default_factory=lambda: ["cnn"])  # names in `models`; one train stage each
-    models: dict[str, ModelParams] = dataclasses.field(default_factory=lambda: {"cnn": ModelParams()})
+    # names in `models`; one train stage each
+    ensemble: list[str] = dataclasses.field(default_factory=lambda: ["cnn", "cnn_deep", "cnn_seed2"])
+    models: dict[str, ModelParams] = dataclasses.field(default_factory=_default_models)
     train: TrainParams = dataclasses.field(default_factory=TrainParams)
     predict: PredictParams = dataclasses.field(default_factory=PredictParams)
     submission: SubmissionParams = dataclasses.field(default_factory=SubmissionParams)

@@ -24,7 +24,6 @@ from stages.common import checkpoint, distributed
 from stages.common.cli import main
 from stages.common.cnn import count_parameters
 from stages.common.io import write_csv, write_json
-from stages.common.params import ParamsError
 from stages.common.plots import line_plot
 from stages.common.runtime import resolve_device, seed_everything, set_kernels, set_threads, write_timings
 from stages.common.tracking import stage_dep_hashes, tracked_run
@@ -37,8 +36,6 @@ STAGE = "mygo-train"
 
 def run(p: config.MygoParams, common: config.CommonParams, paths: config.Paths, name: str) -> dict:
     m, t = p.model(name), p.train
-    if t.epochs < 1 or t.batch_size < 1:
-        raise ParamsError(f"mygo.train: epochs and batch_size must be ≥ 1 (got {t.epochs}, {t.batch_size})")
     distributed.check_batch(t.batch_size, "mygo.train.batch_size", common.nproc)
     if distributed.launch_if_needed(common.nproc):
         return {}

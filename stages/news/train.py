@@ -83,8 +83,6 @@ def train_member(
 ) -> tuple[NewsClassifier, dict, dict, Path]:
     """One model, seeded with news.seed + member: (the best epoch's model, summary, timings, its checkpoint folder)."""
     m, t = p.model, p.train
-    if m.d_model % m.nhead:
-        raise ParamsError(f"news.model.d_model ({m.d_model}) must be divisible by news.model.nhead ({m.nhead})")
     seed = p.seed + member
     seed_everything(seed)
     set_kernels(common.kernels)

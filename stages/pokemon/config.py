@@ -45,11 +45,11 @@ class ModelParams:
 
 @dataclasses.dataclass
 class TrainParams:
-    epochs: int = 50
+    epochs: int = 8
     batch_size: int = 16
-    lr: float = 1e-3
+    lr: float = 3e-3
     weight_decay: float = 0.1
-    warmup_steps: int = 0
+    warmup_steps: int = 10
     grad_clip: float = 1.0
     select_by: Literal["train_loss", "dev_loss", "classifier"] = "dev_loss"
     max_minutes: float = 0.0  # time budget: stop before an epoch that would not fit; 0 = run every epoch
@@ -68,7 +68,7 @@ class ClassifierParams:
 
 @dataclasses.dataclass
 class PredictParams:
-    strategy: Literal["greedy", "sample"] = "sample"
+    strategy: Literal["greedy", "sample"] = "greedy"  # greedy: the course's sample code
     temperature: float = 1.0
     top_k: int = 0  # 0 = off
     top_p: float = 1.0
@@ -78,7 +78,7 @@ class PredictParams:
 
 @dataclasses.dataclass
 class EvaluateParams:
-    fid_reference_images: int = 0  # real train images in the FID reference; 0 = all
+    fid_reference_images: int = 240  # real train images in the FID reference; 0 = all
     fid_extractor: Literal["auto", "pytorch-fid", "fid-helper"] = "auto"
 
 

@@ -16,10 +16,6 @@ def build_config(m: ModelParams, vocab_size: int):
     import transformers
 
     d_ff = m.d_ff or 4 * m.d_model
-    if m.d_model % m.n_head:
-        from stages.common.params import ParamsError
-
-        raise ParamsError(f"pokemon.model.d_model ({m.d_model}) must be divisible by pokemon.model.n_head ({m.n_head})")
     if m.arch == "gpt2":
         return transformers.GPT2Config(
             vocab_size=vocab_size,

@@ -94,7 +94,7 @@ class EvaluateParams:
 @dataclasses.dataclass
 class TwolayerParams:
     seed: int = 0
-    threads: int = 0  # 0 = common.threads
+    threads: int = 1  # torch CPU threads; 0 = common.threads
     twolayer: TwoLayerModelParams = dataclasses.field(default_factory=TwoLayerModelParams)
     resnet34: ResNetParams = dataclasses.field(default_factory=ResNetParams)
     augment: AugmentParams = dataclasses.field(default_factory=AugmentParams)

@@ -59,17 +59,17 @@ class AugmentParams:
 
 @dataclasses.dataclass
 class TrainParams:
-    epochs: int = 100
-    batch_size: int = 128
-    lr: float = 1e-3
+    epochs: int = 8  # course: 100
+    batch_size: int = 64
+    lr: float = 2e-3
     weight_decay: float = 0.05
-    warmup_epochs: int = 0  # linear warmup, then cosine decay to 0 (0 epochs = cosine only)
+    warmup_epochs: int = 1  # linear warmup, then cosine decay to 0 (0 epochs = cosine only)
 
 
 @dataclasses.dataclass
 class VitParams:
     seed: int = 0
-    threads: int = 0  # 0 = common.threads
+    threads: int = 1  # torch CPU threads; 0 = common.threads
     data: DataParams = dataclasses.field(default_factory=DataParams)
     model: ModelParams = dataclasses.field(default_factory=ModelParams)
     augment: AugmentParams = dataclasses.field(default_factory=AugmentParams)

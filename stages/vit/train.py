@@ -22,7 +22,7 @@ from tqdm import tqdm
 from stages.common import checkpoint, distributed
 from stages.common.cli import main
 from stages.common.io import write_csv, write_json
-from stages.common.params import ParamsError, to_dict
+from stages.common.params import to_dict
 from stages.common.plots import line_plot
 from stages.common.runtime import setup, thread_count, write_timings
 from stages.common.tracking import stage_dep_hashes, tracked_run
@@ -78,10 +78,6 @@ def mix(x: torch.Tensor, a: config.AugmentParams, rng: np.random.Generator) -> t
 
 def run(p: config.VitParams, common: config.CommonParams, paths: config.Paths) -> dict:
     m, t, a = p.model, p.train, p.augment
-    if m.dim % m.heads:
-        raise ParamsError(f"vit.model.dim ({m.dim}) must be divisible by vit.model.heads ({m.heads})")
-    if 32 % m.patch_size:
-        raise ParamsError(f"vit.model.patch_size ({m.patch_size}) must divide 32")
     distributed.check_batch(t.batch_size, "vit.train.batch_size", common.nproc)
     if distributed.launch_if_needed(common.nproc):
         return {}

@@ -66,8 +66,8 @@ class LoraParams:
     finetune_language_layers: bool = True
     finetune_attention_modules: bool = True
     finetune_mlp_modules: bool = True
-    # fully trained extra modules; the tiny model's random lm_head gives near-flat logits otherwise
-    modules_to_save: list[str] = dataclasses.field(default_factory=list)
+    # fully trained extra modules; the tiny model's random lm_head gives near-flat logits otherwise (full preset: [])
+    modules_to_save: list[str] = dataclasses.field(default_factory=lambda: ["lm_head"])
 
 
 @dataclasses.dataclass
@@ -80,7 +80,7 @@ class TrainParams:
     weight_decay: float = 0.01
     scheduler: str = "linear"
     optim: str = "adamw_torch_fused"  # fused: no MKL in the step, the same bytes on every CPU; the unsloth notebooks use adamw_8bit (bitsandbytes, GPU)
-    logging_steps: int = 10
+    logging_steps: int = 20
     checkpoint_every: int = 200  # steps between resumable checkpoints (adapter, optimizer, RNG); 0 = none
     cache_images: bool = True  # process each distinct image once and reuse its tensors (small images; full: false)
 

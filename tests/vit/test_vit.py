@@ -65,7 +65,7 @@ def test_bad_params(tmp_path, common) -> None:
     prepare.run(p, COMMON, paths)
     p.model.heads = 3
     with pytest.raises(ParamsError, match="divisible"):
-        train.run(p, common, paths)
+        config.validate(p)  # what every stage's config.load runs before anything is built
     p.data.source = "hf:cifar10"
     with pytest.raises(ParamsError, match="supported sources"):
         download.run(p, COMMON, paths)
