@@ -9,41 +9,16 @@ new left behind. The cases run in parallel (they are processes), so the sweep ta
 
 from __future__ import annotations
 
-import dataclasses
-import hashlib
 import json
-import os
 import subprocess
 import sys
 import zipfile
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
 import yaml
-
-ROOT = Path(__file__).resolve().parents[1]
-
-
-@dataclasses.dataclass
-class Case:
-    id: str
-    module: str  # stages.<task>.<step>
-    params: dict  # params.yaml (each task section defaults to {})
-    expect: str | Callable[[Path], str]  # a substring of the error line; a callable gets the case folder
-    make: Callable[[Path], None] | None = None  # writes the user's bad input files under the case folder
-    args: tuple[str, ...] = ()
-    env: dict = dataclasses.field(default_factory=dict)
-
-
-def task_params(task: str, section: dict, common: dict | None = None) -> dict:
-    return {"common": {"mlflow": False, **(common or {})}, task: section}
-
-
-def src(folder: Path) -> Path:
-    return folder / "user files"  # a space in the path, as users have
-
+from fuzz.contract import Case, assert_case, default_sigint, run_cases, run_module, src, stage_env, task_of, task_params
 
 # ------------------------------------------------------------------ the user's bad files
 
@@ -136,6 +111,15 @@ def vlm_layout(folder: Path) -> None:
     (d / data.FILES["submission"]).write_bytes(b'[{"idx": 0, "output": "caf\xe9"}]')
 
 
+def dir_source(task: str, **data) -> Callable[[Path], dict]:
+    """Params reading the case's own `user files` folder as a `dir:` source (plus more `data:` keys)."""
+    return lambda folder: task_params(task, {"data": {"source": f"dir:{src(folder)}", **data}})
+
+
+def url_source(folder: Path) -> dict:
+    return task_params(P, {"data": {"source": f"url:{(folder / 'course.zip').as_uri()}", "sha256": "0" * 64}})
+
+
 def not_yaml(folder: Path) -> None:
     (folder / "params.yaml").write_text("pokemon: {train: [unclosed\n")
 
@@ -156,138 +140,65 @@ CASES = [
     Case("pokemon-unknown-key", "stages.pokemon.download", task_params(P, {"modle": {}}), "unknown parameter 'pokemon.modle'"),
     Case("pokemon-source-kind", "stages.pokemon.download", task_params(P, {"data": {"source": "ftp:x"}}), "'pokemon.data.source'"),
     Case("params-not-yaml", "stages.pokemon.download", {}, "params.yaml:2: not valid YAML (expected ',' or ']'", make=not_yaml),
-    Case("pokemon-non-utf8", "stages.pokemon.download", {}, lambda f: f"{src(f) / 'pixel_color.txt'}:5: not UTF-8",
+    Case("pokemon-non-utf8", "stages.pokemon.download", dir_source(P), lambda f: f"{src(f) / 'pixel_color.txt'}:5: not UTF-8",
          make=lambda f: pokemon_files(f, 5)),
-    Case("pokemon-bad-index", "stages.pokemon.download", {}, lambda f: f"{src(f) / 'pixel_color.txt'}:7: palette index 999",
+    Case("pokemon-bad-index", "stages.pokemon.download", dir_source(P), lambda f: f"{src(f) / 'pixel_color.txt'}:7: palette index 999",
          make=lambda f: pokemon_files(f, 7, b"999")),
-    Case("pokemon-missing-dir", "stages.pokemon.download", {}, lambda f: f"{src(f)}: source folder not found"),
-    Case("pokemon-url-wrong-sha", "stages.pokemon.download", {}, "sha256 mismatch", make=pokemon_zip),
+    Case("pokemon-missing-dir", "stages.pokemon.download", dir_source(P), lambda f: f"{src(f)}: source folder not found"),
+    Case("pokemon-url-wrong-sha", "stages.pokemon.download", url_source, "sha256 mismatch", make=pokemon_zip),
     # --- news: params, the course's JSON, AG News CSV
     Case("news-epochs-0", "stages.news.download", task_params(N, {"train": {"epochs": 0}}), "'news.train.epochs' is 0"),
     Case("news-heads", "stages.news.download", task_params(N, {"model": {"d_model": 30, "nhead": 4}}), "'news.model.nhead' (4)"),
     Case("news-max-len", "stages.news.download", task_params(N, {"prepare": {"max_len": 128}}), "'news.prepare.max_len' (128)"),
-    Case("news-json-non-utf8", "stages.news.download", {}, lambda f: f"{src(f) / 'News_train.json'}:2: not UTF-8", make=news_non_utf8),
-    Case("news-list-label", "stages.news.download", {}, lambda f: f"{src(f) / 'News_train.json'}: record 2: label must be",
+    Case("news-json-non-utf8", "stages.news.download", dir_source(N), lambda f: f"{src(f) / 'News_train.json'}:2: not UTF-8", make=news_non_utf8),
+    Case("news-list-label", "stages.news.download", dir_source(N), lambda f: f"{src(f) / 'News_train.json'}: record 2: label must be",
          make=news_list_label),
-    Case("news-csv-non-utf8", "stages.news.download", {}, lambda f: f"{src(f) / 'train.csv'}:2: not UTF-8", make=news_ag_csv),
+    Case("news-csv-non-utf8", "stages.news.download", dir_source(N), lambda f: f"{src(f) / 'train.csv'}:2: not UTF-8", make=news_ag_csv),
     # --- mygo: params, CSV lists
     Case("mygo-batch-0", "stages.mygo.download", task_params(M, {"train": {"batch_size": 0}}), "'mygo.train.batch_size' is 0"),
-    Case("mygo-model-dropout", "stages.mygo.download", task_params(M, {"models": {"cnn": {"dropout": 1.5}}}), "'mygo.models.cnn.dropout' is 1.5"),
-    Case("mygo-cnn-too-deep", "stages.mygo.download", task_params(M, {"models": {"cnn": {"depth": 9}}}), "'mygo.models.cnn.depth' is 9"),
-    Case("mygo-csv-non-utf8", "stages.mygo.download", {}, lambda f: f"{src(f) / 'train.csv'}:2: not UTF-8", make=mygo_csv),
+    Case("mygo-model-dropout", "stages.mygo.download", task_params(M, {"models": {"cnn": {"dropout": 1.5}}, "ensemble": ["cnn"]}), "'mygo.models.cnn.dropout' is 1.5"),
+    Case("mygo-cnn-too-deep", "stages.mygo.download", task_params(M, {"models": {"cnn": {"depth": 9}}, "ensemble": ["cnn"]}), "'mygo.models.cnn.depth' is 9"),
+    Case("mygo-csv-non-utf8", "stages.mygo.download", dir_source(M, train_csv="train.csv"), lambda f: f"{src(f) / 'train.csv'}:2: not UTF-8", make=mygo_csv),
     # --- coco-caption: params, the course's HDF5 layout
     Case("coco-epochs-neg", "stages.coco_caption.download", task_params(C, {"train": {"epochs": -1}}), "'coco-caption.train.epochs' is -1"),
     Case("coco-heads", "stages.coco_caption.download", task_params(C, {"configs": {"x": {"num_heads": 3, "num_layers": 1, "lr": 1e-3}}}),
          "'coco-caption.configs.x.num_heads' (3)"),
     Case("coco-evaluate-before-prepare", "stages.coco_caption.evaluate", task_params(C, {}),
          "data/coco-caption/prepared/data.npz: file not found; run coco-caption-prepare first"),
-    Case("coco-captions-Nx0", "stages.coco_caption.download", {}, lambda f: f"{src(f) / 'coco2014_captions.h5'}: 'train_captions'",
+    Case("coco-captions-Nx0", "stages.coco_caption.download", dir_source(C), lambda f: f"{src(f) / 'coco2014_captions.h5'}: 'train_captions'",
          make=lambda f: coco_layout(f, "train_captions", lambda a: a[:, :0])),
-    Case("coco-float-idxs", "stages.coco_caption.download", {}, lambda f: f"{src(f) / 'coco2014_captions.h5'}: 'train_image_idxs' must be integers",
+    Case("coco-float-idxs", "stages.coco_caption.download", dir_source(C), lambda f: f"{src(f) / 'coco2014_captions.h5'}: 'train_image_idxs' must be integers",
          make=lambda f: coco_layout(f, "train_image_idxs", lambda a: a.astype("float64"))),
     # --- vit: params, image folders
     Case("vit-epochs-neg", "stages.vit.download", task_params(V, {"train": {"epochs": -2}}), "'vit.train.epochs' is -2"),
     Case("vit-patch", "stages.vit.download", task_params(V, {"model": {"patch_size": 5}}), "'vit.model.patch_size' (5) must divide 32"),
     Case("vit-warmup-epochs", "stages.vit.download", task_params(V, {"train": {"epochs": 2, "warmup_epochs": 5}}),
          "'vit.train.warmup_epochs' (5) exceeds"),
-    Case("vit-bad-image", "stages.vit.download", {}, lambda f: f"{src(f) / 'train' / 'dog' / '1.png'}: unreadable image", make=vit_images),
+    Case("vit-bad-image", "stages.vit.download", dir_source(V), lambda f: f"{src(f) / 'train' / 'dog' / '1.png'}: ", make=vit_images),
     # --- ddpm: params, image folders
     Case("ddpm-image-size-0", "stages.ddpm.download", task_params(D, {"prepare": {"image_size": 0}}), "'ddpm.prepare.image_size' is 0"),
     Case("ddpm-compare-5000", "stages.ddpm.download", task_params(D, {"evaluate": {"compare": ["ddim:5000"]}}), "'ddpm.evaluate.compare[0]' is 'ddim:5000'"),
     Case("ddpm-sample-steps", "stages.ddpm.download", task_params(D, {"sample": {"steps": 2000}}), "'ddpm.sample.steps' (2000)"),
-    Case("ddpm-bad-image", "stages.ddpm.download", {}, lambda f: str(src(f) / "face.jpg"), make=ddpm_images),
+    Case("ddpm-bad-image", "stages.ddpm.download", dir_source(D), lambda f: str(src(f) / "face.jpg"), make=ddpm_images),
     # --- vlm-caption: params, the course's parquet + JSON files
     Case("vlm-steps-0", "stages.vlm_caption.download", task_params(L, {"train": {"max_steps": 0}}), "'vlm-caption.train.max_steps'"),
     Case("vlm-lora-dropout", "stages.vlm_caption.download", task_params(L, {"lora": {"dropout": 1.5}}), "'vlm-caption.lora.dropout' is 1.5"),
-    Case("vlm-json-non-utf8", "stages.vlm_caption.download", {}, lambda f: f"{src(f) / 'sample_submission.json'}:1: not UTF-8", make=vlm_layout),
+    Case("vlm-json-non-utf8", "stages.vlm_caption.download", dir_source(L), lambda f: f"{src(f) / 'sample_submission.json'}:1: not UTF-8", make=vlm_layout),
 ]  # fmt: skip
-
-# the source folders the data cases read
-SOURCES = {
-    "pokemon-non-utf8": (P, "dir"), "pokemon-bad-index": (P, "dir"), "pokemon-missing-dir": (P, "dir"),
-    "news-json-non-utf8": (N, "dir"), "news-list-label": (N, "dir"), "news-csv-non-utf8": (N, "dir"),
-    "coco-captions-Nx0": (C, "dir"), "coco-float-idxs": (C, "dir"), "vit-bad-image": (V, "dir"),
-    "ddpm-bad-image": (D, "dir"), "vlm-json-non-utf8": (L, "dir"),
-}  # fmt: skip
-TASK_OF = {"pokemon": P, "news": N, "mygo": M, "coco_caption": C, "vit": V, "ddpm": D, "vlm_caption": L}
-
-
-def params_for(case: Case, folder: Path) -> dict:
-    params = json.loads(json.dumps(case.params)) or {"common": {"mlflow": False}}
-    task = TASK_OF[case.module.split(".")[1]]
-    params.setdefault(task, {})
-    if case.id in SOURCES:
-        params[task].setdefault("data", {})["source"] = f"dir:{src(folder)}"
-    if case.id == "mygo-csv-non-utf8":
-        params[task]["data"] = {"source": f"dir:{src(folder)}", "train_csv": "train.csv"}
-    if case.id == "pokemon-url-wrong-sha":
-        params[task]["data"] = {"source": f"url:{(folder / 'course.zip').as_uri()}", "sha256": "0" * 64}
-    return params
-
-
-def snapshot(folder: Path) -> dict[str, str]:
-    return {
-        str(f.relative_to(folder)): hashlib.md5(f.read_bytes()).hexdigest()
-        for f in sorted(folder.rglob("*"))
-        if f.is_file() and ".cache" not in f.parts
-    }
-
-
-def earlier_outputs(folder: Path, task: str) -> None:
-    """What an earlier good run left: the raw data, a model, metrics (contents do not matter, only that they stay)."""
-    for name in (f"data/{task}/raw/good.txt", f"models/{task}/good.pt", f"metrics/{task}.json"):
-        (folder / name).parent.mkdir(parents=True, exist_ok=True)
-        (folder / name).write_text(f"an earlier good result: {name}\n")
-
-
-def run_case(case: Case, folder: Path) -> tuple[subprocess.CompletedProcess, dict, dict]:
-    task = TASK_OF[case.module.split(".")[1]]
-    earlier_outputs(folder, task)
-    if case.make is not None:
-        case.make(folder)
-    if not (folder / "params.yaml").exists():
-        (folder / "params.yaml").write_text(yaml.safe_dump(params_for(case, folder)))
-    before = snapshot(folder)
-    env = {**os.environ, "PYTHONPATH": str(ROOT), **case.env}
-    env.pop("MLFLOW_TRACKING_URI", None)
-    result = subprocess.run(
-        [sys.executable, "-m", case.module, *case.args],
-        cwd=folder,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    return result, before, snapshot(folder)
 
 
 @pytest.fixture(scope="module")
 def results(tmp_path_factory) -> dict:
-    base = tmp_path_factory.mktemp("bad-inputs")
-    folders = {case.id: base / case.id for case in CASES}
-    for folder in folders.values():
-        folder.mkdir()
-    with ThreadPoolExecutor(max_workers=4) as pool:
-        futures = {case.id: pool.submit(run_case, case, folders[case.id]) for case in CASES}
-        return {cid: (*future.result(), folders[cid]) for cid, future in futures.items()}
+    return run_cases(CASES, tmp_path_factory.mktemp("bad-inputs"))
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
 def test_one_error_line_and_nothing_lost(case: Case, results: dict) -> None:
-    result, before, after, folder = results[case.id]
-    lines = result.stderr.replace("\r", "\n").strip().splitlines()
-    errors = [line for line in lines if line.startswith("error: ")]
-    assert result.returncode == 1, result.stderr[-3000:]
-    assert "Traceback" not in result.stderr
-    assert len(errors) == 1 and lines[-1] == errors[0], result.stderr[-3000:]
-    expect = case.expect(folder) if callable(case.expect) else case.expect
-    assert expect in errors[0]
-    assert ".tmp" not in errors[0]  # never a temporary copy
-    assert after == before  # the earlier outputs untouched, nothing left behind
+    assert_case(case, results[case.id])
 
 
 def test_cases_cover_every_task() -> None:
-    assert {TASK_OF[c.module.split(".")[1]] for c in CASES} == set(TASK_OF.values())
+    assert {task_of(c.module) for c in CASES} == {P, N, M, C, V, D, L}
 
 
 def test_upper_case_sha256_is_accepted_and_an_interrupted_downloads_leftovers_are_removed(tmp_path) -> None:
@@ -302,10 +213,7 @@ def test_upper_case_sha256_is_accepted_and_an_interrupted_downloads_leftovers_ar
     for leftover in killed:
         (leftover / "raw").mkdir(parents=True)
         (leftover / "raw" / "pixel_color.txt").write_text("half\n")
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    result = subprocess.run(
-        [sys.executable, "-m", "stages.pokemon.download"], cwd=tmp_path, env=env, capture_output=True, text=True
-    )
+    result = run_module("stages.pokemon.download", (), tmp_path)
     assert result.returncode == 0, result.stderr
     assert sorted(p.name for p in (tmp_path / "data/pokemon").iterdir()) == ["raw"]
     assert (tmp_path / "data/pokemon/raw/pixel_color.txt").read_bytes() == (
@@ -321,9 +229,14 @@ def test_ctrl_c_is_one_line_and_exit_130(tmp_path) -> None:
     script = (
         "from stages.common.cli import main\nimport time\nmain(lambda: (print('ready', flush=True), time.sleep(60)))"
     )
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
     proc = subprocess.Popen(
-        [sys.executable, "-c", script], cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        [sys.executable, "-c", script],
+        cwd=tmp_path,
+        env=stage_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=default_sigint,  # a user's terminal delivers Ctrl-C even if this test run ignores SIGINT
     )
     assert proc.stdout.readline().strip() == "ready"
     proc.send_signal(signal.SIGINT)

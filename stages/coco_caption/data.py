@@ -58,6 +58,9 @@ def load_layout(folder: str | Path) -> dict:
     idx_to_word = vocab["idx_to_word"]
     if not isinstance(idx_to_word, list) or idx_to_word[:4] != SPECIAL:
         raise DataError(f"{vocab_path}: idx_to_word must be a list starting with {SPECIAL}")
+    bad = next((i for i, w in enumerate(idx_to_word) if not isinstance(w, str)), None)
+    if bad is not None:
+        raise DataError(f"{vocab_path}: idx_to_word[{bad}] is {idx_to_word[bad]!r}; every word must be a string")
     out: dict = {"idx_to_word": idx_to_word, "word_to_idx": {w: i for i, w in enumerate(idx_to_word)}}
     path = folder / FILES["captions"]
     try:
@@ -66,7 +69,7 @@ def load_layout(folder: str | Path) -> dict:
                 if key not in f:
                     raise DataError(f"{path}: missing key '{key}' (has {', '.join(sorted(f.keys()))})")
                 out[key] = np.asarray(f[key])
-    except OSError as err:
+    except (OSError, RuntimeError, KeyError, ValueError) as err:  # h5py's errors for damaged internals
         raise DataError(f"{path}: not a readable HDF5 file ({err})") from None
     for split in ("train", "val"):
         fpath = folder / FILES[f"{split}_features"]
@@ -75,7 +78,7 @@ def load_layout(folder: str | Path) -> dict:
                 if "features" not in f:
                     raise DataError(f"{fpath}: missing key 'features'")
                 out[f"{split}_features"] = np.asarray(f["features"])
-        except OSError as err:
+        except (OSError, RuntimeError, KeyError, ValueError) as err:  # h5py's errors for damaged internals
             raise DataError(f"{fpath}: not a readable HDF5 file ({err})") from None
         if not np.issubdtype(out[f"{split}_features"].dtype, np.number):
             raise DataError(f"{fpath}: 'features' must be numbers, got {out[f'{split}_features'].dtype}")

@@ -152,9 +152,13 @@ def _convert(hint: Any, value: Any, key: str) -> Any:
         if not math.isfinite(number):
             raise ParamsError(f"parameter '{key}' is {number}; it must be a finite number")
         return number
-    if hint is int:
+    if hint is int:  # a 64-bit integer (what torch and numpy take); a seed (`seed`, `*_seed`): 0 .. 2**32 - 1
         if isinstance(value, bool) or not isinstance(value, int):
             raise ParamsError(f"parameter '{key}' must be an integer, got {value!r}")
+        name = key.rsplit(".", 1)[-1]
+        low, high = (0, 2**32 - 1) if name == "seed" or name.endswith("_seed") else (-(2**63), 2**63 - 1)
+        if not low <= value <= high:
+            raise ParamsError(f"parameter '{key}' is {value}; it must be in [{low}, {high}]")
         return value
     if hint in (bool, str):
         if not isinstance(value, hint):

@@ -61,9 +61,16 @@ def parse_source(spec: str, allowed: tuple[str, ...] = KINDS, key: str = "data.s
 
 
 def require_dir(path: str | Path) -> Path:
+    """The `dir:` source folder `path`; a DataError if it is missing or holds a symlink that leads out of it
+    (checked once for the whole tree, so no loader can read outside the folder the user named)."""
     path = Path(path)
     if not path.is_dir():
         raise DataError(f"{path}: source folder not found")
+    for folder, dirs, files in os.walk(path):  # links are not followed: each is checked where it stands
+        for name in dirs + files:
+            entry = Path(folder) / name
+            if entry.is_symlink():
+                check_no_escape(path, entry)
     return path
 
 

@@ -153,6 +153,11 @@ def read_pickles(folder: Path) -> dict:
         names = _unpickle(meta).get("label_names")
         if names:
             classes = [n.decode() if isinstance(n, bytes) else n for n in names]
+    for split, names in (("train", "data_batch_1..5"), ("test", "test_batch")):
+        labels = out[split][1]
+        bad = np.flatnonzero((labels < 0) | (labels >= len(classes)))
+        if len(bad):
+            raise DataError(f"{folder}/{names}: label {labels[bad[0]]} is not a class number (0..{len(classes) - 1})")
     out["classes"] = classes
     return out
 
