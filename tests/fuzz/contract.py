@@ -185,3 +185,18 @@ def assert_names(message: str, *names: str | Path) -> None:
     temporary path."""
     assert any(str(name) in message for name in names), f"{message!r} names none of {[str(n) for n in names]}"
     assert ".tmp" not in message, message
+
+
+def fuzz_settings(examples: int):
+    """Hypothesis settings of every fuzzer here: repeatable (derandomized, no example database), no deadline
+    (each example may start a process), no shrinking (one change of one valid input is already minimal)."""
+    from hypothesis import HealthCheck, Phase, settings
+
+    return settings(
+        max_examples=examples,
+        deadline=None,
+        derandomize=True,
+        database=None,
+        phases=[Phase.explicit, Phase.generate],
+        suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+    )

@@ -19,10 +19,10 @@ import tempfile
 from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, Phase, given, note, settings
+from hypothesis import given, note
 from hypothesis import strategies as st
 
-from fuzz.contract import assert_names, earlier_outputs, error_line, run_module, snapshot
+from fuzz.contract import assert_names, earlier_outputs, error_line, fuzz_settings, run_module, snapshot
 from fuzz.formats import FORMATS, Format, build_valid, download_params, run_download
 from fuzz.mutations import (
     ESCAPES,
@@ -45,17 +45,6 @@ from fuzz.mutations import (
 CACHE = Path(tempfile.mkdtemp(prefix="fuzz-valid-"))  # each format's valid source, built once per session
 atexit.register(shutil.rmtree, CACHE, ignore_errors=True)
 IDS = [f.name for f in FORMATS]
-
-
-def fuzz_settings(examples: int):
-    return settings(
-        max_examples=examples,
-        deadline=None,
-        derandomize=True,
-        database=None,
-        phases=[Phase.explicit, Phase.generate],  # no shrinking: one change of one file is already minimal
-        suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
-    )
 
 
 class Layout:

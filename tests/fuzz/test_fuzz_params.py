@@ -25,10 +25,10 @@ from typing import Any, get_args, get_origin, get_type_hints
 
 import pytest
 import yaml
-from hypothesis import HealthCheck, Phase, given, note, settings
+from hypothesis import given, note
 from hypothesis import strategies as st
 
-from fuzz.contract import call, error_line, run_module, snapshot
+from fuzz.contract import call, error_line, fuzz_settings, run_module, snapshot
 
 # task -> (package, first stage as a process)
 TASKS = {
@@ -179,17 +179,6 @@ def bad_param(draw: st.DrawFn) -> tuple[str, tuple, Any]:
     task = draw(st.sampled_from(sorted(TASKS)))
     path = draw(st.sampled_from(leaves(json.loads(base_params())[task])))
     return task, path, draw(VALUES)
-
-
-def fuzz_settings(examples: int):
-    return settings(
-        max_examples=examples,
-        deadline=None,
-        derandomize=True,
-        database=None,
-        phases=[Phase.explicit, Phase.generate],
-        suppress_health_check=[HealthCheck.too_slow],
-    )
 
 
 def check_in_process(task: str, path: tuple, value: Any) -> None:
