@@ -149,7 +149,9 @@ def write(folder: Path, task: str, path: tuple | None = None, value: Any = None)
     if path is not None:
         set_value(sections, task, path, value)
     read = {"common": sections["common"], stage_section(task): sections[stage_section(task)]}
-    text = yaml.safe_dump(read, sort_keys=False).replace(f"'{E309}'", "1.0e+309")
+    text = (
+        yaml.safe_dump(read, sort_keys=False).replace(f"'{E309}'", "1.0e+309").replace(E309, "1.0e+309")
+    )  # quoted or not
     (folder / "params.yaml").write_text(text, encoding="utf-8")
     return folder / "params.yaml"
 
