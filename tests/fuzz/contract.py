@@ -99,28 +99,37 @@ def earlier_outputs(folder: Path, task: str) -> None:
         (folder / name).write_text(f"an earlier good result: {name}\n")
 
 
-def run_case(case: Case, folder: Path) -> tuple[subprocess.CompletedProcess, dict, dict]:
-    """Lay out the case folder, run the case; (result, snapshot before, snapshot after)."""
+def lay_out(case: Case, folder: Path) -> tuple[list[str], dict]:
+    """Lay out the case folder (earlier outputs, the case's files, params.yaml); (args, snapshot before)."""
     earlier_outputs(folder, task_of(case.module))
     if case.make is not None:
         case.make(folder)
     if not (folder / "params.yaml").exists():
         params = case.params(folder) if callable(case.params) else json.loads(json.dumps(case.params))
         (folder / "params.yaml").write_text(yaml.safe_dump(params or {"common": {"mlflow": False}}))
-    before = snapshot(folder)
     args = case.args(folder) if callable(case.args) else case.args
-    result = run_module(case.module, args, folder)
-    return result, before, snapshot(folder)
+    return args, snapshot(folder)
 
 
 def run_cases(cases: list[Case], base: Path, workers: int = 4) -> dict[str, tuple]:
-    """Every case in its own folder under `base`, as processes in parallel: {id: (result, before, after, folder)}."""
+    """Every case in its own folder under `base`: {id: (result, before, after, folder)}.
+
+    The folders are laid out one after another in this process (a case's `make` may use a library, such as
+    h5py, that is not safe to call from two threads at once); only the stage processes run in parallel.
+    """
     folders = {case.id: base / case.id for case in cases}
-    for folder in folders.values():
-        folder.mkdir()
+    laid = {}
+    for case in cases:
+        folders[case.id].mkdir()
+        laid[case.id] = lay_out(case, folders[case.id])
+
+    def run(case: Case) -> tuple:
+        result = run_module(case.module, laid[case.id][0], folders[case.id])
+        return result, laid[case.id][1], snapshot(folders[case.id]), folders[case.id]
+
     with ThreadPoolExecutor(max_workers=workers) as pool:
-        futures = {case.id: pool.submit(run_case, case, folders[case.id]) for case in cases}
-        return {cid: (*future.result(), folders[cid]) for cid, future in futures.items()}
+        futures = {case.id: pool.submit(run, case) for case in cases}
+        return {cid: future.result() for cid, future in futures.items()}
 
 
 def error_line(result: subprocess.CompletedProcess) -> str:
