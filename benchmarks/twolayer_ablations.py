@@ -4,7 +4,7 @@
 
 Each variant is one `dvc exp run -S <override> ... twolayer-evaluate` (both models see the same overrides;
 ResNet34 comes from the run cache when only two-layer keys change). After every experiment the
-workspace's metrics/twolayer.json is read; at the end params.yaml is restored and `dvc repro
+workspace's reports/twolayer_detail.json is read; at the end params.yaml is restored and `dvc repro
 twolayer-package` brings the default outputs back (from the run cache) and writes the report.
 """
 
@@ -48,7 +48,7 @@ def main(selected: list[str]) -> None:
                 continue
             run(["git", "checkout", "--", "params.yaml"])  # -S applies on top of the workspace: start from the defaults
             run(["dvc", "exp", "run", *[a for o in overrides for a in ("-S", o)], "twolayer-evaluate"])
-            m = json.loads(Path("metrics/twolayer.json").read_text())
+            m = json.loads(Path("reports/twolayer_detail.json").read_text())
             runs[name] = {
                 "name": name, "group": group, "overrides": overrides,
                 "twolayer_test": m["twolayer"]["test_accuracy"], "resnet34_test": m["resnet34"]["test_accuracy"],

@@ -13,7 +13,8 @@ from stages.coco_caption import config
 from stages.coco_caption.data import load_prepared
 from stages.common.bleu import corpus_bleu
 from stages.common.cli import main
-from stages.common.io import DataError, read_json, write_json
+from stages.common.headlines import write_evaluation
+from stages.common.io import DataError, read_json
 from stages.common.tracking import tracked_run
 
 
@@ -46,7 +47,7 @@ def run(p: config.CocoCaptionParams, common: config.CommonParams, paths: config.
         }
         print(f"coco-caption-evaluate {name}: loss {train['final_train_loss']:.4f} " + " ".join(
             f"{k} {v:.3f}" for k, v in scores.items()))  # fmt: skip
-    write_json(paths.metrics, out)
+    write_evaluation(config.TASK, out, paths.root, paths.metrics)
     with tracked_run(
         config.TASK, "coco-caption-evaluate", {"configs": list(p.configs)}, common.mlflow, paths.root, background=True
     ) as t:

@@ -10,6 +10,7 @@ spreads themselves are not typed in here: `benchmarks/spread.py <task> --write` 
 from __future__ import annotations
 
 import dataclasses
+import fnmatch
 import json
 from pathlib import Path
 from typing import Any
@@ -35,6 +36,10 @@ class Task:
     seeds: tuple[int, ...] = (0, 1, 2)  # the seeds the spread is measured over by default
     target: str = ""  # the DVC stage that ends training + evaluation; default <task>-evaluate
     source_key: str = ""  # the params key naming the data source (the scale); default <task>.data.source
+    # The dotted keys (fnmatch patterns; a list is one value) of the task's evaluation that go to its metrics file,
+    # the numbers a student quotes and `dvc metrics diff` shows; the whole result goes to reports/<task>_detail.json.
+    # Empty: the task's evaluation is its metrics file, already this short.
+    metrics: tuple[str, ...] = ()
 
     def measured(self) -> tuple[Headline, ...]:
         return tuple(h for h in self.headlines if h.spread)
@@ -62,16 +67,17 @@ TASKS: dict[str, Task] = {
     "mygo": Task(("mygo.models.*.seed",), (
         _h("ensemble acc", "metrics/mygo.json", "accuracy", spread=True),
         _h("best single", "metrics/mygo.json", "best_single_accuracy"),
-    )),
+    ), metrics=("accuracy", "best_single_accuracy", "best_tta_accuracy", "ensemble_single_view", "ensemble_gain",
+                "passes.*")),
     "coco-caption": Task(("coco-caption.seed",), (
         _h("BLEU4 h4l6 1e-3", "metrics/coco-caption.json", "h4_l6_lr1e-3.bleu4", spread=True),
         _h("BLEU4 h4l6 1e-4", "metrics/coco-caption.json", "h4_l6_lr1e-4.bleu4", spread=True),
         _h("BLEU4 h2l2 1e-4", "metrics/coco-caption.json", "h2_l2_lr1e-4.bleu4", spread=True),
-    )),
+    ), metrics=("*.bleu?", "*.final_train_loss", "*.meets_target")),
     "vit": Task(("vit.seed",), (
         _h("test acc", "metrics/vit.json", "test_accuracy", spread=True),
         _h("train acc", "metrics/vit.json", "train_accuracy"),
-    )),
+    ), metrics=("test_accuracy", "train_accuracy", "final_train_loss", "meets_course_*")),
     "ddpm": Task(("ddpm.seed",), (
         _h("FID", "metrics/ddpm.json", "fid", lower_is_better=True, spread=True),
         _h("DDPM FID", "metrics/ddpm.json", "ddpm_fid", lower_is_better=True),
@@ -89,24 +95,64 @@ TASKS: dict[str, Task] = {
         _h("worst 1ch dyn", "metrics/dynconv.json", "worst_single_accuracy.dynamic", spread=True),
         _h("mean subset dyn", "metrics/dynconv.json", "mean_subset_accuracy.dynamic"),
         _h("mean subset naive", "metrics/dynconv.json", "mean_subset_accuracy.naive"),
-    ), seeds=(0, 2, 4), source_key="mini-imagenet.data.source"),
+    ), seeds=(0, 2, 4), source_key="mini-imagenet.data.source", metrics=(
+        "accuracy.*", "worst_single_accuracy.*", "mean_subset_accuracy.*", "rgb_gap_dynamic_minus_naive",
+        "spread.*.RGB", "dynamic_module_flops_share", "targets_met.*",
+    )),
     "dip-ddpm": Task(("dip-ddpm.seed",), (
         _h("PSNR25 dip-ddpm", "metrics/dip-ddpm.json", "sigma_25.dip-ddpm.psnr.mean", spread=True),
         _h("PSNR25 ddpm", "metrics/dip-ddpm.json", "sigma_25.ddpm.psnr.mean", spread=True),
         _h("PSNR25 dip", "metrics/dip-ddpm.json", "sigma_25.dip.psnr.mean", spread=True),
         _h("SSIM25 dip-ddpm", "metrics/dip-ddpm.json", "sigma_25.dip-ddpm.ssim.mean"),
-    )),
+    ), metrics=("sigma_*.dip-ddpm.*.mean", "sigma_*.ddpm.*.mean", "sigma_*.dip.*.mean", "combination_*")),
     "twolayer": Task(("twolayer.seed",), (
         _h("twolayer test", "metrics/twolayer.json", "twolayer.test_accuracy", spread=True),
         _h("resnet34 test", "metrics/twolayer.json", "resnet34.test_accuracy", spread=True),
         _h("ratio", "metrics/twolayer.json", "ratio", spread=True),
-    ), source_key="mini-imagenet.data.source"),
+    ), source_key="mini-imagenet.data.source", metrics=(
+        "ratio", "ratio_ci.low", "ratio_ci.high", "meets_bar", "ci_clears_*", "flops_ratio", "parameters_ratio", "*.test_accuracy", "*.best_val_accuracy",
+        "*.main_layers",
+    )),
 }  # fmt: skip
 MEMBER_SEED_STRIDE = 100
 
 
 def headlines(task: str) -> tuple[Headline, ...]:
     return TASKS[task].headlines if task in TASKS else ()
+
+
+def metrics_view(task: str, full: dict[str, Any]) -> dict[str, Any]:
+    """The part of a task's whole evaluation `full` that its metrics file holds (the registry's `metrics`
+    patterns, nested as in `full`); all of `full` for a task without patterns."""
+    patterns = TASKS[task].metrics if task in TASKS else ()
+    if not patterns:
+        return full
+
+    def keep(node: dict[str, Any], prefix: str) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for key, value in node.items():
+            dotted = f"{prefix}{key}"
+            if isinstance(value, dict):
+                if sub := keep(value, dotted + "."):
+                    out[key] = sub
+            elif any(fnmatch.fnmatchcase(dotted, pat) for pat in patterns):
+                out[key] = value
+        return out
+
+    return keep(full, "")
+
+
+def detail_path(root: Path, task: str) -> Path:
+    """Where a task's whole evaluation lives (a DVC out, not a metric): reports/<task>_detail.json under `root`."""
+    return Path(root) / "reports" / f"{task}_detail.json"
+
+
+def write_evaluation(task: str, full: dict[str, Any], root: Path, metrics: Path) -> None:
+    """An evaluate stage's result: the whole of it to detail_path(root, task), its headline view to `metrics`."""
+    from stages.common.io import write_json
+
+    write_json(detail_path(root, task), full)
+    write_json(metrics, metrics_view(task, full))
 
 
 def target(task: str) -> str:

@@ -36,7 +36,7 @@ EXPERIMENTS = [
     ("seed 1", ["seed=1"], "run-to-run spread: DIP init and reverse noise"),
     ("seed 2", ["seed=2"], "run-to-run spread"),
 ]
-METRICS = Path("metrics", "dip-ddpm.json")
+METRICS = Path("reports", "dip-ddpm_detail.json")  # the whole evaluation (metrics/dip-ddpm.json: its headline view)
 OUT = Path("reports", "dip-ddpm-ablations.json")
 
 

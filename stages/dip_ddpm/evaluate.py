@@ -15,7 +15,8 @@ from __future__ import annotations
 import numpy as np
 
 from stages.common.cli import main
-from stages.common.io import atomic_path, read_json, write_csv, write_json
+from stages.common.headlines import write_evaluation
+from stages.common.io import atomic_path, read_json, write_csv
 from stages.common.runtime import write_timings
 from stages.common.tracking import tracked_run
 from stages.dip_ddpm import config, data, quality
@@ -85,7 +86,7 @@ def run(p: config.DipDdpmParams, common: config.CommonParams, paths: config.Path
     curve_rows = dip_curve(paths, restored["dip"], sigmas, n_test)
     timings = {m: read_json(paths.restore_timing(m)) for m in config.METHODS}
     write_timings(paths.timings, timings)
-    write_json(paths.metrics, metrics)
+    write_evaluation(config.TASK, metrics, paths.root, paths.metrics)
     with tracked_run(config.TASK, "dip-ddpm-evaluate", {"seed": p.seed}, common.mlflow, paths.root,
                      background=True) as tracker:  # fmt: skip
         for sigma in sigmas:

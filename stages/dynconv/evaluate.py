@@ -16,7 +16,8 @@ import numpy as np
 import torch
 
 from stages.common.cli import main
-from stages.common.io import DataError, write_csv, write_json
+from stages.common.headlines import write_evaluation
+from stages.common.io import DataError, write_csv
 from stages.common.params import to_dict
 from stages.common.plots import _pyplot, _save
 from stages.common.runtime import setup, write_timings
@@ -106,7 +107,7 @@ def run(p: config.DynconvParams, common: config.CommonParams, paths: config.Path
     with tracked_run(config.TASK, STAGE, tracked, common.mlflow, paths.root) as tracker:
         write_csv(paths.subsets_csv, rows)
         bar_chart(paths.plots / "subsets.png", result)
-        write_json(paths.metrics, result)
+        write_evaluation(config.TASK, result, paths.root, paths.metrics)
         write_timings(paths.timings(STAGE), timings)
         tracker.log_metrics({f"{m}_{s}": v for m in config.MODELS for s, v in result["accuracy"][m].items()})
         tracker.log_metrics({k: v for k, v in result.items() if isinstance(v, (int, float))})

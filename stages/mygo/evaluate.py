@@ -9,7 +9,8 @@ from __future__ import annotations
 import numpy as np
 
 from stages.common.cli import main
-from stages.common.io import DataError, read_json, write_csv, write_json
+from stages.common.headlines import write_evaluation
+from stages.common.io import DataError, read_json, write_csv
 from stages.common.params import flatten, to_dict
 from stages.common.plots import confusion_matrix_plot, image_grid
 from stages.common.tracking import tracked_run
@@ -54,7 +55,7 @@ def run(p: config.MygoParams, common: config.CommonParams, paths: config.Paths) 
     metrics["ensemble_gain"] = metrics["accuracy"] - max(metrics["best_tta_accuracy"], metrics["best_single_accuracy"])
     metrics["passes"] = {name: metrics["accuracy"] >= threshold for name, threshold in config.BASELINES.items()}
 
-    write_json(paths.metrics / "mygo.json", metrics)
+    write_evaluation(config.TASK, metrics, paths.root, paths.metrics / "mygo.json")
     write_csv(paths.plots / "per_class.csv", [{"class": c, "accuracy": a} for c, a in per_class.items()])
     confusion_matrix_plot(
         paths.plots / "confusion.png", cm, classes, f"mygo validation (accuracy {metrics['accuracy']:.3f})"

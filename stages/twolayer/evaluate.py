@@ -14,15 +14,19 @@ import numpy as np
 import torch
 
 from stages.common.cli import main
-from stages.common.io import DataError, read_json, write_json
+from stages.common.headlines import write_evaluation
+from stages.common.io import DataError, read_json
 from stages.common.plots import line_plot
 from stages.common.runtime import setup, thread_count, write_timings
+from stages.common.stats import paired_ratio_interval
 from stages.mini_imagenet.data import load_classes, load_split, to_tensor
 from stages.twolayer import config
 from stages.twolayer.images import predict, resize
 from stages.twolayer.model import count_layers, load_model
 
 STAGE = "twolayer-evaluate"
+CI_LEVEL = 0.95  # the ratio's interval: paired bootstrap over the test images (stages/common/stats.py)
+CI_RESAMPLES = 4000
 
 
 def flops_per_image(model: torch.nn.Module, size: int) -> int:
@@ -73,7 +77,7 @@ def run(p: config.TwolayerParams, common: config.CommonParams, paths: config.Pat
     xte, yte = load_split(paths.data, "test")
     if len(yte) == 0:
         raise DataError(f"{paths.data / 'test.npz'}: no test images")
-    results, timings, histories = {}, {}, {}
+    results, timings, histories, correct = {}, {}, {}, {}
     for name in config.MODELS:
         model, saved = load_model(paths.model(name))
         if saved["classes"] != classes:
@@ -81,6 +85,7 @@ def run(p: config.TwolayerParams, common: config.CommonParams, paths: config.Pat
         size = saved["image_size"]
         x = resize(xte, size)
         pred = predict(model.to(device), x, device).argmax(-1).numpy()
+        correct[name] = pred == yte
         model = model.cpu()
         layers = count_layers(model, size)
         train = read_json(paths.train_metrics(name))
@@ -105,11 +110,25 @@ def run(p: config.TwolayerParams, common: config.CommonParams, paths: config.Pat
         histories[name] = read_history(paths.history(name))
     two, ref = results["twolayer"], results["resnet34"]
     ratio = round(two["test_accuracy"] / ref["test_accuracy"], 4) if ref["test_accuracy"] > 0 else None
+    ci = paired_ratio_interval(correct["twolayer"], correct["resnet34"], CI_RESAMPLES, CI_LEVEL)
     metrics = {
         **results,
         "ratio": ratio,
         "meets_bar": ratio is not None and ratio >= config.RATIO_BAR,
         "bar": config.RATIO_BAR,
+        # the test set's own uncertainty on the ratio (the seeds' spread is the other part: the report adds it)
+        "ratio_ci": None
+        if ci is None
+        else {
+            "low": round(ci["low"], 4),
+            "high": round(ci["high"], 4),
+            "std": round(ci["std"], 4),
+            "level": CI_LEVEL,
+            "resamples": CI_RESAMPLES,
+            "method": "paired bootstrap over the test images",
+        },
+        "ci_clears_bar": ci is not None and ci["low"] >= config.RATIO_BAR,
+        "ci_clears_one": ci is not None and ci["low"] >= 1.0,
         "flops_ratio": round(two["flops"] / ref["flops"], 4),
         "parameters_ratio": round(two["parameters"] / ref["parameters"], 4),
         "test_images": int(len(yte)),
@@ -119,7 +138,7 @@ def run(p: config.TwolayerParams, common: config.CommonParams, paths: config.Pat
     timings["threads"] = torch.get_num_threads()
     timings["timing_images"] = min(p.evaluate.timing_images, len(xte))
     plot_curves(paths, histories)
-    write_json(paths.metrics, metrics)
+    write_evaluation(config.TASK, metrics, paths.root, paths.metrics)
     write_timings(paths.timings(STAGE), timings)
     print(f"twolayer-evaluate: test accuracy twolayer {two['test_accuracy']:.4f}, resnet34 {ref['test_accuracy']:.4f},"
           f" ratio {ratio}; GFLOPs {two['flops'] / 1e9:.3f} vs {ref['flops'] / 1e9:.3f}")  # fmt: skip

@@ -1,4 +1,4 @@
-"""twolayer-package: reports/twolayer.md from the measured metrics (metrics/twolayer.json), the recorded
+"""twolayer-package: reports/twolayer.md from the measured evaluation (reports/twolayer_detail.json), the recorded
 `dvc exp` ablations (reports/twolayer_ablations.json) and the recorded real-data run
 (reports/twolayer_real.json). Wall-clock numbers stay in timings/*.json and are only pointed to."""
 
@@ -8,7 +8,7 @@ import math
 import statistics
 
 from stages.common.cli import main
-from stages.common.headlines import spread_section
+from stages.common.headlines import detail_path, spread_section, spreads
 from stages.common.io import read_json, write_text
 from stages.twolayer import config
 
@@ -41,15 +41,18 @@ def _ablation_lines(abl: dict) -> list[str]:
     lines = [
         f"Each row is one `dvc exp run -S ...` at sample scale ({abl.get('scale', 'sample')}), both models trained"
         " with the same overrides; recorded by `benchmarks/twolayer_ablations.py` into"
-        " `reports/twolayer_ablations.json`.",
+        " `reports/twolayer_ablations.json`. A variant is judged by its **validation** accuracy (the best epoch's);"
+        " the test columns are shown for the record and were never used to choose.",
         "",
-        "| variant | `-S` overrides | two-layer test | ResNet34 test | ratio | two-layer params | two-layer GFLOPs |",
-        "|---|---|---|---|---|---|---|",
+        "| variant | `-S` overrides | two-layer val | ResNet34 val | two-layer test | ResNet34 test | test ratio |"
+        " two-layer params | two-layer GFLOPs |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for r in runs:
         over = " ".join(f"`{o}`" for o in r["overrides"]) or "(defaults)"
-        lines.append(f"| {r['name']} | {over} | {_pct(r['twolayer_test'])} | {_pct(r['resnet34_test'])} |"
-                     f" {r['ratio']:.3f} | {r['twolayer_parameters']:,} | {r['twolayer_flops'] / 1e9:.4f} |")  # fmt: skip
+        lines.append(f"| {r['name']} | {over} | {_pct(r['twolayer_val'])} | {_pct(r['resnet34_val'])} |"
+                     f" {_pct(r['twolayer_test'])} | {_pct(r['resnet34_test'])} | {r['ratio']:.3f} |"
+                     f" {r['twolayer_parameters']:,} | {r['twolayer_flops'] / 1e9:.4f} |")  # fmt: skip
     seeds = [r for r in runs if r.get("group") == "seed" or not r["overrides"]]  # the default under other seeds
     if len(seeds) >= 2:
         two = [r["twolayer_test"] for r in seeds]
@@ -60,6 +63,29 @@ def _ablation_lines(abl: dict) -> list[str]:
                   f" ResNet34 {_pct(statistics.mean(ref))} ± {100 * statistics.stdev(ref):.1f},"
                   f" ratio {statistics.mean(rat):.3f} ± {statistics.stdev(rat):.3f}."]  # fmt: skip
     return [*lines, ""]
+
+
+def ci_lines(m: dict, seed_std: float | None, seeds_from: str) -> list[str]:
+    """The ratio's uncertainty: the test set's (paired bootstrap, from the evaluation) and, when measured, the
+    seeds' (run-to-run std), combined as independent parts; whether each interval clears the bar and 1.0."""
+    ci = m.get("ratio_ci")
+    if not ci or m.get("ratio") is None:
+        return []
+
+    def verdict(low: float) -> str:
+        clears = {True: "clears", False: "does not clear"}
+        return f"{clears[low >= m['bar']]} the bar of {m['bar']} and {clears[low >= 1.0]} 1.0"
+
+    text = (f"Uncertainty: the {100 * ci['level']:g}% interval of the ratio from the test set alone ({ci['method']},"
+            f" {ci['resamples']} resamples of the {m['test_images']} images) is [{ci['low']:.3f}, {ci['high']:.3f}]:"
+            f" it {verdict(ci['low'])}.")  # fmt: skip
+    if seed_std is not None:
+        z = statistics.NormalDist().inv_cdf(0.5 + ci["level"] / 2)
+        half = z * math.hypot(ci["std"], seed_std)
+        low, high = m["ratio"] - half, m["ratio"] + half
+        text += (f" Adding the seeds' run-to-run std of the ratio ({seed_std:.3f}, {seeds_from}) as an independent"
+                 f" part, ratio ± {z:.2f}·√(bootstrap std² + seed std²) = [{low:.3f}, {high:.3f}]: it {verdict(low)}.")  # fmt: skip
+    return [text, ""]
 
 
 def _real_lines(real: dict) -> list[str]:
@@ -105,13 +131,15 @@ def _real_lines(real: dict) -> list[str]:
                   f" standard error of about {100 * noise['resnet34']:.1f} points, so the test set alone puts about"
                   f" ±{ratio_noise:.2f} on the ratio. Read the ratio as the two networks being level on this data,"
                   f" with the two-layer one ahead in {sum(r > 1.0 for r in rat)} of {len(rat)} seeds.", ""]  # fmt: skip
+    rat = [x["ratio"] for x in seeds.values()]
+    lines += ci_lines(m, statistics.stdev(rat) if len(rat) > 1 else None, f"{len(rat)} seeds above")
     if real.get("note"):
         lines += [real["note"], ""]
     return lines
 
 
 def run(p: config.TwolayerParams, common: config.CommonParams, paths: config.Paths) -> str:
-    r = read_json(paths.metrics)
+    r = read_json(detail_path(paths.root, config.TASK))
     abl = read_json(paths.ablations) if paths.ablations.is_file() else {}
     real = read_json(paths.real_data) if paths.real_data.is_file() else {}
     m, t, a = p.twolayer, p.train, p.augment
@@ -127,7 +155,7 @@ def run(p: config.TwolayerParams, common: config.CommonParams, paths: config.Pat
     lines = [
         "# twolayer: a network of at most two main layers against ResNet34 (seed 004 §III)",
         "",
-        "Generated by `twolayer-package` from `metrics/twolayer.json`, `reports/twolayer_ablations.json` and"
+        "Generated by `twolayer-package` from `reports/twolayer_detail.json`, `reports/twolayer_ablations.json` and"
         " `reports/twolayer_real.json`; do not edit. CPU milliseconds per image and training times are in"
         " `timings/twolayer-evaluate.json`, `timings/twolayer-train-*.json` (not here: they depend on the machine and its load).",
         "",
@@ -209,6 +237,7 @@ def run(p: config.TwolayerParams, common: config.CommonParams, paths: config.Pat
         f"**Ratio two-layer / ResNet34 test accuracy: {'–' if ratio is None else f'{ratio:.3f}'}** (the sheet's bar:"
         f" ≥ {r['bar']}, {'met' if r['meets_bar'] else 'not met'}).",
         "",
+        *ci_lines(r, spreads(config.TASK, paths.root).get("ratio"), "measured/spreads.json"),
         "![accuracy](../plots/twolayer/accuracy.png) ![loss](../plots/twolayer/loss.png)",
         "",
         "## Cost analysis",
@@ -249,9 +278,10 @@ def findings(r: dict, abl: dict, real: dict) -> list[str]:
     runs = abl.get("runs", [])
     kinds = [x for x in runs if x.get("group") == "kind"]
     if kinds:
-        best = max(kinds, key=lambda x: x["twolayer_test"])
-        out.append(f"- Main-layer kind at sample scale: best `{best['name']}` ({_pct(best['twolayer_test'])});"
-                   " all: " + ", ".join(f"{x['name']} {_pct(x['twolayer_test'])}" for x in kinds) + ".")  # fmt: skip
+        best = max(kinds, key=lambda x: x["twolayer_val"])
+        out.append(f"- Main-layer kind at sample scale, by validation accuracy: best `{best['name']}`"
+                   f" ({_pct(best['twolayer_val'])}); all: "
+                   + ", ".join(f"{x['name']} {_pct(x['twolayer_val'])}" for x in kinds) + ".")  # fmt: skip
     for x in runs:
         if x.get("note"):
             out.append(f"- {x['name']}: {x['note']}")

@@ -8,7 +8,8 @@ import numpy as np
 import torch
 
 from stages.common.cli import main
-from stages.common.io import read_json, write_json
+from stages.common.headlines import write_evaluation
+from stages.common.io import read_json
 from stages.common.plots import confusion_matrix_plot
 from stages.common.runtime import setup, thread_count
 from stages.common.tracking import tracked_run
@@ -46,7 +47,7 @@ def run(p: config.VitParams, common: config.CommonParams, paths: config.Paths) -
     metrics["meets_course_test_target"] = metrics["test_accuracy"] >= config.TARGETS["test_accuracy_min"]
     metrics["meets_course_loss_target"] = metrics["final_train_loss"] <= config.TARGETS["train_loss_max"]
     confusion_matrix_plot(paths.plots / "confusion_matrix.png", cm, meta["classes"], "vit: test confusion matrix")
-    write_json(paths.metrics, metrics)
+    write_evaluation(config.TASK, metrics, paths.root, paths.metrics)
     with tracked_run(config.TASK, "vit-evaluate", {"seed": p.seed}, common.mlflow, paths.root) as tracker:
         per_class = {f"test_accuracy.{c}": v for c, v in metrics["per_class_test_accuracy"].items()}
         tracker.log_metrics({k: metrics[k] for k in ("test_accuracy", "train_accuracy")} | per_class)

@@ -268,7 +268,7 @@ def test_bad_params_and_inputs_give_one_error_line(tmp_path) -> None:
     elsewhere = tmp_path / "elsewhere"
     _one_error(_cli(tmp_path, "stages.twolayer.score", "x.txt", "--root", str(elsewhere)),
                f"{elsewhere / 'params.yaml'}: file not found", "--root (now: ")  # fmt: skip
-    _one_error(_cli(tmp_path, "stages.twolayer.package"), "twolayer.json: file not found")
+    _one_error(_cli(tmp_path, "stages.twolayer.package"), "twolayer_detail.json: file not found")
 
 
 @pytest.mark.parametrize("damage", ["empty", "truncated", "not a model"])
