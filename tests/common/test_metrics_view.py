@@ -39,7 +39,9 @@ def test_every_metrics_file_fits_one_screen(name):
         files = [ROOT / name]
     for f in files:
         values = leaves(json.loads(f.read_text()))
-        assert len(values) <= MAX_VALUES, f"{f.name}: {len(values)} values; move the detail to reports/<task>_detail.json"
+        assert len(values) <= MAX_VALUES, (
+            f"{f.name}: {len(values)} values; move the detail to reports/<task>_detail.json"
+        )
 
 
 @pytest.mark.parametrize("task", sorted(t for t, spec in headlines.TASKS.items() if spec.metrics))
