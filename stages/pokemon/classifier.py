@@ -1,9 +1,14 @@
 """pokemon-classifier: the Pokémon-vs-not CNN behind PDR (Pokémon Detection Rate).
 
 The course scores PDR with its own classifier, which is not public; this one is
-trained by the pipeline. Positives are the real train sprites (with horizontal
-flips). Negatives are made fresh every epoch from those sprites, one kind per
-image, cycling through the ways a completion goes wrong:
+trained by the pipeline. Positives are the real train sprites, each epoch moved by
+up to `classifier.translate` pixels; negatives are made fresh every epoch from those
+moved sprites, one kind per image; every image of either class may be flipped
+left-right and, with probability `classifier.recolor`, have its R, G, B channels
+permuted. Without the moves and colours a network memorises the 632 train sprites
+and rejects unseen real ones, the more the longer it trains; with them, longer
+training separates real sprites from every kind of negative better (stages/pokemon/README.md, "The PDR detector"). The kinds
+of negative, cycling through the ways a completion goes wrong:
   noise      every pixel a random palette index
   tail-noise the real 240-token prefix, then random indices
   splice     the real prefix, then the remainder of a different sprite
@@ -104,6 +109,19 @@ def make_negatives(
     return out
 
 
+def translate(images: np.ndarray, rng: np.random.Generator, max_shift: int) -> np.ndarray:
+    """Each sprite (n, 400) moved by dy, dx in [-max_shift, max_shift] on its 20×20 canvas, background (index 0)
+    filling in. A Pokémon one pixel lower is still one: the positives stop being 632 fixed pictures the networks
+    can memorise (which made them reject unseen real sprites), while the `shift` negative, which moves only the
+    remainder against the prefix, stays a seam."""
+    grids = images.reshape(-1, SIDE, SIDE)
+    out = np.zeros_like(grids)
+    for i, (dy, dx) in enumerate(rng.integers(-max_shift, max_shift + 1, size=(len(grids), 2))):
+        src = grids[i, max(-dy, 0) : SIDE - max(dy, 0), max(-dx, 0) : SIDE - max(dx, 0)]
+        out[i, max(dy, 0) : SIDE - max(-dy, 0), max(dx, 0) : SIDE - max(-dx, 0)] = src
+    return out.reshape(images.shape)
+
+
 def dev_negatives(dev: np.ndarray, n_colors: int) -> dict[str, np.ndarray]:
     """Every kind of negative made from every dev sprite, with a fixed seed: {kind: (n, 400)}."""
     rng = np.random.default_rng(12345)
@@ -121,15 +139,18 @@ def train_member(
     model = SpriteClassifier(c.width).to(device)
     net = distributed.wrap(model)  # trains; `model` (same weights) evaluates and is kept
     optimizer = torch.optim.AdamW(model.parameters(), lr=c.lr, weight_decay=1e-4, fused=True)
-    positives = data["train"]
-    steps = c.epochs * -(-2 * len(positives) // c.batch_size)
+    steps = c.epochs * -(-2 * len(data["train"]) // c.batch_size)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 0.5 * (1 + math.cos(math.pi * step / steps)))
     for epoch in range(1, c.epochs + 1):
         model.train()
+        positives = translate(data["train"], rng, c.translate) if c.translate else data["train"]
         negatives = make_negatives(positives, rng, n_colors)
         rgb = render(np.concatenate([positives, negatives]), palette)
         flip = rng.random(len(rgb)) < 0.5
         rgb[flip] = rgb[flip, :, ::-1]
+        if c.recolor:  # a sprite in other colours is still one (or still not): what is learnt is shape and seams
+            for i in np.flatnonzero(rng.random(len(rgb)) < c.recolor):
+                rgb[i] = rgb[i][..., rng.permutation(3)]
         x = to_tensor(rgb)
         y = torch.cat([torch.ones(len(positives)), torch.zeros(len(negatives))])
         order = torch.from_numpy(rng.permutation(len(x)))

@@ -64,6 +64,8 @@ class ClassifierParams:
     width: int = 16
     threshold: float = 0.5  # mean P(pokemon) of the members above which an image counts as detected
     members: int = 8  # networks trained with different seeds; PDR thresholds their mean probability
+    translate: int = 1  # each epoch, every real sprite moved by up to this many pixels (rows and columns); 0 = off
+    recolor: float = 0.5  # probability that a training image (either class) has its R, G, B channels permuted
 
 
 @dataclasses.dataclass
@@ -133,6 +135,7 @@ RANGES = {
     "classifier.epochs": between(1, 100_000), "classifier.batch_size": between(1, 65_536), "classifier.lr": above(0),
     "classifier.width": between(1, 4096), "classifier.threshold": Range(0, 1, open_low=True, open_high=True),
     "classifier.members": between(1, 16),
+    "classifier.translate": between(0, 4), "classifier.recolor": PROBABILITY,
     "predict.temperature": above(0), "predict.top_k": at_least(0), "predict.top_p": Range(0, 1, open_low=True),
     "predict.batch_size": between(1, 65_536),
     "evaluate.fid_reference_images": between(0, 10_000_000),

@@ -45,7 +45,7 @@ def run(p: config.PokemonParams, common: config.CommonParams, paths: config.Path
     optimizer = torch.optim.AdamW(model.parameters(), lr=t.lr, weight_decay=t.weight_decay, fused=True)
     steps_per_epoch = math.ceil(len(train_set) / t.batch_size)
     start, epoch_seconds = time.time(), 0.0
-    scheduler = warmup_cosine(optimizer, t.warmup_steps, t.epochs * steps_per_epoch, 60 * t.max_minutes, start)
+    scheduler = warmup_cosine(optimizer, t.warmup_steps, t.epochs * steps_per_epoch)
     judge = pdr.load(paths.classifier, device) if t.select_by == "classifier" else None
     autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda")
 
@@ -145,20 +145,17 @@ def run(p: config.PokemonParams, common: config.CommonParams, paths: config.Path
 
 
 def warmup_cosine(
-    optimizer: torch.optim.Optimizer, warmup_steps: int, total_steps: int, budget_seconds: float, start: float
+    optimizer: torch.optim.Optimizer, warmup_steps: int, total_steps: int
 ) -> torch.optim.lr_scheduler.LambdaLR:
-    """Linear warmup, then cosine decay to 0 at the last step — or, with a time budget, when the budget runs out.
-
-    With a budget, progress is the larger of steps done and time spent, so the
-    learning rate anneals fully within the budget whatever the machine's speed.
-    """
+    """Linear warmup, then cosine decay to 0 at the last step. Steps alone lead the schedule: a time budget
+    (`train.max_minutes`) only stops training between epochs, so two runs of the same params follow the same
+    learning rates on any machine, and a slow machine stops earlier on the same curve instead of annealing on
+    its own clock."""
 
     def factor(step: int) -> float:
         if step < warmup_steps:
             return (step + 1) / (warmup_steps + 1)
         progress = (step - warmup_steps) / max(1, total_steps - warmup_steps)
-        if budget_seconds > 0:  # rank 0's clock, so that every rank steps with the same learning rate
-            progress = max(progress, distributed.broadcast(time.time() - start) / budget_seconds)
         return 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
 
     return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
