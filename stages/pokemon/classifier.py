@@ -149,8 +149,8 @@ def train_member(
         flip = rng.random(len(rgb)) < 0.5
         rgb[flip] = rgb[flip, :, ::-1]
         if c.recolor:  # a sprite in other colours is still one (or still not): what is learnt is shape and seams
-            for i in np.flatnonzero(rng.random(len(rgb)) < c.recolor):
-                rgb[i] = rgb[i][..., rng.permutation(3)]
+            for k in np.flatnonzero(rng.random(len(rgb)) < c.recolor):
+                rgb[k] = rgb[k][..., rng.permutation(3)]
         x = to_tensor(rgb)
         y = torch.cat([torch.ones(len(positives)), torch.zeros(len(negatives))])
         order = torch.from_numpy(rng.permutation(len(x)))
