@@ -12,6 +12,7 @@ import torch
 from tiny import COMMON, tiny_task
 
 from stages.common.diffusion import Schedule, UNet, UNetConfig
+from stages.common.headlines import detail_path, metrics_view
 from stages.common.io import read_json
 from stages.common.params import ParamsError
 from stages.dip_ddpm import config, data, dip, evaluate, package, prepare, quality, restore, reverse
@@ -181,8 +182,9 @@ def test_restore_outputs(done):
 
 def test_evaluate_and_package(done):
     p, _, paths, results = done
-    m = read_json(paths.metrics)
+    m = read_json(detail_path(paths.root, config.TASK))  # the whole evaluation; the metrics file is its view
     assert m == results["evaluate"] and m["sigmas"] == [15.0, 25.0, 50.0]
+    assert read_json(paths.metrics) == metrics_view(config.TASK, m)
     e = m["sigma_25"]
     assert e["dip_oracle"]["psnr"]["mean"] >= e["dip"]["psnr"]["mean"] - 1e-9
     assert set(read_json(paths.timings)) == {*config.METHODS, "machine"}  # the machine that made them

@@ -10,6 +10,7 @@ import torch
 from tiny import COMMON, tiny_task
 
 from stages.common import checkpoint, cli
+from stages.common.headlines import detail_path, metrics_view
 from stages.common.io import DataError
 from stages.common.params import ParamsError, from_dict
 from stages.dynconv import config, evaluate, package, score, train
@@ -63,7 +64,8 @@ def test_pipeline_end_to_end(trained, capsys) -> None:
     r = evaluate.run(p, common, paths)
     assert set(r["accuracy"]["dynamic"]) == set(config.SUBSETS) and r["second_size"] == 20
     assert r["dynamic_extra_flops_vs_naive"] < 0.05 and r["cost"]["dynamic"]["flops"] > r["cost"]["naive"]["flops"]
-    assert json.loads(paths.metrics.read_text()) == json.loads(json.dumps(r))
+    assert json.loads(detail_path(paths.root, config.TASK).read_text()) == json.loads(json.dumps(r))
+    assert json.loads(paths.metrics.read_text()) == json.loads(json.dumps(metrics_view(config.TASK, r)))
     assert "ms_per_image" in json.loads(paths.timings("dynconv-evaluate").read_text())
     assert "seconds" not in paths.metrics.read_text() and "ms_per" not in paths.metrics.read_text()
     assert (paths.plots / "subsets.png").is_file() and len(paths.subsets_csv.read_text().splitlines()) == 15

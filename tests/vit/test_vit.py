@@ -11,6 +11,7 @@ import pytest
 import torch
 from tiny import COMMON, tiny_task
 
+from stages.common.headlines import detail_path, metrics_view
 from stages.common.io import DataError
 from stages.common.params import CommonParams, ParamsError
 from stages.vit import config, data, download, evaluate, package, prepare, train
@@ -42,7 +43,8 @@ def test_sample_pipeline_end_to_end(tmp_path, common) -> None:
     assert summary["epochs"] == 2 and summary["final_train_loss"] > 0
     metrics = evaluate.run(p, common, paths)
     assert 0 <= metrics["test_accuracy"] <= 1 and len(metrics["per_class_test_accuracy"]) == 10
-    assert json.loads(paths.metrics.read_text())["test_images"] == 30
+    assert json.loads(detail_path(paths.root, config.TASK).read_text())["test_images"] == 30
+    assert json.loads(paths.metrics.read_text()) == metrics_view(config.TASK, metrics)
     for name in ("acc_out.png", "loss_out.png", "train_history.csv", "confusion_matrix.png"):
         assert (paths.plots / name).is_file()
     assert "≥ 0.65" in package.run(p, COMMON, paths)
