@@ -1,0 +1,89 @@
+"""stages.common.record: a record of experiments read from their commits, dvc.lock and the DVC cache."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+
+from stages.common.record import RecordError, record
+
+
+def git(root: Path, *args: str) -> str:
+    env = {
+        "GIT_AUTHOR_NAME": "t",
+        "GIT_AUTHOR_EMAIL": "t@t",
+        "GIT_COMMITTER_NAME": "t",
+        "GIT_COMMITTER_EMAIL": "t@t",
+        "PATH": "/usr/bin:/bin",
+    }
+    return subprocess.run(["git", *args], cwd=root, env=env, check=True, capture_output=True, text=True).stdout.strip()
+
+
+def commit(root: Path, seed: int, fid: float, passes: bool, seconds: float) -> str:
+    """One run of a toy task: params, its metrics file (git-tracked) and its timings (in the DVC cache)."""
+    (root / "params.yaml").write_text(yaml.safe_dump({"toy": {"seed": seed, "lr": 0.1}, "other": {"x": 1}}))
+    (root / "metrics").mkdir(exist_ok=True)
+    (root / "metrics" / "toy.json").write_text(json.dumps({"fid": fid, "passes": passes, "name": "a"}))
+    timing = json.dumps({"seconds": seconds}).encode()
+    md5 = f"{seed:02d}" + "0" * 30
+    cache = root / ".dvc" / "cache" / "files" / "md5" / md5[:2] / md5[2:]
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    cache.write_bytes(timing)
+    lock = {
+        "stages": {
+            "toy-train": {
+                "cmd": "x",
+                "outs": [{"path": "metrics/toy.json", "md5": "1" * 32}, {"path": "timings/toy-train.json", "md5": md5}],
+            },
+            "other-train": {"cmd": "y", "outs": [{"path": "metrics/other.json", "md5": "2" * 32}]},
+        }
+    }
+    (root / "dvc.lock").write_text(yaml.safe_dump(lock))
+    git(root, "add", "params.yaml", "metrics", "dvc.lock")
+    git(root, "commit", "-qm", f"seed {seed}")
+    return git(root, "rev-parse", "HEAD")
+
+
+@pytest.fixture
+def repo(tmp_path: Path) -> tuple[Path, str, list[str]]:
+    git(tmp_path, "init", "-q")
+    base = commit(tmp_path, 0, 70.0, False, 1.0)
+    runs = []
+    for seed, fid, passes, seconds in ((1, 60.0, True, 10.0), (2, 64.0, True, 12.0), (3, 68.0, False, 14.0)):
+        git(tmp_path, "checkout", "-q", base)
+        sha = commit(tmp_path, seed, fid, passes, seconds)
+        git(tmp_path, "update-ref", f"refs/exps/{base[:2]}/{base[2:]}/toy-s{seed}", sha)
+        runs.append(sha)
+    git(tmp_path, "checkout", "-q", base)
+    return tmp_path, base, runs
+
+
+def test_record_reads_each_experiment_and_summarises_them(repo):
+    root, base, shas = repo
+    path = record(root, "toy", "budget", ["toy-s1", "toy-s2", shas[2]])
+    data = json.loads(path.read_text())
+    assert path == root / "measured" / "toy_budget.json"
+    assert data["command"] == f"python -m stages.common.record toy budget toy-s1 toy-s2 {shas[2]}"
+    assert [r["commit"] for r in data["runs"]] == shas and {r["baseline"] for r in data["runs"]} == {base}
+    assert data["runs"][0]["params"] == {"toy.seed": 1}  # only what differs from the baseline's params.yaml
+    assert set(data["runs"][0]["metrics"]) == {"toy"}  # the task's stages only
+    assert [r["timings"]["toy-train"]["seconds"] for r in data["runs"]] == [10.0, 12.0, 14.0]
+    fid = data["summary"]["toy"]["fid"]
+    assert (fid["n"], fid["mean"], fid["std"], fid["min"], fid["max"]) == (3, 64.0, 4.0, 60.0, 68.0)
+    assert data["summary"]["toy"]["passes"] == {"true": 2, "n": 3}
+    assert "name" not in data["summary"]["toy"]
+
+
+def test_record_names_what_it_cannot_find(repo):
+    root, _, _ = repo
+    with pytest.raises(RecordError, match="no-such: no experiment"):
+        record(root, "toy", "budget", ["no-such"])
+    with pytest.raises(RecordError, match="no metrics of task 'nada'"):
+        record(root, "nada", "budget", ["toy-s1"])
+    with pytest.raises(RecordError, match="record name '../x'"):
+        record(root, "toy", "../x", ["toy-s1"])
+    assert not (root / "measured").exists()
