@@ -9,24 +9,20 @@ validation loss). On GPU: channels_last and bf16 autocast.
 
 from __future__ import annotations
 
-import copy
 import dataclasses
 import math
 import sys
-import time
 
 import numpy as np
 import torch
 from torch import nn
 from tqdm import tqdm
 
-from stages.common import checkpoint, distributed
+from stages.common import checkpoint, distributed, fit
 from stages.common.cli import main
 from stages.common.cnn import count_parameters
-from stages.common.io import write_csv, write_json
-from stages.common.plots import line_plot
-from stages.common.runtime import resolve_device, seed_everything, set_kernels, set_threads, write_timings
-from stages.common.tracking import stage_dep_hashes, tracked_run
+from stages.common.runtime import resolve_device, seed_everything, set_kernels, set_threads
+from stages.common.tracking import stage_dep_hashes
 from stages.mygo import augment, config
 from stages.mygo.data import load_prepared
 from stages.mygo.model import build, save
@@ -66,21 +62,16 @@ def run(p: config.MygoParams, common: config.CommonParams, paths: config.Paths, 
     stage = f"{STAGE}@{name}"
     run_key = {"model": dataclasses.asdict(m), "train": dataclasses.asdict(t), "device": str(device),
                "deps": stage_dep_hashes(STAGE, paths.root)}  # fmt: skip
-    scratch = checkpoint.scratch_dir(paths.checkpoints / name, run_key)
-    history: list[dict] = []
-    best = {"accuracy": -1.0, "loss": math.inf, "epoch": 0, "state": None}
-    first_epoch = 1
-    if (saved := checkpoint.resume(scratch, model, optimizer, scheduler)) is not None:
-        history, best, first_epoch = saved["history"], saved["best"], saved["epoch"] + 1
+    loop = fit.Loop(stage, config.TASK, checkpoint.scratch_dir(paths.checkpoints / name, run_key), model, optimizer,
+                    scheduler, epochs=t.epochs, root=paths.root, patience=t.patience)  # fmt: skip
 
     n_params = count_parameters(model)
     print(
         f"{stage}: {m.arch}, {n_params:,} parameters, {len(train_x)} train images {size}², up to {t.epochs} epochs on {device}"
     )
-    start = time.time()
     params = {"model": dataclasses.asdict(m), "train": dataclasses.asdict(t), "image_size": size}
-    with tracked_run(config.TASK, stage, params, common.mlflow and distributed.is_main()) as tracker:
-        for epoch in range(first_epoch, t.epochs + 1):
+    with loop.tracking(params, common.mlflow):
+        for epoch in loop:
             model.train()
             order = torch.randperm(len(train_x), generator=torch.Generator().manual_seed(m.seed * 10007 + epoch))
             losses, correct = [], 0
@@ -111,43 +102,36 @@ def run(p: config.MygoParams, common: config.CommonParams, paths: config.Paths, 
                 "valid_accuracy": valid_accuracy,
                 "lr": scheduler.get_last_lr()[0],
             }
-            row = distributed.broadcast(row)  # rank 0's row (BatchNorm buffers differ by rank on CPU)
-            valid_loss, valid_accuracy = row["valid_loss"], row["valid_accuracy"]
-            if (valid_accuracy, -valid_loss) > (best["accuracy"], -best["loss"]):
-                best = {"accuracy": valid_accuracy, "loss": valid_loss, "epoch": epoch,
-                        "state": copy.deepcopy(model.state_dict())}  # fmt: skip
-            history.append(row)
-            tracker.log_metrics({k: v for k, v in row.items() if k != "epoch"}, step=epoch)
-            print(" ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in row.items()), flush=True)
-            if distributed.is_main():
-                checkpoint.save(scratch, epoch, model, optimizer, scheduler, history=history, best=best, epoch=epoch)
-            if t.patience and epoch - best["epoch"] >= t.patience:
-                print(f"{stage}: early stop, no better validation accuracy for {t.patience} epochs")
-                break
+            loop.end_epoch(row, (-valid_accuracy, valid_loss))  # best: highest accuracy, then lowest loss
 
         if not distributed.is_main():
             return {}  # rank 0 writes every output
-        model.load_state_dict(best["state"])
+        best = loop.restore_best()
         save(paths.model(name), model, m, classes, size, mean, std)
         summary = {
             "arch": m.arch,
             "parameters": n_params,
-            "epochs_run": len(history),
+            "epochs_run": len(loop.history),
             "best_epoch": best["epoch"],
-            "best_valid_accuracy": best["accuracy"],
-            "best_valid_loss": best["loss"],
-            "final_train_accuracy": history[-1]["train_accuracy"],
+            "best_valid_accuracy": best["valid_accuracy"],
+            "best_valid_loss": best["valid_loss"],
+            "final_train_accuracy": loop.history[-1]["train_accuracy"],
         }
-        write_csv(paths.plots / f"train_{name}.csv", history)
-        line_plot(paths.plots / f"train_{name}.png", history, "epoch", ["train_accuracy", "valid_accuracy"],
-                  f"mygo {name} ({m.arch}): accuracy", "accuracy")  # fmt: skip
-        write_json(paths.metrics / f"mygo_train_{name}.json", summary)
-        timings = {"train_seconds": round(time.time() - start, 1)}
-        write_timings(paths.timings(f"{STAGE}-{name}"), timings)
-        tracker.log_metrics({k: v for k, v in {**summary, **timings}.items() if isinstance(v, (int, float))})
-        tracker.log_artifact(paths.plots / f"train_{name}.png")
-    checkpoint.clear(scratch)
-    print(f"{stage}: best validation accuracy {best['accuracy']:.4f} at epoch {best['epoch']}")
+        loop.finish(
+            (paths.metrics / f"mygo_train_{name}.json", summary),
+            (paths.timings(f"{STAGE}-{name}"), {"train_seconds": round(loop.seconds, 1)}),
+            csv=paths.plots / f"train_{name}.csv",
+            plots=[
+                (
+                    paths.plots / f"train_{name}.png",
+                    ["train_accuracy", "valid_accuracy"],
+                    f"mygo {name} ({m.arch}): accuracy",
+                    "accuracy",
+                )
+            ],  # fmt: skip
+        )
+    loop.clear()
+    print(f"{stage}: best validation accuracy {summary['best_valid_accuracy']:.4f} at epoch {summary['best_epoch']}")
     return summary
 
 

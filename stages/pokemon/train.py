@@ -8,21 +8,18 @@ the best epoch by `select_by` (the course keeps the lowest training loss).
 
 from __future__ import annotations
 
-import copy
 import math
-import time
 
 import numpy as np
 import torch
 from tqdm import tqdm
 
-from stages.common import checkpoint, distributed
+from stages.common import checkpoint, distributed, fit
 from stages.common.cli import main
-from stages.common.io import atomic_path, write_csv, write_json
+from stages.common.io import atomic_path
 from stages.common.params import to_dict
-from stages.common.plots import line_plot
-from stages.common.runtime import setup, write_timings
-from stages.common.tracking import stage_dep_hashes, tracked_run
+from stages.common.runtime import setup
+from stages.common.tracking import stage_dep_hashes
 from stages.pokemon import config, pdr
 from stages.pokemon.data import PREFIX_LEN, load_prepared, mirror
 from stages.pokemon.model import build_model, complete, next_token_loss
@@ -44,36 +41,17 @@ def run(p: config.PokemonParams, common: config.CommonParams, paths: config.Path
     net = distributed.wrap(model)  # trains; `model` (same weights) evaluates and is saved
     optimizer = torch.optim.AdamW(model.parameters(), lr=t.lr, weight_decay=t.weight_decay, fused=True)
     steps_per_epoch = math.ceil(len(train_set) / t.batch_size)
-    start, epoch_seconds = time.time(), 0.0
     scheduler = warmup_cosine(optimizer, t.warmup_steps, t.epochs * steps_per_epoch)
     judge = pdr.load(paths.classifier, device) if t.select_by == "classifier" else None
     autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda")
-
     run_key = {"params": to_dict(p), "device": str(device), "deps": stage_dep_hashes(STAGE, paths.root)}
-    scratch = checkpoint.scratch_dir(paths.checkpoints, run_key)
-    history: list[dict] = []
-    best = {"score": math.inf, "epoch": 0, "state": None}
-    first_epoch, run_id = 1, None
-    if (saved := checkpoint.resume(scratch, model, optimizer, scheduler)) is not None:
-        history, best, first_epoch = saved["history"], saved["best"], saved["epoch"] + 1
-        run_id = saved.get("mlflow_run_id")  # the interrupted run's MLflow run, continued
+    loop = fit.Loop(STAGE, config.TASK, checkpoint.scratch_dir(paths.checkpoints, run_key), model, optimizer,
+                    scheduler, epochs=t.epochs, root=paths.root, max_minutes=t.max_minutes)  # fmt: skip
 
     n_params = sum(x.numel() for x in model.parameters())
     print(f"pokemon-train: {p.model.arch}, {n_params:,} parameters, {t.epochs} epochs on {device}")
-    with tracked_run(
-        config.TASK,
-        STAGE,
-        {"seed": p.seed, "model": to_dict(p.model), "train": to_dict(t)},
-        common.mlflow and distributed.is_main(),
-        paths.root,
-        run_id=run_id,
-    ) as tracker:
-        for epoch in range(first_epoch, t.epochs + 1):
-            over = t.max_minutes and history and time.time() - start + epoch_seconds > 60 * t.max_minutes
-            if distributed.broadcast(over):  # rank 0's clock decides for every rank
-                print(f"time budget of {t.max_minutes} min reached after epoch {epoch - 1}")
-                break
-            epoch_start = time.time()
+    with loop.tracking({"seed": p.seed, "model": to_dict(p.model), "train": to_dict(t)}, common.mlflow):
+        for epoch in loop:
             model.train()
             draw = torch.Generator().manual_seed(p.seed + epoch)
             order = torch.randperm(len(train_set), generator=draw)
@@ -102,45 +80,27 @@ def run(p: config.PokemonParams, common: config.CommonParams, paths: config.Path
             score = {"train_loss": row["train_loss"], "dev_loss": row["dev_loss"]}.get(t.select_by)
             if score is None:  # classifier: highest PDR, ties broken by dev loss
                 score = -row["dev_pdr"] + 1e-6 * row["dev_loss"]
-            row = distributed.broadcast(row)  # rank 0's row: every rank keeps the same epoch
-            score = distributed.broadcast(score)
-            if score < best["score"]:
-                best = {"score": score, "epoch": epoch, "state": copy.deepcopy(model.state_dict())}
-            epoch_seconds = time.time() - epoch_start
-            history.append(row)
-            tracker.log_metrics({k: v for k, v in row.items() if k != "epoch"}, step=epoch)
-            print(" ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in row.items()))
-            if distributed.is_main():
-                checkpoint.save(scratch, epoch, model, optimizer, scheduler, history=history, best=best,
-                                epoch=epoch, mlflow_run_id=tracker.run_id)  # fmt: skip
+            loop.end_epoch(row, score)
 
         if not distributed.is_main():
             return {}  # rank 0 writes every output
-        model.load_state_dict(best["state"])
+        best = loop.restore_best()
         with atomic_path(paths.model) as tmp:
             model.save_pretrained(tmp)
         summary = {
-            "best_epoch": best["epoch"],
+            "best_epoch": loop.best["epoch"],
             "select_by": t.select_by,
             "parameters": n_params,
-            "epochs_run": len(history),
-            **{f"best_{k}": v for k, v in history[best["epoch"] - 1].items() if k not in ("epoch", "lr")},
+            "epochs_run": len(loop.history),
+            **{f"best_{k}": v for k, v in best.items() if k not in ("epoch", "lr")},
         }
-        write_csv(paths.plots / "train_history.csv", history)
-        line_plot(
-            paths.plots / "loss.png",
-            history,
-            "epoch",
-            ["train_loss", "dev_loss"],
-            "pokemon: next-token loss",
-            "cross-entropy",
+        loop.finish(
+            (paths.metrics / "pokemon_train.json", summary),
+            (paths.timings(STAGE), {"train_seconds": round(loop.seconds, 1)}),
+            csv=paths.plots / "train_history.csv",
+            plots=[(paths.plots / "loss.png", ["train_loss", "dev_loss"], "pokemon: next-token loss", "cross-entropy")],
         )
-        write_json(paths.metrics / "pokemon_train.json", summary)
-        timings = {"train_seconds": round(time.time() - start, 1)}
-        write_timings(paths.timings(STAGE), timings)
-        tracker.log_metrics({k: v for k, v in {**summary, **timings}.items() if isinstance(v, (int, float))})
-        tracker.log_artifact(paths.plots / "loss.png")
-    checkpoint.clear(scratch)
+    loop.clear()
     return summary
 
 

@@ -14,7 +14,6 @@ plots/twolayer/train_<model>.csv and .png.
 
 from __future__ import annotations
 
-import copy
 import math
 import sys
 import time
@@ -24,13 +23,12 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from stages.common import checkpoint, distributed
+from stages.common import checkpoint, distributed, fit
 from stages.common.cli import main
-from stages.common.io import DataError, write_csv, write_json
+from stages.common.io import DataError
 from stages.common.params import ParamsError, to_dict, unrecorded
-from stages.common.plots import line_plot
-from stages.common.runtime import setup, thread_count, write_timings
-from stages.common.tracking import stage_dep_hashes, tracked_run
+from stages.common.runtime import setup, thread_count
+from stages.common.tracking import stage_dep_hashes
 from stages.mini_imagenet.data import load_classes, load_split, to_tensor
 from stages.twolayer import config
 from stages.twolayer.images import augment, limit_per_class, predict, resize
@@ -105,22 +103,17 @@ def run(p: config.TwolayerParams, common: config.CommonParams, paths: config.Pat
                    "augment": to_dict(a), "device": str(device), "deps": stage_dep_hashes(STAGE, paths.root)}  # fmt: skip
         tracked = {"model": name, "hparams": hparams(name, p), "seed": p.seed, "train": to_dict(t),
                    "augment": to_dict(a)}  # fmt: skip
-    scratch = checkpoint.scratch_dir(paths.checkpoints / name, run_key)
-    history: list[dict] = []
-    seconds: list[float] = []
-    best = {"accuracy": -1.0, "epoch": 0, "state": None}
-    first, run_id = 1, None
-    if (saved := checkpoint.resume(scratch, model, optimizer, scheduler)) is not None:
-        history, best, seconds, first = saved["history"], saved["best"], saved["seconds"], saved["epoch"] + 1
-        run_id = saved.get("mlflow_run_id")
+    loop = fit.Loop(stage, config.TASK, checkpoint.scratch_dir(paths.checkpoints / name, run_key), model, optimizer,
+                    scheduler, epochs=t.epochs, root=paths.root)  # fmt: skip
+    seconds: list[float] = loop.saved["seconds"] if loop.saved else []  # per epoch: the timings sum them
 
     n_params = sum(q.numel() for q in model.parameters())
     print(f"{stage}: {n_params:,} parameters, {len(xtr)} train / {len(xva)} val images at {size}², "
           f"{len(classes)} classes, {t.epochs} epochs on {device}")  # fmt: skip
     with unrecorded():  # whether to log is bookkeeping: it changes no output
-        log = common.mlflow and distributed.is_main()
-    with tracked_run(config.TASK, stage, tracked, log, paths.root, run_id=run_id) as tracker:
-        for epoch in range(first, t.epochs + 1):
+        log = common.mlflow
+    with loop.tracking(tracked, log):
+        for epoch in loop:
             start = time.time()
             g = torch.Generator().manual_seed(p.seed * 100_003 + epoch)  # the same batches for both models
             order = torch.randperm(len(xtr), generator=g).numpy()
@@ -153,48 +146,41 @@ def run(p: config.TwolayerParams, common: config.CommonParams, paths: config.Pat
                 "val_accuracy": round(val_acc, 6),
                 "lr": scheduler.get_last_lr()[0],
             }
-            row = distributed.broadcast(row)  # rank 0's row (BatchNorm buffers differ by rank on CPU)
-            val_acc = distributed.broadcast(val_acc)
-            if val_acc > best["accuracy"]:
-                best = {"accuracy": val_acc, "epoch": epoch, "state": copy.deepcopy(model.state_dict())}
-            history.append(row)
             seconds.append(round(time.time() - start, 2))
-            tracker.log_metrics({k: v for k, v in row.items() if k != "epoch"}, step=epoch)
-            print(f"{stage}: " + " ".join(f"{k} {v:.4g}" for k, v in row.items()), flush=True)
-            if distributed.is_main():
-                checkpoint.save(scratch, epoch, model, optimizer, scheduler, history=history, best=best,
-                                seconds=seconds, epoch=epoch, mlflow_run_id=tracker.run_id)  # fmt: skip
+            loop.end_epoch(row, -val_acc, seconds=seconds)  # the best epoch: highest validation accuracy
 
         if not distributed.is_main():
             return {}  # rank 0 writes every output
-        model.load_state_dict(best["state"])
+        loop.restore_best()
+        best_accuracy = -loop.best["score"]
         save_model(paths.model(name), name, model.cpu(), hparams(name, p), classes, size)
-        last = history[-1]
+        last = loop.history[-1]
         summary = {
             "model": name,
             "parameters": n_params,
             "epochs": t.epochs,
             "image_size": size,
             "train_images": int(len(xtr)),
-            "best_epoch": best["epoch"],
-            "best_val_accuracy": round(best["accuracy"], 6),
+            "best_epoch": loop.best["epoch"],
+            "best_val_accuracy": round(best_accuracy, 6),
             "final_train_loss": last["train_loss"],
             "final_train_accuracy": last["train_accuracy"],
             "final_val_accuracy": last["val_accuracy"],
         }
         if layer_count is not None:
             summary["main_layers"], summary["total_layers"] = layer_count["main_layers"], layer_count["total_layers"]
-        write_csv(paths.history(name), history)
-        line_plot(paths.plots / f"train_{name}.png", history, "epoch",
-                  ["train_accuracy", "val_accuracy"], f"twolayer: {name}", "accuracy")  # fmt: skip
-        write_json(paths.train_metrics(name), summary)
-        write_timings(paths.timings(f"{STAGE}-{name}"), {"model": name, "train_seconds": round(sum(seconds), 1),
-                                               "epoch_seconds": seconds, "device": str(device),
-                                               "threads": torch.get_num_threads()})  # fmt: skip
-        tracker.log_metrics({k: v for k, v in summary.items() if isinstance(v, (int, float))})
-        tracker.log_artifact(paths.plots / f"train_{name}.png")
-    checkpoint.clear(scratch)
-    print(f"{stage}: best val accuracy {best['accuracy']:.4f} at epoch {best['epoch']}, {sum(seconds):.0f} s")
+        timings = {"model": name, "train_seconds": round(sum(seconds), 1), "epoch_seconds": seconds,
+                   "device": str(device), "threads": torch.get_num_threads()}  # fmt: skip
+        loop.finish(
+            (paths.train_metrics(name), summary),
+            (paths.timings(f"{STAGE}-{name}"), timings),
+            csv=paths.history(name),
+            plots=[
+                (paths.plots / f"train_{name}.png", ["train_accuracy", "val_accuracy"], f"twolayer: {name}", "accuracy")
+            ],
+        )
+    loop.clear()
+    print(f"{stage}: best val accuracy {best_accuracy:.4f} at epoch {loop.best['epoch']}, {sum(seconds):.0f} s")
     return summary
 
 

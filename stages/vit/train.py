@@ -19,13 +19,11 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from stages.common import checkpoint, distributed
+from stages.common import checkpoint, distributed, fit
 from stages.common.cli import main
-from stages.common.io import write_csv, write_json
 from stages.common.params import to_dict
-from stages.common.plots import line_plot
-from stages.common.runtime import setup, thread_count, write_timings
-from stages.common.tracking import stage_dep_hashes, tracked_run
+from stages.common.runtime import setup, thread_count
+from stages.common.tracking import stage_dep_hashes
 from stages.vit import config
 from stages.vit.data import load_prepared
 from stages.vit.model import ViT, normalise, predict, save_model
@@ -106,25 +104,20 @@ def run(p: config.VitParams, common: config.CommonParams, paths: config.Paths) -
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
     g = torch.Generator().manual_seed(p.seed)
     rng = np.random.default_rng(p.seed)
-    history: list[dict] = []
-    first_epoch, elapsed, run_id = 1, 0.0, None
     run_key = {"params": to_dict(p), "device": str(device), "deps": stage_dep_hashes(STAGE, paths.root)}
-    scratch = checkpoint.scratch_dir(paths.checkpoints, run_key)
-    if (saved := checkpoint.resume(scratch, model, optimizer, scheduler)) is not None:
-        g.set_state(saved["generator"])
-        rng.bit_generator.state = saved["numpy_rng"]
-        history, first_epoch, elapsed = saved["history"], saved["epoch"] + 1, saved["elapsed"]
-        run_id = saved.get("mlflow_run_id")
-    start = time.time() - elapsed
+    loop = fit.Loop(STAGE, config.TASK, checkpoint.scratch_dir(paths.checkpoints, run_key), model, optimizer,
+                    scheduler, epochs=t.epochs, root=paths.root)  # fmt: skip
+    if loop.saved is not None:
+        g.set_state(loop.saved["generator"])
+        rng.bit_generator.state = loop.saved["numpy_rng"]
     n_params = sum(q.numel() for q in model.parameters())
     print(
         f"vit-train: {n_params:,} parameters, {len(xtr)} train / {len(xte)} test images, {t.epochs} epochs on {device}"
     )
-    tracked = {"seed": p.seed, "model": to_dict(m), "train": to_dict(t), "augment": to_dict(a)}
-    with tracked_run(
-        config.TASK, STAGE, tracked, common.mlflow and distributed.is_main(), paths.root, run_id=run_id
-    ) as tracker:
-        for epoch in range(first_epoch, t.epochs + 1):
+    with loop.tracking(
+        {"seed": p.seed, "model": to_dict(m), "train": to_dict(t), "augment": to_dict(a)}, common.mlflow
+    ):
+        for epoch in loop:
             model.train()
             order = torch.randperm(len(xtr), generator=g)
             loss_sum = correct = 0.0
@@ -159,16 +152,10 @@ def run(p: config.VitParams, common: config.CommonParams, paths: config.Paths) -
                 "lr": scheduler.get_last_lr()[0],
                 "epoch_seconds": round(time.time() - t0, 2),
             }
-            row = distributed.broadcast(row)  # rank 0's row (its epoch_seconds)
-            history.append(row)
-            tracker.log_metrics({k: v for k, v in row.items() if k != "epoch"}, step=epoch)
-            print(" ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in row.items()))
-            if distributed.is_main():
-                checkpoint.save(scratch, epoch, model, optimizer, scheduler, generator=g.get_state(),
-                                numpy_rng=rng.bit_generator.state, history=history, epoch=epoch,
-                                elapsed=time.time() - start, mlflow_run_id=tracker.run_id)  # fmt: skip
+            loop.end_epoch(row, generator=g.get_state(), numpy_rng=rng.bit_generator.state)  # the last is kept
         if not distributed.is_main():
             return {}  # rank 0 writes every output
+        history = loop.history
         last = history[-1]
         summary = {
             "epochs": t.epochs,
@@ -178,20 +165,19 @@ def run(p: config.VitParams, common: config.CommonParams, paths: config.Paths) -
             "final_test_accuracy": last["test_accuracy"],
             "best_test_accuracy": max(r["test_accuracy"] for r in history),
         }
-        rows = [{k: v for k, v in r.items() if k != "epoch_seconds"} for r in history]
-        write_csv(paths.plots / "train_history.csv", rows)
-        line_plot(
-            paths.plots / "acc_out.png", rows, "epoch", ["train_accuracy", "test_accuracy"], "vit: accuracy", "accuracy"
+        timings = {"train_seconds": round(loop.seconds, 1)}
+        loop.finish(
+            (paths.train_metrics, summary),
+            (paths.timings(STAGE), timings),
+            csv=paths.plots / "train_history.csv",
+            rows=[{k: v for k, v in r.items() if k != "epoch_seconds"} for r in history],
+            plots=[
+                (paths.plots / "acc_out.png", ["train_accuracy", "test_accuracy"], "vit: accuracy", "accuracy"),
+                (paths.plots / "loss_out.png", ["train_loss"], "vit: train loss", "cross-entropy"),
+            ],
         )
-        line_plot(paths.plots / "loss_out.png", rows, "epoch", ["train_loss"], "vit: train loss", "cross-entropy")
-        write_json(paths.train_metrics, summary)
-        timings = {"train_seconds": round(time.time() - start, 1)}
-        write_timings(paths.timings(STAGE), timings)
         save_model(model, paths.model, meta["mean"], meta["std"], meta["classes"])  # last: only a complete run
-        tracker.log_metrics({k: v for k, v in {**summary, **timings}.items() if isinstance(v, (int, float))})
-        tracker.log_artifact(paths.plots / "acc_out.png")
-        tracker.log_artifact(paths.plots / "loss_out.png")
-    checkpoint.clear(scratch)
+    loop.clear()
     print(f"vit-train: test accuracy {summary['final_test_accuracy']:.4f} in {timings['train_seconds']} s")
     return summary
 
