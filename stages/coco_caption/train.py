@@ -14,7 +14,6 @@ weights as an uninterrupted one. The outputs are written only once every epoch h
 from __future__ import annotations
 
 import sys
-import time
 
 import torch
 from tqdm import tqdm
@@ -22,13 +21,11 @@ from tqdm import tqdm
 from stages.coco_caption import config
 from stages.coco_caption.data import load_prepared
 from stages.coco_caption.model import CaptioningTransformer, save_model, temporal_softmax_loss
-from stages.common import checkpoint, distributed
+from stages.common import checkpoint, distributed, fit
 from stages.common.cli import main
-from stages.common.io import write_csv, write_json
 from stages.common.params import ParamsError, to_dict
-from stages.common.plots import line_plot
-from stages.common.runtime import setup, thread_count, write_timings
-from stages.common.tracking import stage_dep_hashes, tracked_run
+from stages.common.runtime import setup, thread_count
+from stages.common.tracking import stage_dep_hashes
 
 STAGE = "coco-caption-train"
 
@@ -50,24 +47,15 @@ def run(p: config.CocoCaptionParams, common: config.CommonParams, paths: config.
     ).to(device)  # fmt: skip
     net = distributed.wrap(model)  # trains; `model` (same weights) is saved
     optimizer = torch.optim.Adam(model.parameters(), lr=c.lr, fused=True)
-    history: list[dict] = []
-    first_epoch, elapsed, run_id = 1, 0.0, None
     stage = f"{STAGE}@{name}"
     used = {"seed": p.seed, "model": to_dict(m), "train": to_dict(p.train), "config": to_dict(c)}
     run_key = {"params": used, "device": str(device), "deps": stage_dep_hashes(stage, paths.root)}
     scratch = checkpoint.scratch_dir(paths.checkpoints / name, run_key)
-    if (saved := checkpoint.latest(scratch)) is not None:  # a constant lr: no scheduler to restore
-        model.load_state_dict(saved["model"])
-        optimizer.load_state_dict(saved["optimizer"])
-        torch.set_rng_state(saved["rng"])
-        history, first_epoch, elapsed = saved["history"], saved["epoch"] + 1, saved["elapsed"]
-        run_id = saved.get("mlflow_run_id")
-    start = time.time() - elapsed
+    scheduler = None  # the course's constant learning rate
+    loop = fit.Loop(stage, config.TASK, scratch, model, optimizer, scheduler, epochs=p.train.epochs, root=paths.root)
     tracked = {"config": name, "seed": p.seed, "model": to_dict(m), "train": to_dict(p.train), **to_dict(c)}
-    with tracked_run(
-        config.TASK, stage, tracked, common.mlflow and distributed.is_main(), paths.root, run_id=run_id
-    ) as tracker:
-        for epoch in range(first_epoch, p.train.epochs + 1):
+    with loop.tracking(tracked, common.mlflow):
+        for epoch in loop:
             model.train()
             losses = []
             for i in tqdm(range(0, len(caps), p.train.batch_size), desc=f"epoch {epoch}", leave=False, disable=None):
@@ -85,35 +73,30 @@ def run(p: config.CocoCaptionParams, common: config.CommonParams, paths: config.
                 "train_loss": round(sum(losses) / len(losses), 6),
                 "last_batch_loss": round(losses[-1], 6),
             }
-            history.append(row)
-            tracker.log_metrics({"train_loss": row["train_loss"]}, step=epoch)
-            if epoch == 1 or epoch % 10 == 0 or epoch == p.train.epochs:
-                print(f"{name} epoch {epoch} loss {row['train_loss']:.4f}")
-            if distributed.is_main():
-                checkpoint.save(scratch, epoch, model, optimizer, None, history=history, epoch=epoch,
-                                elapsed=time.time() - start, mlflow_run_id=tracker.run_id)  # fmt: skip
+            loop.end_epoch(row)  # the last epoch is kept: the course reports the final training loss
         if not distributed.is_main():
             return {}  # rank 0 writes every output
+        last = loop.history[-1]
         target = config.TARGET_LOSS.get(name)
         summary = {
             "config": name,
             **vars(c),
             "epochs": p.train.epochs,
-            "final_train_loss": history[-1]["train_loss"],
-            "final_batch_loss": history[-1]["last_batch_loss"],
+            "final_train_loss": last["train_loss"],
+            "final_batch_loss": last["last_batch_loss"],
             "course_target_loss": target,
-            "meets_target": None if target is None else bool(history[-1]["train_loss"] <= target),
+            "meets_target": None if target is None else bool(last["train_loss"] <= target),
             "parameters": sum(q.numel() for q in model.parameters()),
         }
-        write_csv(paths.plots / f"{name}_loss.csv", history)
-        line_plot(paths.plots / f"{name}_loss.png", history, "epoch", ["train_loss"], f"coco-caption {name}", "loss")
-        write_json(paths.train_metrics(name), summary)
-        timings = {"train_seconds": round(time.time() - start, 1)}
-        write_timings(paths.timings(f"coco-caption-train-{name}"), timings)
+        timings = {"train_seconds": round(loop.seconds, 1)}
+        loop.finish(
+            (paths.train_metrics(name), summary),
+            (paths.timings(f"coco-caption-train-{name}"), timings),
+            csv=paths.plots / f"{name}_loss.csv",
+            plots=[(paths.plots / f"{name}_loss.png", ["train_loss"], f"coco-caption {name}", "loss")],
+        )
         save_model(model, paths.model(name))  # last: only a complete run replaces the weights
-        tracker.log_metrics({"final_train_loss": summary["final_train_loss"], **timings})
-        tracker.log_artifact(paths.plots / f"{name}_loss.png")
-    checkpoint.clear(scratch)
+    loop.clear()
     print(f"coco-caption-train {name}: final loss {summary['final_train_loss']:.4f} in {timings['train_seconds']} s")
     return summary
 

@@ -52,9 +52,11 @@ class Loop:
         root: str | Path = ".",
         max_minutes: float = 0.0,
         patience: int = 0,
+        kept: Any = None,
     ) -> None:
         self.stage, self.task, self.scratch, self.root = stage, task, scratch, Path(root)
         self.model, self.optimizer, self.scheduler = model, optimizer, scheduler
+        self.kept = model if kept is None else kept  # the module whose weights are scored and kept (an EMA's)
         self.epochs, self.max_minutes, self.patience = epochs, max_minutes, patience
         self.history: list[dict] = []
         self.best: dict[str, Any] = {"score": None, "epoch": 0, "state": None}
@@ -65,7 +67,7 @@ class Loop:
             self.best = self.saved.get("best", self.best)
             self.elapsed, self.run_id = self.saved.get("elapsed", 0.0), self.saved.get("mlflow_run_id")
         self.start = time.time() - self.elapsed  # the run's clock, continued across a resume
-        self._epoch_start, self._epoch_seconds, self._stop = self.start, 0.0, False
+        self._epoch_start, self._epoch_seconds = self.start, 0.0
 
     @contextmanager
     def tracking(self, params: dict[str, Any], enabled: bool) -> Iterator[Any]:
@@ -79,7 +81,8 @@ class Loop:
 
     def __iter__(self) -> Iterator[int]:
         for epoch in range(self.first, self.epochs + 1):
-            if self._stop:
+            if self.patience and self.best["epoch"] and epoch - 1 - self.best["epoch"] >= self.patience:
+                print(f"early stop: no better score since epoch {self.best['epoch']}")  # (a resumed run too)
                 return
             budget = self.max_minutes and self.history
             over = budget and time.time() - self.start + self._epoch_seconds > 60 * self.max_minutes
@@ -91,11 +94,11 @@ class Loop:
 
     def end_epoch(self, row: dict[str, Any], score: Any = None, **state: Any) -> dict[str, Any]:
         """Rank 0's `row` (and `score`) for every rank: the best epoch, the history, MLflow, one printed line, a
-        checkpoint (with `state`, the trainer's own: generators, EMA, ...), and the patience. Returns the row."""
+        checkpoint (with `state`, the trainer's own: generators, EMA, ...). Returns the row."""
         row, score = distributed.broadcast((row, score))
         epoch = row["epoch"]
         if score is not None and (self.best["score"] is None or _key(score) < _key(self.best["score"])):
-            self.best = {"score": score, "epoch": epoch, "state": copy.deepcopy(self.model.state_dict())}
+            self.best = {"score": score, "epoch": epoch, "state": copy.deepcopy(self.kept.state_dict())}
         self._epoch_seconds = time.time() - self._epoch_start
         self.history.append(row)
         self.tracker.log_metrics({k: v for k, v in row.items() if k != "epoch"}, step=epoch)
@@ -104,9 +107,6 @@ class Loop:
             checkpoint.save(self.scratch, epoch, self.model, self.optimizer, self.scheduler, history=self.history,
                             best=self.best, epoch=epoch, elapsed=time.time() - self.start,
                             mlflow_run_id=self.tracker.run_id, **state)  # fmt: skip
-        if self.patience and self.best["epoch"] and epoch - self.best["epoch"] >= self.patience:
-            print(f"early stop: no better score since epoch {self.best['epoch']}")
-            self._stop = True
         return row
 
     @property

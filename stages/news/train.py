@@ -7,22 +7,20 @@ loss/accuracy go to MLflow and to plots/news/train_history.csv (dvc plots).
 
 from __future__ import annotations
 
-import copy
 import math
 import time
-from pathlib import Path
 
 import numpy as np
 import torch
 from tqdm import tqdm
 
-from stages.common import checkpoint, distributed
+from stages.common import checkpoint, distributed, fit
 from stages.common.cli import main
 from stages.common.io import write_csv, write_json
 from stages.common.params import ParamsError, to_dict
 from stages.common.plots import line_plot
 from stages.common.runtime import resolve_device, seed_everything, set_kernels, set_threads, thread_count, write_timings
-from stages.common.tracking import stage_dep_hashes, tracked_run
+from stages.common.tracking import stage_dep_hashes
 from stages.news import config
 from stages.news.data import load_prepared
 from stages.news.model import NewsClassifier, init_embeddings, predict_logits, save_model
@@ -73,15 +71,15 @@ def run(p: config.NewsParams, common: config.CommonParams, paths: config.Paths) 
     save_model(model, paths.model, vocab_size, n_classes)
     write_json(paths.metrics / "news_train.json", summary)
     write_timings(paths.timings(STAGE), timings)
-    for *_, scratch in members:  # kept until every member is done: an interrupted ensemble resumes where it was
-        checkpoint.clear(scratch)
+    for *_, loop in members:  # kept until every member is done: an interrupted ensemble resumes where it was
+        loop.clear()
     return summary
 
 
 def train_member(
     p: config.NewsParams, common: config.CommonParams, paths: config.Paths, member: int = 0
-) -> tuple[NewsClassifier, dict, dict, Path]:
-    """One model, seeded with news.seed + member: (the best epoch's model, summary, timings, its checkpoint folder)."""
+) -> tuple[NewsClassifier, dict, dict, fit.Loop]:
+    """One model, seeded with news.seed + member: (the best epoch's model, summary, timings, its loop)."""
     m, t = p.model, p.train
     seed = p.seed + member
     seed_everything(seed)
@@ -120,28 +118,20 @@ def train_member(
     run_key = {"params": to_dict(p), "device": str(device), "deps": stage_dep_hashes(STAGE, paths.root)}
     if member:
         run_key["member"] = member
-    scratch = checkpoint.scratch_dir(paths.checkpoints, run_key)
-    history: list[dict] = []
-    best = {"val_accuracy": -1.0, "epoch": 0, "state": None}
-    first_epoch = 1
     ema = weight_average(model, t.ema)  # None, or the exponential moving average of the weights
-    if (saved := checkpoint.resume(scratch, model, optimizer, scheduler)) is not None:
-        history, best, first_epoch = saved["history"], saved["best"], saved["epoch"] + 1
-        if ema is not None:
-            ema.load_state_dict(saved["ema"])
     scored = model if ema is None else ema.module  # the weights that are evaluated and kept
+    loop = fit.Loop(STAGE, config.TASK, checkpoint.scratch_dir(paths.checkpoints, run_key), model, optimizer,
+                    scheduler, epochs=t.epochs, root=paths.root, patience=t.patience, kept=scored)  # fmt: skip
+    if loop.saved is not None and ema is not None:
+        ema.load_state_dict(loop.saved["ema"])
 
     n_params = sum(x.numel() for x in model.parameters())
     member_name = f" (member {member + 1} of {t.members}, seed {seed})" if t.members > 1 else ""
     print(f"news-train: {n_params:,} parameters, {len(train_ids)} texts, up to {t.epochs} epochs on {device}"
           + member_name)  # fmt: skip
-    start = time.time()
     tracked = {"seed": seed, "model": to_dict(m), "train": to_dict(t), "prepare": to_dict(p.prepare)}
-    with tracked_run(config.TASK, STAGE, tracked, common.mlflow and distributed.is_main()) as tracker:
-        for epoch in range(first_epoch, t.epochs + 1):
-            if t.patience and epoch - best["epoch"] > t.patience and best["epoch"]:
-                print(f"early stop: no better validation accuracy since epoch {best['epoch']}")
-                break
+    with loop.tracking(tracked, common.mlflow) as tracker:
+        for epoch in loop:
             model.train()
             order = torch.randperm(len(train_ids), generator=torch.Generator().manual_seed(seed + epoch))
             loss_sum = correct = 0.0
@@ -173,35 +163,22 @@ def train_member(
                 "lr": scheduler.get_last_lr()[0],
                 "samples_per_s": len(train_ids) / max(seconds, 1e-9),
             }
-            row = distributed.broadcast(row)  # rank 0's row: every rank stops at the same epoch
-            if row["val_accuracy"] > best["val_accuracy"]:
-                best = {
-                    "val_accuracy": row["val_accuracy"],
-                    "epoch": epoch,
-                    "state": copy.deepcopy(scored.state_dict()),
-                }
-            history.append(row)
-            tracker.log_metrics({k: v for k, v in row.items() if k != "epoch"}, step=epoch)
-            print(" ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in row.items()))
-            if distributed.is_main():
-                checkpoint.save(scratch, epoch, model, optimizer, scheduler, history=history, best=best, epoch=epoch,
-                                ema=None if ema is None else ema.state_dict())  # fmt: skip
+            row = loop.end_epoch(row, -row["val_accuracy"], ema=None if ema is None else ema.state_dict())
 
         if not distributed.is_main():
-            return model, {}, {}, scratch  # rank 0 writes every output
-        model.load_state_dict(best["state"])
-        best_row = history[best["epoch"] - 1]
+            return model, {}, {}, loop  # rank 0 writes every output
+        best_row = loop.restore_best()
         summary = {
-            "best_epoch": best["epoch"],
-            "epochs_run": len(history),
+            "best_epoch": loop.best["epoch"],
+            "epochs_run": len(loop.history),
             "parameters": n_params,
             **{f"best_{k}": round(v, 6) for k, v in best_row.items() if k not in ("epoch", "lr", "samples_per_s")},
         }
         history_rows = [{k: (round(v, 6) if isinstance(v, float) else v) for k, v in r.items() if k != "samples_per_s"}
-                        for r in history]  # fmt: skip
+                        for r in loop.history]  # fmt: skip
         timings = {
-            "train_seconds": round(time.time() - start, 1),
-            "train_samples_per_s": round(float(np.mean([r["samples_per_s"] for r in history])), 1),
+            "train_seconds": round(loop.seconds, 1),
+            "train_samples_per_s": round(float(np.mean([r["samples_per_s"] for r in loop.history])), 1),
         }
         tracker.log_metrics({k: v for k, v in {**summary, **timings}.items() if isinstance(v, (int, float))})
         if member == 0:  # the curves are member 0's
@@ -212,7 +189,7 @@ def train_member(
                       "news: accuracy", "accuracy")  # fmt: skip
             tracker.log_artifact(paths.plots / "loss.png")
             tracker.log_artifact(paths.plots / "accuracy.png")
-    return model, summary, timings, scratch
+    return model, summary, timings, loop
 
 
 def param_groups(model: NewsClassifier, t: config.TrainParams) -> list[dict]:

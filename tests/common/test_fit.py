@@ -70,6 +70,11 @@ def test_patience_stops_after_that_many_epochs_without_a_better_score(tmp_path):
     loop2, model2 = make(tmp_path / "q", patience=1)
     train(loop2, model2)
     assert [r["epoch"] for r in loop2.history] == [1, 2, 3]  # epoch 3 was not better than 2: stop
+    cut, model3 = make(tmp_path / "r", patience=1)
+    train(cut, model3, stop_after=3)  # killed after the epoch that used up the patience
+    again, model3 = make(tmp_path / "r", patience=1)
+    train(again, model3)
+    assert [r["epoch"] for r in again.history] == [1, 2, 3]  # the resumed run stops too
 
 
 def test_tuple_scores_compare_after_a_resume(tmp_path):
