@@ -24,7 +24,6 @@ import argparse
 import json
 import os
 import shutil
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -37,6 +36,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # `python benchmarks/spread.py` from anywhere: the registry is in stages.common
 
 from stages.common.headlines import MEMBER_SEED_STRIDE, SPREADS_FILE, TASKS, Task, source_key, target  # noqa: E402
+from stages.common.record import summarise  # noqa: E402
 
 
 def working_tree_files(repo: Path) -> list[str]:
@@ -101,16 +101,6 @@ def read_metric(root: Path, file: str, dotted: str) -> float:
     for part in dotted.split("."):
         value = value[part]
     return float(value)
-
-
-def summarise(values: list[float]) -> dict:
-    return {
-        "n": len(values),
-        "mean": statistics.mean(values),
-        "std": statistics.stdev(values) if len(values) > 1 else 0.0,
-        "min": min(values),
-        "max": max(values),
-    }
 
 
 def lookup(params: dict, dotted: str):

@@ -28,6 +28,7 @@ from typing import Any
 
 import yaml
 
+from stages.common.exps import task_of
 from stages.common.params import flatten
 
 MEASURED = Path("measured")  # relative to the repo root
@@ -65,18 +66,18 @@ def show(root: Path, rev: str, path: str) -> str:
     return git(root, "show", f"{rev}:{path}")
 
 
-def stage_of(name: str, task: str) -> bool:
-    return name.split("@", 1)[0] == task or name.startswith(f"{task}-")
-
-
 def one_run(root: Path, task: str, name: str) -> dict[str, Any]:
     rev = resolve(root, name)
     base = git(root, "rev-parse", f"{rev}^").strip()
-    params = flatten(yaml.safe_load(show(root, rev, "params.yaml")) or {})
+    sections = yaml.safe_load(show(root, rev, "params.yaml")) or {}
+    params = flatten(sections)
     before = flatten(yaml.safe_load(show(root, base, "params.yaml")) or {})
     lock = yaml.safe_load(show(root, rev, "dvc.lock")) or {}
     outs = [
-        o for stage, entry in (lock.get("stages") or {}).items() if stage_of(stage, task) for o in entry.get("outs", [])
+        o
+        for stage, entry in (lock.get("stages") or {}).items()
+        if task_of(stage, sections) == task
+        for o in entry.get("outs", [])
     ]
     metrics = {
         Path(o["path"]).stem: json.loads(show(root, rev, o["path"]))
@@ -100,6 +101,17 @@ def one_run(root: Path, task: str, name: str) -> dict[str, Any]:
     }
 
 
+def summarise(values: Sequence[float]) -> dict[str, float]:
+    """n, mean, std (n - 1; 0 for one value), min and max of repeated runs' values (also benchmarks/spread.py's)."""
+    return {
+        "n": len(values),
+        "mean": statistics.mean(values),
+        "std": statistics.stdev(values) if len(values) > 1 else 0.0,
+        "min": min(values),
+        "max": max(values),
+    }
+
+
 def summary(runs: Sequence[dict[str, Any]]) -> dict[str, Any]:
     """Per metrics file, per dotted key: mean/std/min/max/n of numbers, `true`/n of booleans (keys all runs share)."""
     out: dict[str, Any] = {}
@@ -112,13 +124,7 @@ def summary(runs: Sequence[dict[str, Any]]) -> dict[str, Any]:
             if all(isinstance(v, bool) for v in values):
                 rows[key] = {"true": sum(values), "n": len(values)}
             elif all(isinstance(v, int | float) and not isinstance(v, bool) for v in values):
-                rows[key] = {
-                    "n": len(values),
-                    "mean": statistics.mean(values),
-                    "std": statistics.stdev(values) if len(values) > 1 else 0.0,
-                    "min": min(values),
-                    "max": max(values),
-                }
+                rows[key] = summarise(values)
         out[stem] = rows
     return out
 
