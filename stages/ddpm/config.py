@@ -80,6 +80,10 @@ class TrainParams:
     hflip: bool = True  # horizontal-flip augmentation
     log_every: int = 10  # loss rows in plots/ddpm/train_history.csv and MLflow
     checkpoint_every: int = 200
+    # A time budget: training stops at the first loss row past it. The learning rate is constant after the
+    # warmup, so a stopped run is the same run as a longer one, up to where it stopped. 0 = none.
+    max_minutes: float = 0.0
+    snapshot_every: int = 200  # the EMA weights every N steps (and at the end) for evaluate's FID curve; 0 = none
 
 
 @dataclasses.dataclass
@@ -101,6 +105,9 @@ class EvaluateParams:
     compare: list[str] = dataclasses.field(default_factory=lambda: ["ddpm", "ddim:50", "ddim:10"])
     compare_images: int = 8  # 0 = skip the comparison
     seed: int = 1
+    # FID during training: each snapshot of ddpm-train generates curve_images with curve_sampler. 0 = no curve.
+    curve_images: int = 16
+    curve_sampler: str = "ddim:20"
 
 
 @dataclasses.dataclass
@@ -147,6 +154,10 @@ class Paths(TaskPaths):
         return self._p("models", TASK, "model.pt")
 
     @property
+    def snapshots(self) -> Path:
+        return self._p("models", TASK, "snapshots.pt")
+
+    @property
     def metrics(self) -> Path:
         return self._p("metrics")
 
@@ -168,9 +179,11 @@ RANGES = {
     "train.steps": between(1, 10_000_000), "train.batch_size": between(1, 4096), "train.lr": above(0),
     "train.weight_decay": at_least(0), "train.warmup_steps": at_least(0), "train.grad_clip": at_least(0),
     "train.ema_decay": between(0, 1), "train.log_every": at_least(1), "train.checkpoint_every": at_least(0),
+    "train.max_minutes": at_least(0), "train.snapshot_every": at_least(0),
     "sample.steps": at_least(0), "sample.eta": between(0, 1), "sample.n_images": between(1, 100_000),
     "sample.batch_size": between(1, 4096), "sample.jpeg_quality": between(1, 100),
     "evaluate.fid_real_images": at_least(0), "evaluate.compare_images": between(0, 100_000),
+    "evaluate.curve_images": between(0, 100_000),
 }  # fmt: skip
 GROUPS = 8  # GroupNorm groups of the U-Net (UNetConfig.groups)
 
@@ -191,17 +204,18 @@ def validate(p: DdpmParams) -> DdpmParams:
             f"({T}) is below {LINEAR_MIN_TIMESTEPS}: the linear schedule's last β (0.02·1000/T) would exceed 1")  # fmt: skip
     require(p.sample.steps <= T, f"parameter '{TASK}.sample.steps' ({p.sample.steps}) exceeds "
             f"'{TASK}.diffusion.timesteps' ({T})")  # fmt: skip
-    for i, entry in enumerate(p.evaluate.compare):
+    entries = [(f"{TASK}.evaluate.compare[{i}]", entry) for i, entry in enumerate(p.evaluate.compare)]
+    for key, entry in [*entries, (f"{TASK}.evaluate.curve_sampler", p.evaluate.curve_sampler)]:
         name, _, steps = entry.partition(":")
-        key = f"{TASK}.evaluate.compare[{i}]"
         ok = (name == "ddpm" and not steps) or (name == "ddim" and steps.isdigit() and int(steps) > 0)
         require(ok, f"parameter '{key}' is {entry!r}; expected 'ddpm' or 'ddim:<steps>'")
         require(name == "ddpm" or int(steps) <= T, f"parameter '{key}' is {entry!r}; DDIM steps must be in "
                 f"[1, {T}] ('{TASK}.diffusion.timesteps')")  # fmt: skip
     for key, n in (("evaluate.fid_real_images", p.evaluate.fid_real_images),):
         require(n != 1, f"parameter '{TASK}.{key}' is 1; FID needs at least 2 images (0 = all)")
-    require(p.evaluate.compare_images != 1, f"parameter '{TASK}.evaluate.compare_images' is 1; FID needs at least "
-            "2 images (0 = skip the comparison)")  # fmt: skip
+    for key, what in (("compare_images", "skip the comparison"), ("curve_images", "no curve")):
+        require(getattr(p.evaluate, key) != 1, f"parameter '{TASK}.evaluate.{key}' is 1; FID needs at least "
+                f"2 images (0 = {what})")  # fmt: skip
     return p
 
 

@@ -5,6 +5,9 @@ linear warmup, gradient clipping, an EMA of the weights (the EMA weights are the
 output), optional horizontal flips, bf16 autocast on GPU. Checkpoints every
 `checkpoint_every` steps in a scratch folder keyed by the params and inputs; an
 interrupted run resumes from the newest one and ends with the same weights.
+`max_minutes` stops training at the first loss row past the budget (the steps,
+not the clock, lead the schedule); `snapshot_every` keeps the EMA weights along
+the way (models/ddpm/snapshots.pt), which ddpm-evaluate turns into FID over time.
 """
 
 from __future__ import annotations
@@ -55,16 +58,19 @@ def run(p: config.DdpmParams, common: config.CommonParams, paths: config.Paths) 
     run_key = {"params": to_dict(p), "device": str(device), "deps": stage_dep_hashes(STAGE, paths.root)}
     scratch = checkpoint.scratch_dir(paths.checkpoints, run_key)
     history: list[dict] = []
+    snapshots: dict[str, list] = {"steps": [], "ema": []}
+    snapshot_seconds: list[float] = []  # wall clock, so a timing: timings/ddpm-train.json, not the weights file
     first_step, elapsed, run_id = 1, 0.0, None
     if (saved := checkpoint.resume(scratch, model, optimizer, scheduler)) is not None:
         run_id = saved.get("mlflow_run_id")  # the interrupted run's MLflow run, continued
         ema.shadow = saved["ema"]
         generator.set_state(saved["generator"])
         history, first_step, elapsed = saved["history"], saved["step"] + 1, saved["elapsed"]
+        snapshots, snapshot_seconds = saved["snapshots"], saved["snapshot_seconds"]
 
     n_params = sum(x.numel() for x in model.parameters())
     print(f"{STAGE}: U-Net {n_params:,} parameters, {t.steps} steps of {t.batch_size} on {device}")
-    start, window = time.time() - elapsed, []
+    start, window, step = time.time() - elapsed, [], first_step - 1
     with tracked_run(
         config.TASK, STAGE,
         {"seed": p.seed, "diffusion": to_dict(p.diffusion), "model": to_dict(p.model), "train": to_dict(t), "image_size": cfg.image_size},
@@ -100,20 +106,36 @@ def run(p: config.DdpmParams, common: config.CommonParams, paths: config.Paths) 
                 tracker.log_metrics({"loss": row["loss"], "lr": row["lr"]}, step=step)
                 if step % (10 * t.log_every) == 0 or step == t.steps:
                     print(f"step {step} loss {row['loss']:.4f} ({time.time() - start:.0f} s)")
+            if t.snapshot_every and step % t.snapshot_every == 0:
+                keep_snapshot(snapshots, step, ema.shadow)
+                snapshot_seconds.append(round(time.time() - start, 1))
+            # every rank checks at the same steps; rank 0's clock decides for all of them
+            if (
+                t.max_minutes
+                and step % t.log_every == 0
+                and distributed.broadcast(time.time() - start > 60 * t.max_minutes)
+            ):
+                print(f"{STAGE}: time budget of {t.max_minutes} min reached after step {step} of {t.steps}")
+                break
             if step % t.checkpoint_every == 0 and step < t.steps and distributed.is_main():
                 checkpoint.save(scratch, step, model, optimizer, scheduler, ema=ema.shadow,
-                                generator=generator.get_state(), history=history, step=step,
-                                elapsed=time.time() - start, mlflow_run_id=tracker.run_id)  # fmt: skip
+                                generator=generator.get_state(), history=history, step=step, snapshots=snapshots,
+                                snapshot_seconds=snapshot_seconds, elapsed=time.time() - start, mlflow_run_id=tracker.run_id)  # fmt: skip
 
         seconds = time.time() - start
+        if t.snapshot_every and snapshots["steps"][-1:] != [step]:
+            keep_snapshot(snapshots, step, ema.shadow)
+            snapshot_seconds.append(round(seconds, 1))
         if not distributed.is_main():
             return {}  # rank 0 writes every output
         with atomic_path(paths.model) as tmp:
             torch.save({"config": dataclasses.asdict(cfg), "diffusion": vars(p.diffusion), "ema": ema.shadow}, tmp)
+        with atomic_path(paths.snapshots) as tmp:
+            torch.save(snapshots, tmp)
         tail = [r["loss"] for r in history[-max(1, len(history) // 10) :]]
         summary = {
             "parameters": n_params,
-            "steps": t.steps,
+            "steps": step,
             "image_size": cfg.image_size,
             "final_loss": float(np.mean(tail)),
         }
@@ -122,7 +144,9 @@ def run(p: config.DdpmParams, common: config.CommonParams, paths: config.Paths) 
         write_json(paths.metrics / "ddpm_train.json", summary)
         timings = {
             "train_seconds": round(seconds, 1),
-            "images_per_second": round(t.steps * t.batch_size / max(seconds, 1e-9), 1),
+            "images_per_second": round(step * t.batch_size / max(seconds, 1e-9), 1),
+            "snapshot_steps": snapshots["steps"],
+            "snapshot_seconds": snapshot_seconds,
         }
         write_timings(paths.timings(STAGE), timings)
         tracker.log_metrics({k: v for k, v in {**summary, **timings}.items() if isinstance(v, (int, float))})
@@ -130,6 +154,11 @@ def run(p: config.DdpmParams, common: config.CommonParams, paths: config.Paths) 
     checkpoint.clear(scratch)
     print(f"{STAGE}: final loss {summary['final_loss']:.4f}, {timings['train_seconds']} s -> {paths.model}")
     return summary
+
+
+def keep_snapshot(snapshots: dict[str, list], step: int, shadow: dict) -> None:
+    snapshots["steps"].append(step)
+    snapshots["ema"].append({name: value.clone() for name, value in shadow.items()})
 
 
 def shard_loss(schedule: Schedule, net: torch.nn.Module, x0: torch.Tensor, generator, device) -> torch.Tensor:

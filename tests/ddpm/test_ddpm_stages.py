@@ -7,6 +7,7 @@ import zipfile
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 from tiny import COMMON, tiny_task
 
@@ -107,6 +108,31 @@ def test_evaluate_reports_fid_with_protocol_and_samplers(done):
     assert rows[0] == "sampler,steps,images,fid" and rows[1].startswith("ddpm,20,2,")
 
 
+def test_evaluate_draws_fid_over_training_from_the_snapshots(done):
+    _, _, paths, results = done
+    # snapshot_every 4 of 6 steps: step 4, and the end
+    rows = (paths.plots / "fid_curve.csv").read_text().splitlines()
+    assert rows[0] == "step,images,fid" and [r.split(",")[0] for r in rows[1:]] == ["4", "6"]
+    assert all(float(r.split(",")[2]) > 0 for r in rows[1:]) and (paths.plots / "fid_curve.png").is_file()
+    assert results["evaluate"]["curve_images"] == 2
+    timings = read_json(paths.timings("ddpm-train"))
+    assert timings["snapshot_steps"] == [4, 6] and len(timings["snapshot_seconds"]) == 2
+    # the last snapshot is the submitted model: the same EMA weights
+    saved, final = train.checkpoint.load(paths.snapshots), train.checkpoint.load(paths.model)
+    assert all(torch.equal(saved["ema"][-1][k], v) for k, v in final["ema"].items())
+
+
+def test_time_budget_stops_at_a_loss_row_and_keeps_the_last_snapshot(tiny):
+    p, common, paths = tiny
+    download.run(p, COMMON, paths)
+    prepare.run(p, COMMON, paths)
+    p = dataclasses.replace(p, train=dataclasses.replace(p.train, max_minutes=1e-9))
+    summary = train.run(p, common, paths)
+    assert summary["steps"] == 2  # the first loss row (log_every 2) is past the budget
+    assert (paths.plots / "train_history.csv").read_text().splitlines()[1:][-1].startswith("2,")
+    assert train.checkpoint.load(paths.snapshots)["steps"] == [2]
+
+
 def test_package_writes_a_valid_zip_and_report(done):
     p, _, paths, results = done
     package.check_submission(paths.submission, 4)
@@ -131,7 +157,7 @@ def test_training_is_deterministic_and_resumes(tiny, monkeypatch):
     download.run(p, COMMON, paths)
     prepare.run(p, COMMON, paths)
     train.run(p, common, paths)
-    first = paths.model.read_bytes()
+    first, snapshots = paths.model.read_bytes(), paths.snapshots.read_bytes()
 
     # Interrupt after the checkpoint at step 3; the next run resumes from it and ends with the same weights.
     real_save, calls = train.checkpoint.save, []
@@ -147,7 +173,7 @@ def test_training_is_deterministic_and_resumes(tiny, monkeypatch):
     monkeypatch.setattr(train.checkpoint, "save", real_save)
     assert calls == [3] and len(list(paths.checkpoints.glob("*/epoch-00003.pt"))) == 1
     train.run(p, common, paths)
-    assert paths.model.read_bytes() == first
+    assert paths.model.read_bytes() == first and paths.snapshots.read_bytes() == snapshots
 
 
 # --- the zip validator ------------------------------------------------------------------------
