@@ -6,7 +6,8 @@
 
 Each EXP is an experiment name (`dvc exp run -n`) or a git revision. For each, the record keeps the commit DVC
 made for it and the commit it was run from, the params that differ from that commit's params.yaml, the metrics
-files of the task's stages (from the experiment's commit) and their timings (read through the experiment's
+files of the task's stages and the CSV tables its plots are drawn from (from the experiment's commit: an FID
+curve, a training history) and their timings (read through the experiment's
 dvc.lock from the DVC cache: seconds, threads, CPU); then, over the runs, mean, std (n - 1), min and max of every
 metric that is a number and how many runs hold each one that is true or false. So a figure a README takes from
 the record names the experiments, code and params that made it: `git show <commit>:dvc.lock` says the rest, and
@@ -16,6 +17,7 @@ Imports nothing heavy.
 
 from __future__ import annotations
 
+import csv
 import json
 import re
 import statistics
@@ -86,6 +88,14 @@ def one_run(root: Path, task: str, name: str) -> dict[str, Any]:
     }
     if not metrics:
         raise RecordError(f"{name}: its dvc.lock has no metrics of task '{task}' (was it a run of {task}'s stages?)")
+    tables = {}
+    for o in outs:
+        if o["path"].startswith("plots/") and o["path"].endswith(".csv"):
+            try:
+                text = show(root, rev, o["path"])
+            except RecordError:  # a table kept in the DVC cache, not in git: not recorded
+                continue
+            tables[o["path"]] = [{k: _number(v) for k, v in row.items()} for row in csv.DictReader(text.splitlines())]
     timings = {}
     for o in outs:
         if o["path"].startswith("timings/") and "md5" in o:
@@ -97,8 +107,20 @@ def one_run(root: Path, task: str, name: str) -> dict[str, Any]:
         "baseline": base,
         "params": {k: v for k, v in sorted(params.items()) if before.get(k, object()) != v},
         "metrics": metrics,
+        "tables": tables,
         "timings": timings,
     }
+
+
+def _number(cell: str) -> Any:
+    """A CSV cell as the number it spells, else the text."""
+    try:
+        return int(cell)
+    except ValueError:
+        try:
+            return float(cell)
+        except ValueError:
+            return cell
 
 
 def summarise(values: Sequence[float]) -> dict[str, float]:

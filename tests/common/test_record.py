@@ -28,6 +28,8 @@ def commit(root: Path, seed: int, fid: float, passes: bool, seconds: float) -> s
     (root / "params.yaml").write_text(yaml.safe_dump({"toy": {"seed": seed, "lr": 0.1}, "other": {"x": 1}}))
     (root / "metrics").mkdir(exist_ok=True)
     (root / "metrics" / "toy.json").write_text(json.dumps({"fid": fid, "passes": passes, "name": "a"}))
+    (root / "plots").mkdir(exist_ok=True)
+    (root / "plots" / "curve.csv").write_text(f"step,fid,note\n10,{fid + 5},a\n20,{fid},b\n")
     timing = json.dumps({"seconds": seconds}).encode()
     md5 = f"{seed:02d}" + "0" * 30
     cache = root / ".dvc" / "cache" / "files" / "md5" / md5[:2] / md5[2:]
@@ -37,13 +39,18 @@ def commit(root: Path, seed: int, fid: float, passes: bool, seconds: float) -> s
         "stages": {
             "toy-train": {
                 "cmd": "x",
-                "outs": [{"path": "metrics/toy.json", "md5": "1" * 32}, {"path": "timings/toy-train.json", "md5": md5}],
+                "outs": [
+                    {"path": "metrics/toy.json", "md5": "1" * 32},
+                    {"path": "plots/curve.csv", "md5": "3" * 32},
+                    {"path": "plots/cached.csv", "md5": "4" * 32},  # in the DVC cache only: not recorded
+                    {"path": "timings/toy-train.json", "md5": md5},
+                ],
             },
             "other-train": {"cmd": "y", "outs": [{"path": "metrics/other.json", "md5": "2" * 32}]},
         }
     }
     (root / "dvc.lock").write_text(yaml.safe_dump(lock))
-    git(root, "add", "params.yaml", "metrics", "dvc.lock")
+    git(root, "add", "params.yaml", "metrics", "plots", "dvc.lock")
     git(root, "commit", "-qm", f"seed {seed}")
     return git(root, "rev-parse", "HEAD")
 
@@ -72,6 +79,8 @@ def test_record_reads_each_experiment_and_summarises_them(repo):
     assert data["runs"][0]["params"] == {"toy.seed": 1}  # only what differs from the baseline's params.yaml
     assert set(data["runs"][0]["metrics"]) == {"toy"}  # the task's stages only
     assert [r["timings"]["toy-train"]["seconds"] for r in data["runs"]] == [10.0, 12.0, 14.0]
+    assert data["runs"][0]["tables"] == {"plots/curve.csv": [{"step": 10, "fid": 65.0, "note": "a"},
+                                                            {"step": 20, "fid": 60.0, "note": "b"}]}  # fmt: skip
     fid = data["summary"]["toy"]["fid"]
     assert (fid["n"], fid["mean"], fid["std"], fid["min"], fid["max"]) == (3, 64.0, 4.0, 60.0, 68.0)
     assert data["summary"]["toy"]["passes"] == {"true": 2, "n": 3}
