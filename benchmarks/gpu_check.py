@@ -33,6 +33,8 @@ from typing import Any
 
 import yaml
 
+from stages.common import runtime
+
 ROOT = Path(__file__).resolve().parents[1]
 TINY_PARAMS = ROOT / "tests" / "tiny_params.yaml"
 
@@ -109,7 +111,7 @@ def mygo(params: Path, device: Any, batch: int | None) -> Bench:
     p, _ = config.load(params)
     t, m, n = p.train, p.model(p.ensemble[0]), _batch(batch, p.train.batch_size)
     size = p.prepare.image_size
-    fmt = torch.channels_last if device.type == "cuda" and t.channels_last else torch.contiguous_format
+    fmt = runtime.memory_format(device, t.channels_last)
     model = build(m, MYGO_CLASSES).to(device, memory_format=fmt)
 
     def make_batch():
@@ -376,11 +378,10 @@ def measure(bench: Bench, device: Any, steps: int, warmup: int) -> dict[str, Any
     model = bench.model
     model.train()
     optimizer = torch.optim.AdamW(model.parameters(), lr=bench.lr, weight_decay=bench.weight_decay, fused=True)
-    bf16 = bench.bf16 and device.type == "cuda"
 
     def step() -> Any:
         batch = bench.make_batch()
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
+        with runtime.autocast(device, bench.bf16):
             loss = bench.loss_fn(model, batch)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -404,7 +405,7 @@ def measure(bench: Bench, device: Any, steps: int, warmup: int) -> dict[str, Any
     return {
         "params_m": round(sum(q.numel() for q in model.parameters()) / 1e6, 3),
         "batch_size": bench.batch_size,
-        "precision": "bf16" if bf16 else "fp32",
+        "precision": "bf16" if bench.bf16 and device.type == "cuda" else "fp32",  # runtime.autocast's rule
         "step_ms": round(1000 * seconds / max(steps, 1), 2),
         "samples_per_s": round(bench.batch_size * steps / max(seconds, 1e-9), 1),
     }

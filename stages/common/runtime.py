@@ -29,7 +29,17 @@ def seed_everything(seed: int, deterministic: bool = True) -> None:
 
 
 def resolve_device(name: str = "auto") -> torch.device:  # noqa: F821
-    """`auto` picks cuda, then mps, then cpu; anything else is passed to torch.device and checked."""
+    """`auto` picks cuda, then mps, then cpu; anything else is passed to torch.device and checked.
+    On CUDA, fp32 matrix products may use TF32 (see autocast below)."""
+    device = _device(name)
+    if device.type == "cuda":
+        import torch
+
+        torch.set_float32_matmul_precision("high")
+    return device
+
+
+def _device(name: str) -> torch.device:  # noqa: F821
     import torch
 
     if name == "auto":
@@ -45,6 +55,27 @@ def resolve_device(name: str = "auto") -> torch.device:  # noqa: F821
     if device.type == "cuda" and not torch.cuda.is_available():
         raise ParamsError(f"device '{name}' requested but CUDA is not available (use device: auto or cpu)")
     return device
+
+
+# --- what runs on a GPU, decided here for every trainer ----------------------------------------------------------
+# bf16 autocast and channels_last on CUDA only: on a CPU, bf16 kernels differ between processors (AMX,
+# AVX512-BF16, or emulated) and would break "the same bytes on every CPU", and NHWC convolutions are slower there.
+# fp32 matrix products on CUDA may use TF32 ("high"); the CPU keeps full fp32 ("highest", torch's default).
+# SyncBatchNorm under DDP on CUDA is distributed.wrap's.
+
+
+def autocast(device: torch.device, enabled: bool = True):  # noqa: F821
+    """The trainers' mixed precision: bf16 autocast on CUDA (when `enabled`), a no-op context elsewhere."""
+    import torch
+
+    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=enabled and device.type == "cuda")
+
+
+def memory_format(device: torch.device, enabled: bool = True) -> torch.memory_format:  # noqa: F821
+    """channels_last for a convolutional model on CUDA (tensor cores read NHWC), else the default layout."""
+    import torch
+
+    return torch.channels_last if enabled and device.type == "cuda" else torch.contiguous_format
 
 
 def thread_count(task_threads: int, common_threads: int) -> int:

@@ -19,7 +19,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from stages.common import checkpoint, distributed
+from stages.common import checkpoint, distributed, runtime
 from stages.common.cli import main
 from stages.common.diffusion import EMA, Schedule, UNet
 from stages.common.io import DataError, atomic_path, write_csv, write_json
@@ -53,7 +53,7 @@ def run(p: config.DdpmParams, common: config.CommonParams, paths: config.Paths) 
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: min(1.0, (step + 1) / (t.warmup_steps + 1)))
     ema = EMA(model, t.ema_decay)
     generator = torch.Generator().manual_seed(p.seed)
-    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda")
+    autocast = runtime.autocast(device)
 
     run_key = {"params": to_dict(p), "device": str(device), "deps": stage_dep_hashes(STAGE, paths.root)}
     scratch = checkpoint.scratch_dir(paths.checkpoints, run_key)

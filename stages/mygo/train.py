@@ -18,7 +18,7 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from stages.common import checkpoint, distributed, fit
+from stages.common import checkpoint, distributed, fit, runtime
 from stages.common.cli import main
 from stages.common.cnn import count_parameters
 from stages.common.runtime import resolve_device, seed_everything, set_kernels, set_threads
@@ -39,7 +39,6 @@ def run(p: config.MygoParams, common: config.CommonParams, paths: config.Paths, 
     set_kernels(common.kernels)
     set_threads(common.threads)
     device = distributed.init(resolve_device(common.device))
-    on_gpu = device.type == "cuda"
     data = load_prepared(paths.prepared)
     classes, size = data["classes"], data["index"]["image_size"]
     train_x = torch.from_numpy(data["train_images"]).permute(0, 3, 1, 2).contiguous()  # uint8 (N, 3, S, S)
@@ -49,7 +48,7 @@ def run(p: config.MygoParams, common: config.CommonParams, paths: config.Paths, 
     transform = augment.train_transform(t.augment, size, mean, std)
     valid_x = augment.eval_transform(size, mean, std)(torch.from_numpy(data["valid_images"]).permute(0, 3, 1, 2))
     mix = augment.batch_mix(len(classes), t.mixup_alpha, t.cutmix_alpha)
-    memory_format = torch.channels_last if on_gpu and t.channels_last else torch.contiguous_format
+    memory_format = runtime.memory_format(device, t.channels_last)
 
     model = build(m, len(classes)).to(device, memory_format=memory_format)
     net = distributed.wrap(model)  # trains; `model` (same weights) evaluates and is saved
@@ -57,7 +56,7 @@ def run(p: config.MygoParams, common: config.CommonParams, paths: config.Paths, 
     steps_per_epoch = math.ceil(len(train_x) / t.batch_size)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda(t, steps_per_epoch))
     loss_fn = nn.CrossEntropyLoss(label_smoothing=t.label_smoothing)
-    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=on_gpu and t.bf16)
+    autocast = runtime.autocast(device, t.bf16)
 
     stage = f"{STAGE}@{name}"
     run_key = {"model": dataclasses.asdict(m), "train": dataclasses.asdict(t), "device": str(device),

@@ -14,7 +14,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from stages.common import checkpoint
+from stages.common import checkpoint, runtime
 from stages.common.io import DataError, atomic_path
 from stages.common.transformer import Encoder, positional_encoding
 from stages.news.config import ModelParams
@@ -109,6 +109,6 @@ def predict_logits(
     for start in range(0, len(ids), batch_size):
         width = int(lengths[start : start + batch_size].max())
         batch = torch.as_tensor(ids[start : start + batch_size, :width], dtype=torch.long, device=device)
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
+        with runtime.autocast(device):
             out.append(model(batch).float().cpu().numpy())
     return np.concatenate(out) if out else np.zeros((0, model.head.out_features), dtype=np.float32)

@@ -14,7 +14,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from stages.common import checkpoint, distributed, fit
+from stages.common import checkpoint, distributed, fit, runtime
 from stages.common.cli import main
 from stages.common.io import write_csv, write_json
 from stages.common.params import ParamsError, to_dict
@@ -113,7 +113,7 @@ def train_member(
     total = t.epochs * steps_per_epoch
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, warmup_cosine(int(t.warmup_fraction * total), total))
     loss_fn = torch.nn.CrossEntropyLoss(label_smoothing=t.label_smoothing)
-    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda")
+    autocast = runtime.autocast(device)
 
     run_key = {"params": to_dict(p), "device": str(device), "deps": stage_dep_hashes(STAGE, paths.root)}
     if member:

@@ -14,7 +14,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from stages.common import checkpoint, distributed, fit
+from stages.common import checkpoint, distributed, fit, runtime
 from stages.common.cli import main
 from stages.common.io import atomic_path
 from stages.common.params import to_dict
@@ -43,7 +43,7 @@ def run(p: config.PokemonParams, common: config.CommonParams, paths: config.Path
     steps_per_epoch = math.ceil(len(train_set) / t.batch_size)
     scheduler = warmup_cosine(optimizer, t.warmup_steps, t.epochs * steps_per_epoch)
     judge = pdr.load(paths.classifier, device) if t.select_by == "classifier" else None
-    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda")
+    autocast = runtime.autocast(device)
     run_key = {"params": to_dict(p), "device": str(device), "deps": stage_dep_hashes(STAGE, paths.root)}
     loop = fit.Loop(STAGE, config.TASK, checkpoint.scratch_dir(paths.checkpoints, run_key), model, optimizer,
                     scheduler, epochs=t.epochs, root=paths.root, max_minutes=t.max_minutes)  # fmt: skip

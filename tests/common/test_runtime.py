@@ -41,3 +41,17 @@ def test_cpu_kernels_are_pinned_to_the_common_avx2_level():
     assert (os.environ["ATEN_CPU_CAPABILITY"], os.environ["ONEDNN_MAX_CPU_ISA"], os.environ["MKL_CBWR"]) == (
         "avx2", "AVX2", "COMPATIBLE")  # fmt: skip
     assert torch.backends.cpu.get_cpu_capability() == "AVX2"
+
+
+def test_gpu_precision_is_decided_once_and_off_on_a_cpu():
+    """bf16 autocast and channels_last are CUDA-only (stages.common.runtime): on a CPU the trainers run in fp32 and
+    the default layout, whatever their `bf16`/`channels_last` params say, so the bytes do not depend on the CPU."""
+    from stages.common.runtime import autocast, memory_format
+
+    cpu, cuda = torch.device("cpu"), torch.device("cuda")
+    with autocast(cpu):
+        assert (torch.ones(2, 2) @ torch.ones(2, 2)).dtype == torch.float32
+    assert memory_format(cpu) == torch.contiguous_format and memory_format(cpu, enabled=True) == torch.contiguous_format
+    assert memory_format(cuda) == torch.channels_last and memory_format(cuda, enabled=False) == torch.contiguous_format
+    resolve_device("cpu")
+    assert torch.get_float32_matmul_precision() == "highest"  # TF32 is for CUDA only
