@@ -60,13 +60,13 @@ class Loop:
         self.epochs, self.max_minutes, self.patience = epochs, max_minutes, patience
         self.history: list[dict] = []
         self.best: dict[str, Any] = {"score": None, "epoch": 0, "state": None}
-        self.first, self.elapsed, self.run_id, self.tracker = 1, 0.0, None, None
+        self.first, elapsed, self.run_id, self.tracker = 1, 0.0, None, None
         self.saved = checkpoint.resume(scratch, model, optimizer, scheduler)
         if self.saved is not None:
             self.history, self.first = self.saved["history"], self.saved["epoch"] + 1
             self.best = self.saved.get("best", self.best)
-            self.elapsed, self.run_id = self.saved.get("elapsed", 0.0), self.saved.get("mlflow_run_id")
-        self.start = time.time() - self.elapsed  # the run's clock, continued across a resume
+            elapsed, self.run_id = self.saved.get("elapsed", 0.0), self.saved.get("mlflow_run_id")
+        self.start = time.time() - elapsed  # the run's clock, continued across a resume
         self._epoch_start, self._epoch_seconds = self.start, 0.0
 
     @contextmanager
@@ -125,7 +125,6 @@ class Loop:
         *,
         csv: Path,
         plots: Sequence[tuple[Path, Sequence[str], str, str]] = (),
-        x: str = "epoch",
         rows: Sequence[dict[str, Any]] | None = None,
     ) -> None:
         """Rank 0's outputs: the history CSV (`rows`, default the history), one line plot per (path, columns,
@@ -137,7 +136,7 @@ class Loop:
         rows = self.history if rows is None else rows
         write_csv(csv, rows)
         for path, ys, title, ylabel in plots:
-            line_plot(path, rows, x, ys, title, ylabel)
+            line_plot(path, rows, "epoch", ys, title, ylabel)
         write_json(*metrics)
         write_timings(*timings)
         figures = {**metrics[1], **timings[1]}

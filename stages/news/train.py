@@ -163,7 +163,7 @@ def train_member(
                 "lr": scheduler.get_last_lr()[0],
                 "samples_per_s": len(train_ids) / max(seconds, 1e-9),
             }
-            row = loop.end_epoch(row, -row["val_accuracy"], ema=None if ema is None else ema.state_dict())
+            loop.end_epoch(row, -row["val_accuracy"], ema=None if ema is None else ema.state_dict())
 
         if not distributed.is_main():
             return model, {}, {}, loop  # rank 0 writes every output
