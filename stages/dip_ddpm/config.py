@@ -23,6 +23,10 @@ class DataParams:
     n_images: int = 8  # test images
     val_images: int = 2  # separate validation images: they set DIP's stopping iteration (never the test images)
     image_size: int = 32  # must equal the prior's resolution
+    # dir: only the files after the first `skip` of the sorted list, e.g. the ones a prior trained on the first
+    # ddpm.prepare.max_images of the same folder never saw (0 = all)
+    skip: int = 0
+    celeba_crop: int = 140  # aligned CelebA (178×218): cut as ddpm-prepare cuts its training faces (0 = none)
 
 
 @dataclasses.dataclass
@@ -99,6 +103,8 @@ def validate(p: DipDdpmParams) -> DipDdpmParams:
     _check(0 <= p.threads <= 1024, "threads", f"is {p.threads}; must be in [0, 1024]")
     _check(1 <= d.n_images <= 100_000, "data.n_images", f"is {d.n_images}; must be in [1, 100000]")
     _check(1 <= d.val_images <= 100_000, "data.val_images", f"is {d.val_images}; must be in [1, 100000]")
+    _check(0 <= d.skip <= 10_000_000, "data.skip", f"is {d.skip}; must be in [0, 10000000]")
+    _check(0 <= d.celeba_crop <= 178, "data.celeba_crop", f"is {d.celeba_crop}; must be in [0, 178]")
     _check(
         8 <= d.image_size <= 2048 and d.image_size % 8 == 0,
         "data.image_size",

@@ -4,8 +4,10 @@ Sources: `sample` — fresh faces from stages/ddpm/faces.py drawn with `data.sam
 (the ddpm task trains its prior on faces drawn with seed 0, so these are never in its
 training set), box-downsampled to `data.image_size`; `dir:<folder>` — images spread
 evenly over the sorted file list (test images from the even positions, validation images
-from the odd ones: CIFAR-10's `test/<class>/*.jpg` gives every class), centre-cropped and
-resized. Noise: y = x + σ·ε on the 0–255 scale, float, not clipped.
+from the odd ones: CIFAR-10's `test/<class>/*.jpg` gives every class), after the first
+`data.skip` files (those a prior trained on the first ddpm.prepare.max_images of the same
+folder saw), cut as ddpm-prepare cuts (aligned CelebA to its centre `data.celeba_crop`²),
+centre-cropped and resized. Noise: y = x + σ·ε on the 0–255 scale, float, not clipped.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from stages.common.cli import main
 from stages.common.io import DataError
 from stages.common.sources import parse_source, require_dir
 from stages.ddpm import faces
-from stages.ddpm.images import decode, list_files, square
+from stages.ddpm.images import celeba_crop, decode, list_files, square
 from stages.dip_ddpm import config, data
 
 
@@ -33,12 +35,15 @@ def clean_images(p: config.DipDdpmParams) -> np.ndarray:
         images = faces.generate(d.n_images + d.val_images, d.sample_seed)
     else:
         folder = require_dir(source.value)
-        files = list_files(folder)
+        files = list_files(folder)[d.skip :]
         even, odd = files[0::2], files[1::2]
         if len(even) < d.n_images or len(odd) < d.val_images:
-            raise DataError(f"{folder}: {len(files)} images, need {d.n_images} test + {d.val_images} validation (×2)")
+            after = f" after the first {d.skip}" if d.skip else ""
+            raise DataError(
+                f"{folder}: {len(files)} images{after}, need {d.n_images} test + {d.val_images} validation (×2)"
+            )
         chosen = [even[i] for i in spread(d.n_images, len(even))] + [odd[i] for i in spread(d.val_images, len(odd))]
-        images = [decode(f) for f in chosen]
+        images = [celeba_crop(decode(f), d.celeba_crop) for f in chosen]
     return np.stack([square(image, d.image_size) for image in images])
 
 

@@ -13,7 +13,7 @@ from tiny import COMMON, tiny_task
 
 from stages.common.diffusion import Schedule, UNet, UNetConfig
 from stages.common.headlines import detail_path, metrics_view
-from stages.common.io import read_json
+from stages.common.io import DataError, read_json
 from stages.common.params import ParamsError
 from stages.dip_ddpm import config, data, dip, evaluate, package, prepare, quality, restore, reverse
 
@@ -67,6 +67,32 @@ def test_test_faces_are_not_the_priors_training_faces():
     train = faces.generate(50, 0)  # the ddpm task's sample source
     test = faces.generate(4, config.DataParams().sample_seed)
     assert not any(np.array_equal(t, x) for t in test for x in train)
+
+
+CELEBA = ROOT.parent / "shared" / "data" / "celeba_10k" / "img_align_celeba"
+
+
+@pytest.mark.skipif(not CELEBA.is_dir(), reason="needs ../shared/data/celeba_10k")
+def test_real_faces_after_skip_are_held_out_and_cut_as_the_prior_saw_them(tmp_path):
+    """A prior trained on the first ddpm.prepare.max_images faces by name never sees dip-ddpm's images when
+    data.skip is that count; aligned CelebA faces are cut to the same centre crop as ddpm-prepare's."""
+    from stages.ddpm.images import celeba_crop, decode, list_files, read_folder, square
+
+    folder = tmp_path / "faces"
+    folder.mkdir()
+    for f in sorted(CELEBA.iterdir())[:12]:
+        (folder / f.name).write_bytes(f.read_bytes())
+    p, _ = tiny_params()
+    p = dataclasses.replace(p, data=dataclasses.replace(p.data, source=f"dir:{folder}", skip=6, n_images=3,
+                                                        val_images=2, image_size=16))  # fmt: skip
+    clean = prepare.clean_images(p)
+    files = list_files(folder)
+    seen = read_folder(folder, 16, True, 6, 140)  # what ddpm-prepare gives a prior with max_images 6
+    assert not any(np.array_equal(c, s) for c in clean for s in seen)
+    assert np.array_equal(clean[0], square(celeba_crop(decode(files[6]), 140), 16))  # the first after the skip
+    p = dataclasses.replace(p, data=dataclasses.replace(p.data, skip=9))
+    with pytest.raises(DataError, match="3 images after the first 9, need 3 test"):
+        prepare.clean_images(p)
 
 
 def test_sigma_to_timestep_matches_the_noise_level_numerically():
