@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from stages.common import checkpoint, distributed
+from stages.common import checkpoint, distributed, fit
 from stages.common.cli import main
 from stages.common.io import write_csv, write_json
 from stages.common.params import ParamsError, to_dict
@@ -75,34 +75,27 @@ def run(p: config.DynconvParams, common: config.CommonParams, paths: config.Path
     key = {"name": name, "seed": p.seed, "backbone": vars(p.backbone), "variant": vars(variant), "train": vars(t),
            "device": str(device), "threads": common.threads, "deps": stage_dep_hashes(STAGE, paths.root)}  # fmt: skip
     scratch = checkpoint.scratch_dir(paths.checkpoints / name, key)
-    saved = checkpoint.latest(scratch)
-    states: list[dict] = saved["states"] if saved else []
-    history: list[dict] = saved["history"] if saved else []
-    start = time.time()
     tracked = {"seed": p.seed, "backbone": to_dict(p.backbone), "variant": to_dict(variant), "train": to_dict(t)}
-    with tracked_run(config.TASK, stage, tracked, common.mlflow and distributed.is_main(), paths.root) as tracker:
-        for r in range(len(states), t.runs):
-            setup(p.seed + r, common.device, common.threads, common.kernels)
-            model = build(name, p, len(classes)).to(device)
-            net = distributed.wrap(model)  # trains; `model` (same weights) evaluates and is kept
-            optimizer = torch.optim.AdamW(model.parameters(), lr=t.lr, weight_decay=t.weight_decay, fused=True)
-            total = t.epochs * steps
-            scheduler = torch.optim.lr_scheduler.LambdaLR(
-                optimizer, lambda s, total=total: 0.5 * (1 + math.cos(math.pi * s / total))
-            )
-            g = torch.Generator().manual_seed(p.seed + r)
-            first = 1
-            if saved and saved.get("run") == r:
-                model.load_state_dict(saved["model"])
-                optimizer.load_state_dict(saved["optimizer"])
-                scheduler.load_state_dict(saved["scheduler"])
-                g.set_state(saved["generator"])
-                torch.set_rng_state(saved["rng"])
-                first = saved["run_epoch"] + 1
-            n_params = sum(q.numel() for q in model.parameters())
-            print(f"{stage} run {r + 1}/{t.runs}: {n_params:,} parameters, {len(xtr)} train images {size}², "
-                  f"{t.epochs} epochs, channel sampling {variant.channel_sampling}, on {device}")  # fmt: skip
-            for epoch in range(first, t.epochs + 1):
+    states, history, start = [], [], time.time()
+    for r in range(t.runs):  # a finished run's last checkpoint stays until every run is done: a restart skips it
+        setup(p.seed + r, common.device, common.threads, common.kernels)
+        model = build(name, p, len(classes)).to(device)
+        net = distributed.wrap(model)  # trains; `model` (same weights) evaluates and is kept
+        optimizer = torch.optim.AdamW(model.parameters(), lr=t.lr, weight_decay=t.weight_decay, fused=True)
+        total = t.epochs * steps
+        scheduler = torch.optim.lr_scheduler.LambdaLR(
+            optimizer, lambda s, total=total: 0.5 * (1 + math.cos(math.pi * s / total))
+        )
+        g = torch.Generator().manual_seed(p.seed + r)
+        loop = fit.Loop(stage, config.TASK, scratch / f"run{r}", model, optimizer, scheduler, epochs=t.epochs,
+                        root=paths.root)  # fmt: skip
+        if loop.saved:
+            g.set_state(loop.saved["generator"])
+        n_params = sum(q.numel() for q in model.parameters())
+        print(f"{stage} run {r + 1}/{t.runs}: {n_params:,} parameters, {len(xtr)} train images {size}², "
+              f"{t.epochs} epochs, channel sampling {variant.channel_sampling}, on {device}")  # fmt: skip
+        with loop.tracking({**tracked, "run": r}, common.mlflow):
+            for epoch in loop:
                 model.train()
                 order = torch.randperm(len(xtr), generator=g)
                 loss_sum, correct = 0.0, 0
@@ -129,25 +122,17 @@ def run(p: config.DynconvParams, common: config.CommonParams, paths: config.Path
                     correct += int((logits.argmax(1) == yb).sum()) * (weight > 0)
                 loss_sum, correct = distributed.all_reduce_sum(loss_sum, correct)
                 single = [accuracy(model, xva, yva, s, 256, device) for s in config.SINGLE]
-                row = {
+                loop.end_epoch({  # rank 0's row for every rank (BatchNorm buffers differ by rank on CPU)
                     "run": r,
                     "epoch": epoch,
                     "train_loss": round(loss_sum / len(xtr), 6),
                     "train_accuracy": round(correct / len(xtr), 6),
                     "val_accuracy_rgb": round(accuracy(model, xva, yva, "RGB", 256, device), 6),
                     "val_accuracy_single": round(sum(single) / 3, 6),
-                }
-                row = distributed.broadcast(row)  # rank 0's (BatchNorm buffers differ by rank on CPU)
-                history.append(row)
-                tracker.log_metrics({f"run{r}_{k}": v for k, v in row.items() if k not in ("run", "epoch")}, step=epoch)
-                print(
-                    " ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in row.items()), flush=True
-                )
-                if distributed.is_main():
-                    checkpoint.save(scratch, r * t.epochs + epoch, model, optimizer, scheduler, run=r,
-                                    run_epoch=epoch, generator=g.get_state(), states=states, history=history)  # fmt: skip
-            states.append({k: v.detach().cpu().clone() for k, v in model.state_dict().items()})
-            saved = None
+                }, generator=g.get_state())  # fmt: skip
+        states.append({k: v.detach().cpu().clone() for k, v in model.state_dict().items()})
+        history += loop.history
+    with tracked_run(config.TASK, stage, tracked, common.mlflow and distributed.is_main(), paths.root) as tracker:
         if not distributed.is_main():
             return {}  # rank 0 writes every output
         save(paths.model(name), name, states, p, classes, size)
@@ -173,7 +158,7 @@ def run(p: config.DynconvParams, common: config.CommonParams, paths: config.Path
                                                "threads": common.threads})  # fmt: skip
         tracker.log_artifact(paths.plots / f"train_{name}.png")
         tracker.log_artifact(paths.history(name))
-    checkpoint.clear(scratch)
+    checkpoint.clear(scratch)  # every run's folder
     print(f"{stage}: final validation accuracy RGB {summary['final_val_accuracy_rgb']}, "
           f"single channels {summary['final_val_accuracy_single']}")  # fmt: skip
     return summary

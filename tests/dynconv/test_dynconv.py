@@ -130,7 +130,7 @@ def test_resume_after_interruption(tiny, trained, monkeypatch) -> None:
     p, common, paths = tiny
     real_save, calls = checkpoint.save, []
 
-    def interrupting_save(folder, epoch, *args, **kwargs):
+    def interrupting_save(folder, epoch, /, *args, **kwargs):
         real_save(folder, epoch, *args, **kwargs)
         calls.append(epoch)
         if len(calls) == 3:  # run 2, epoch 1
