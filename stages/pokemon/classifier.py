@@ -34,21 +34,23 @@ from __future__ import annotations
 
 import math
 import time
+from pathlib import Path
 
 import numpy as np
 import torch
 from torch import nn
 
-from stages.common import distributed
+from stages.common import checkpoint, distributed, fit
 from stages.common.cli import main
 from stages.common.io import atomic_path, write_json
 from stages.common.params import to_dict
 from stages.common.runtime import setup, write_timings
-from stages.common.tracking import tracked_run
+from stages.common.tracking import stage_dep_hashes, tracked_run
 from stages.pokemon import config
 from stages.pokemon.data import PREFIX_LEN, SIDE, load_prepared, render
 from stages.pokemon.pdr import Ensemble, SpriteClassifier, detection_rate, to_tensor
 
+STAGE = "pokemon-classifier"
 NEGATIVE_KINDS = ("noise", "tail-noise", "splice", "repeat", "blank", "shuffle", "speckle", "smear", "shift")
 
 
@@ -129,8 +131,9 @@ def dev_negatives(dev: np.ndarray, n_colors: int) -> dict[str, np.ndarray]:
 
 
 def train_member(
-    i: int, p: config.PokemonParams, data: dict, device: torch.device, tracker, dev_x: torch.Tensor, dev_y
-) -> SpriteClassifier:
+    i: int, p: config.PokemonParams, data: dict, device: torch.device, dev_x: torch.Tensor, dev_y, scratch: Path,
+    common: config.CommonParams, root: Path,
+) -> SpriteClassifier:  # fmt: skip
     c = p.classifier
     seed = p.seed * 1000 + i
     torch.manual_seed(seed)
@@ -141,36 +144,38 @@ def train_member(
     optimizer = torch.optim.AdamW(model.parameters(), lr=c.lr, weight_decay=1e-4, fused=True)
     steps = c.epochs * -(-2 * len(data["train"]) // c.batch_size)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 0.5 * (1 + math.cos(math.pi * step / steps)))
-    for epoch in range(1, c.epochs + 1):
-        model.train()
-        positives = translate(data["train"], rng, c.translate) if c.translate else data["train"]
-        negatives = make_negatives(positives, rng, n_colors)
-        rgb = render(np.concatenate([positives, negatives]), palette)
-        flip = rng.random(len(rgb)) < 0.5
-        rgb[flip] = rgb[flip, :, ::-1]
-        if c.recolor:  # a sprite in other colours is still one (or still not): what is learnt is shape and seams
-            for k in np.flatnonzero(rng.random(len(rgb)) < c.recolor):
-                rgb[k] = rgb[k][..., rng.permutation(3)]
-        x = to_tensor(rgb)
-        y = torch.cat([torch.ones(len(positives)), torch.zeros(len(negatives))])
-        order = torch.from_numpy(rng.permutation(len(x)))
-        losses = []
-        for batch in order.split(c.batch_size):
-            batch, weight = distributed.shard(batch)  # this rank's share of the global batch
-            logits = net(x[batch].to(device))
-            loss = nn.functional.binary_cross_entropy_with_logits(logits, y[batch].to(device))
-            optimizer.zero_grad()
-            distributed.weighted(loss, weight).backward()
-            optimizer.step()
-            scheduler.step()
-            losses.append(loss.item() * weight)  # summed over ranks, / world: the global batch's loss
-        losses = [v / distributed.world() for v in distributed.all_reduce_sum(*losses)]
-        dev_accuracy = accuracy(model, dev_x, dev_y, c.threshold)
-        step = (i * c.epochs) + epoch
-        tracker.log_metrics({"train_loss": float(np.mean(losses)), "dev_accuracy": dev_accuracy}, step=step)
-        print(
-            f"classifier {i + 1}/{c.members} epoch {epoch}: loss {np.mean(losses):.4f} dev accuracy {dev_accuracy:.3f}"
-        )
+    # a finished member's last checkpoint stays until the ensemble is done: a restart skips it
+    loop = fit.Loop(STAGE, config.TASK, scratch / f"member{i}", model, optimizer, scheduler, epochs=c.epochs, root=root)
+    if loop.saved:
+        rng.bit_generator.state = loop.saved["numpy_rng"]
+    with loop.tracking({"seed": p.seed, "member": i, "classifier": to_dict(c)}, common.mlflow):
+        for epoch in loop:
+            model.train()
+            positives = translate(data["train"], rng, c.translate) if c.translate else data["train"]
+            negatives = make_negatives(positives, rng, n_colors)
+            rgb = render(np.concatenate([positives, negatives]), palette)
+            flip = rng.random(len(rgb)) < 0.5
+            rgb[flip] = rgb[flip, :, ::-1]
+            if c.recolor:  # a sprite in other colours is still one (or still not): what is learnt is shape and seams
+                for k in np.flatnonzero(rng.random(len(rgb)) < c.recolor):
+                    rgb[k] = rgb[k][..., rng.permutation(3)]
+            x = to_tensor(rgb)
+            y = torch.cat([torch.ones(len(positives)), torch.zeros(len(negatives))])
+            order = torch.from_numpy(rng.permutation(len(x)))
+            losses = []
+            for batch in order.split(c.batch_size):
+                batch, weight = distributed.shard(batch)  # this rank's share of the global batch
+                logits = net(x[batch].to(device))
+                loss = nn.functional.binary_cross_entropy_with_logits(logits, y[batch].to(device))
+                optimizer.zero_grad()
+                distributed.weighted(loss, weight).backward()
+                optimizer.step()
+                scheduler.step()
+                losses.append(loss.item() * weight)  # summed over ranks, / world: the global batch's loss
+            losses = [v / distributed.world() for v in distributed.all_reduce_sum(*losses)]
+            row = {"member": i + 1, "epoch": epoch, "train_loss": float(np.mean(losses)),
+                   "dev_accuracy": accuracy(model, dev_x, dev_y, c.threshold)}  # fmt: skip
+            loop.end_epoch(row, numpy_rng=rng.bit_generator.state)
     return model.eval()
 
 
@@ -187,26 +192,35 @@ def run(p: config.PokemonParams, common: config.CommonParams, paths: config.Path
     mixed = np.stack([negatives[NEGATIVE_KINDS[i % len(NEGATIVE_KINDS)]][i] for i in range(len(data["dev"]))])
     dev_x = to_tensor(render(np.concatenate([data["dev"], mixed]), palette)).to(device)
     dev_y = torch.cat([torch.ones(len(data["dev"])), torch.zeros(len(mixed))]).to(device)
+    run_key = {
+        "seed": p.seed,
+        "classifier": to_dict(c),
+        "device": str(device),
+        "deps": stage_dep_hashes(STAGE, paths.root),
+    }
+    scratch = checkpoint.scratch_dir(paths.checkpoints / "classifier", run_key)
     start = time.time()
+    members = [train_member(i, p, data, device, dev_x, dev_y, scratch, common, paths.root) for i in range(c.members)]
+    if not distributed.is_main():
+        return {}  # rank 0 writes every output
+    ensemble = Ensemble(members)
+    metrics = {
+        "dev_accuracy": accuracy(ensemble, dev_x, dev_y, c.threshold),
+        **precision_recall(ensemble, c.threshold, data["dev"], negatives, palette),
+        "members": c.members,
+    }
+    timings = {"train_seconds": round(time.time() - start, 1)}
     with tracked_run(
-        config.TASK, "pokemon-classifier", {"seed": p.seed, "classifier": to_dict(c)},
-        common.mlflow and distributed.is_main(), paths.root,
-    ) as tracker:  # fmt: skip
-        ensemble = Ensemble([train_member(i, p, data, device, tracker, dev_x, dev_y) for i in range(c.members)])
-        if not distributed.is_main():
-            return {}  # rank 0 writes every output
-        metrics = {
-            "dev_accuracy": accuracy(ensemble, dev_x, dev_y, c.threshold),
-            **precision_recall(ensemble, c.threshold, data["dev"], negatives, palette),
-            "members": c.members,
-        }
-        timings = {"train_seconds": round(time.time() - start, 1)}
+        config.TASK, STAGE, {"seed": p.seed, "classifier": to_dict(c)}, common.mlflow, paths.root
+    ) as tracker:
         tracker.log_metrics({**{k: v for k, v in metrics.items() if isinstance(v, float)}, **timings})
     with atomic_path(paths.classifier) as tmp:
-        members = [m.cpu().state_dict() for m in ensemble.members]
-        torch.save({"width": c.width, "threshold": c.threshold, "members": members}, tmp)
+        torch.save(
+            {"width": c.width, "threshold": c.threshold, "members": [m.cpu().state_dict() for m in members]}, tmp
+        )
     write_json(paths.metrics / "pokemon_classifier.json", metrics)
-    write_timings(paths.timings("pokemon-classifier"), timings)
+    write_timings(paths.timings(STAGE), timings)
+    checkpoint.clear(scratch)
     return metrics
 
 

@@ -9,6 +9,7 @@ import zipfile
 
 import numpy as np
 import pytest
+import torch
 from tiny import COMMON
 
 from stages.common.io import DataError, read_json
@@ -174,6 +175,37 @@ def test_select_by_classifier(tiny_pokemon):
     p.train = dataclasses.replace(p.train, epochs=2, select_by="classifier")
     summary = train.run(p, common, paths)
     assert summary["select_by"] == "classifier" and "best_dev_pdr" in summary
+
+
+def test_classifier_resumes_member_by_member(tiny_pokemon, monkeypatch):
+    """Interrupted in its second member, the ensemble resumes there (the first member from its last checkpoint,
+    not trained again) and ends with the weights and metrics of an uninterrupted run."""
+    p, common, paths = tiny_pokemon
+    download.run(p, COMMON, paths)
+    prepare.run(p, COMMON, paths)
+    shrink_prepared(paths)
+    p.classifier = dataclasses.replace(p.classifier, epochs=2, members=2)
+    first_metrics = classifier.run(p, common, paths)
+    first = classifier.checkpoint.load(paths.classifier)["members"]
+
+    real_save, calls = classifier.checkpoint.save, []
+
+    def save_then_crash(folder, epoch, /, *state, **extra):
+        real_save(folder, epoch, *state, **extra)
+        calls.append((folder.name, epoch))
+        if len(calls) == 3:  # member 2, epoch 1
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(classifier.checkpoint, "save", save_then_crash)
+    with pytest.raises(KeyboardInterrupt):
+        classifier.run(p, common, paths)
+    assert calls == [("member0", 1), ("member0", 2), ("member1", 1)]
+    calls.clear()
+    assert classifier.run(p, common, paths) == first_metrics
+    assert calls == [("member1", 2)]  # member 1 went on from epoch 1; member 0 was not trained again
+    again = classifier.checkpoint.load(paths.classifier)["members"]
+    assert all(torch.equal(a[k], b[k]) for a, b in zip(first, again, strict=True) for k in a)
+    assert not list(paths.checkpoints.rglob("*.pt"))
 
 
 def test_negatives_differ_from_real_sprites():
