@@ -5,7 +5,8 @@
     python -m stages.common.record pokemon strong30 pk-s0 pk-s1 ...
 
 Each EXP is an experiment name (`dvc exp run -n`) or a git revision. For each, the record keeps the commit DVC
-made for it and the commit it was run from, the params that differ from that commit's params.yaml, the metrics
+made for it and the commit it was run from, the params that differ from that commit's params.yaml and those in
+which the runs differ from each other (`varied`, each run's value, defaults included), the metrics
 files of the task's stages and the CSV tables its plots are drawn from (from the experiment's commit: an FID
 curve, a training history) and their timings (read through the experiment's
 dvc.lock from the DVC cache: seconds, threads, CPU); then, over the runs, mean, std (n - 1), min and max of every
@@ -106,6 +107,7 @@ def one_run(root: Path, task: str, name: str) -> dict[str, Any]:
         "commit": rev,
         "baseline": base,
         "params": {k: v for k, v in sorted(params.items()) if before.get(k, object()) != v},
+        "all_params": params,  # dropped by record() once it has found what varies between the runs
         "metrics": metrics,
         "tables": tables,
         "timings": timings,
@@ -156,6 +158,11 @@ def record(root: Path, task: str, name: str, experiments: Sequence[str]) -> Path
         if not NAME.match(value) or ".." in value:
             raise RecordError(f"{what} {value!r}: letters, digits, '_', '.' and '-' only")
     runs = [one_run(root, task, e) for e in experiments]
+    keys = sorted({k for r in runs for k in r["all_params"]})
+    varied = [k for k in keys if len({json.dumps(r["all_params"].get(k)) for r in runs}) > 1]
+    for r in runs:  # the params in which the runs differ from each other, with each run's full value
+        full = r.pop("all_params")
+        r["varied"] = {k: full.get(k) for k in varied}
     data = {
         "what": f"{task} `{name}`: {len(runs)} experiment(s), each a `dvc exp run` of the task's stages",
         "command": "python -m stages.common.record " + " ".join([task, name, *experiments]),

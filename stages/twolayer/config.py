@@ -35,6 +35,10 @@ MAX_MAIN_LAYERS = 2
 MAX_LAYERS = 4
 # The assignment's bar: the two-layer network reaches ≥ 90 % of ResNet34's test accuracy.
 RATIO_BAR = 0.90
+CI_LEVEL = 0.95  # the ratio's interval: paired bootstrap over the test images (stages/common/stats.py)
+CI_RESAMPLES = 4000
+# The real-data preset (presets/twolayer.yaml) whose recorded runs the report and README give: measured/twolayer_<it>*.json
+REAL_PRESET = "real30"
 # Peers on the course's full data (50 classes, 63k train images), for the report.
 PEERS = {"resnet34_from_scratch": (0.538, 0.678), "best_two_layer": 0.5756, "its_resnet34": 0.6022}
 
@@ -179,8 +183,13 @@ class Paths(TaskPaths):
 
     @property
     def real_data(self) -> Path:
-        """The recorded real-data run (benchmarks/mini_imagenet_real.py), read by the package stage."""
-        return self._p("reports", f"{TASK}_real.json")
+        """The real-data result: the chosen preset's `dvc exp run`s, one per seed (stages/common/record.py)."""
+        return self._p("measured", f"{TASK}_{REAL_PRESET}.json")
+
+    @property
+    def real_choice(self) -> Path:
+        """The candidates the real-data preset was chosen from, on validation accuracy (stages/common/record.py)."""
+        return self._p("measured", f"{TASK}_{REAL_PRESET}_choice.json")
 
 
 def load(path: str | Path = "params.yaml") -> tuple[TwolayerParams, CommonParams]:

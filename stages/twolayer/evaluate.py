@@ -25,8 +25,6 @@ from stages.twolayer.images import predict, resize
 from stages.twolayer.model import count_layers, load_model
 
 STAGE = "twolayer-evaluate"
-CI_LEVEL = 0.95  # the ratio's interval: paired bootstrap over the test images (stages/common/stats.py)
-CI_RESAMPLES = 4000
 
 
 def flops_per_image(model: torch.nn.Module, size: int) -> int:
@@ -110,7 +108,7 @@ def run(p: config.TwolayerParams, common: config.CommonParams, paths: config.Pat
         histories[name] = read_history(paths.history(name))
     two, ref = results["twolayer"], results["resnet34"]
     ratio = round(two["test_accuracy"] / ref["test_accuracy"], 4) if ref["test_accuracy"] > 0 else None
-    ci = paired_ratio_interval(correct["twolayer"], correct["resnet34"], CI_RESAMPLES, CI_LEVEL)
+    ci = paired_ratio_interval(correct["twolayer"], correct["resnet34"], config.CI_RESAMPLES, config.CI_LEVEL)
     metrics = {
         **results,
         "ratio": ratio,
@@ -123,8 +121,8 @@ def run(p: config.TwolayerParams, common: config.CommonParams, paths: config.Pat
             "low": round(ci["low"], 4),
             "high": round(ci["high"], 4),
             "std": round(ci["std"], 4),
-            "level": CI_LEVEL,
-            "resamples": CI_RESAMPLES,
+            "level": config.CI_LEVEL,
+            "resamples": config.CI_RESAMPLES,
             "method": "paired bootstrap over the test images",
         },
         "ci_clears_bar": ci is not None and ci["low"] >= config.RATIO_BAR,

@@ -77,6 +77,7 @@ def test_record_reads_each_experiment_and_summarises_them(repo):
     assert data["command"] == f"python -m stages.common.record toy budget toy-s1 toy-s2 {shas[2]}"
     assert [r["commit"] for r in data["runs"]] == shas and {r["baseline"] for r in data["runs"]} == {base}
     assert data["runs"][0]["params"] == {"toy.seed": 1}  # only what differs from the baseline's params.yaml
+    assert [r["varied"] for r in data["runs"]] == [{"toy.seed": s} for s in (1, 2, 3)]  # what differs between runs
     assert set(data["runs"][0]["metrics"]) == {"toy"}  # the task's stages only
     assert [r["timings"]["toy-train"]["seconds"] for r in data["runs"]] == [10.0, 12.0, 14.0]
     assert data["runs"][0]["tables"] == {"plots/curve.csv": [{"step": 10, "fid": 65.0, "note": "a"},

@@ -158,22 +158,46 @@ def test_pipeline_end_to_end(trained) -> None:
     assert not re.search(r"\d ?(ms|seconds)\b|\d s\b", text)  # no wall-clock numbers in the report
 
 
-def test_report_real_data_with_seeds(trained) -> None:
-    """A recorded real-data run with several seeds: the per-seed table and the mean ratio ± std."""
-    p, common, paths, _, metrics = trained
+def _recorded_run(name: str, seed: int, patch: int, two: tuple[float, float], ref: tuple[float, float]) -> dict:
+    """One run as stages.common.record keeps it: (test, best val) accuracy of each model."""
+    train = {"train_images": 30, "epochs": 3, "image_size": 16, "best_epoch": 2}
+    return {
+        "experiment": name,
+        "params": {"mini-imagenet.data.source": "dir:x"},
+        "varied": {"twolayer.seed": seed, "twolayer.twolayer.patch": patch},
+        "metrics": {
+            "twolayer": {"ratio": round(two[0] / ref[0], 4), "ratio_ci": {"low": 0.7, "high": 1.3},
+                         "flops_ratio": 1.5, "twolayer": {"test_accuracy": two[0], "main_layers": 2},
+                         "resnet34": {"test_accuracy": ref[0], "main_layers": 16}},
+            "twolayer_train_twolayer": {**train, "best_val_accuracy": two[1], "parameters": 300},
+            "twolayer_train_resnet34": {**train, "best_val_accuracy": ref[1], "parameters": 30000},
+        },
+        "timings": {"twolayer-train-twolayer": {"train_seconds": 61.0, "threads": 1}},
+    }  # fmt: skip
+
+
+def test_report_real_data_choice_and_seeds(trained) -> None:
+    """The recorded choice (validation decides, even where test says otherwise) and the chosen preset's seeds:
+    per-run table, mean ratio ± std and the interval that adds the seeds' spread to the test set's."""
+    p, common, paths, _, _ = trained
     paths.real_data.parent.mkdir(parents=True, exist_ok=True)
-    seeds = {
-        "0": {"twolayer": 0.2, "resnet34": 0.25, "ratio": 0.8},
-        "1": {"twolayer": 0.3, "resnet34": 0.25, "ratio": 1.2},
-    }
-    paths.real_data.write_text(json.dumps({"source": "dir:x", "train_images": 30, "command": "python -m x",
-                                           "metrics": metrics, "seeds": seeds}))  # fmt: skip
+    choice = {"command": "python -m stages.common.record twolayer real30_choice a b c d", "runs": [
+        _recorded_run("a", 0, 2, (0.30, 0.20), (0.25, 0.20)), _recorded_run("b", 1, 2, (0.30, 0.22), (0.25, 0.20)),
+        _recorded_run("c", 0, 4, (0.20, 0.24), (0.25, 0.20)), _recorded_run("d", 1, 4, (0.20, 0.24), (0.25, 0.20)),
+    ]}  # fmt: skip
+    real = {"command": "python -m stages.common.record twolayer real30 c d", "runs": choice["runs"][2:]}
+    paths.real_choice.write_text(json.dumps(choice))
+    paths.real_data.write_text(json.dumps(real))
     try:
         text = package.run(p, common, paths)
     finally:
+        paths.real_choice.unlink()
         paths.real_data.unlink()
-    assert "| 1 | 30.0 % (–) | 25.0 % (–) | 1.200 |" in text and "| 1.000 ± 0.283 |" in text
-    assert "over seeds 0, 1 it is 1.000 ± 0.283, 1 of 2 at or above 1.0" in text
+    assert package.chosen(choice) == "`twolayer.twolayer.patch=4`"  # 24 % val beats 21 %, though test says 2
+    assert "| `twolayer.twolayer.patch=2` | a, b | 20.0 %, 22.0 % | 21.0 % | 20.0 %, 20.0 % |" in text
+    assert "Chosen: `twolayer.twolayer.patch=4`." in text
+    assert "| d | 1 | 20.0 % (24.0 %, 2) | 25.0 % (20.0 %, 2) | 0.800 | [0.700, 1.300] | 61 / – (1) |" in text
+    assert "over 2 seed(s): 0.800 ± 0.000**" in text and "[0.500, 1.100]: it does not clear 0.9" in text
 
 
 def test_golden_fixed_seed(trained) -> None:
