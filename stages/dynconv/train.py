@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from stages.common import checkpoint, distributed, fit
+from stages.common import checkpoint, distributed, fit, schedule
 from stages.common.cli import main
 from stages.common.io import write_csv, write_json
 from stages.common.params import ParamsError, to_dict
@@ -83,9 +83,7 @@ def run(p: config.DynconvParams, common: config.CommonParams, paths: config.Path
         net = distributed.wrap(model)  # trains; `model` (same weights) evaluates and is kept
         optimizer = torch.optim.AdamW(model.parameters(), lr=t.lr, weight_decay=t.weight_decay, fused=True)
         total = t.epochs * steps
-        scheduler = torch.optim.lr_scheduler.LambdaLR(
-            optimizer, lambda s, total=total: 0.5 * (1 + math.cos(math.pi * s / total))
-        )
+        scheduler = schedule.warmup_cosine(optimizer, 0, total)
         g = torch.Generator().manual_seed(p.seed + r)
         loop = fit.Loop(stage, config.TASK, scratch / f"run{r}", model, optimizer, scheduler, epochs=t.epochs,
                         root=paths.root)  # fmt: skip

@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from stages.common import checkpoint, distributed, fit
+from stages.common import checkpoint, distributed, fit, schedule
 from stages.common.cli import main
 from stages.common.io import DataError
 from stages.common.params import ParamsError, to_dict, unrecorded
@@ -48,17 +48,6 @@ def load_data(p: config.TwolayerParams, paths: config.Paths) -> dict:
     xtr, ytr = limit_per_class(xtr, ytr, p.train.max_train_per_class)
     size = p.train.image_size or xtr.shape[1]
     return {"train": (resize(xtr, size), ytr), "val": (resize(xva, size), yva), "classes": classes, "size": size}
-
-
-def lr_factor(t: config.TrainParams, steps_per_epoch: int):
-    warm, total = t.warmup_epochs * steps_per_epoch, t.epochs * steps_per_epoch
-
-    def factor(step: int) -> float:
-        if step < warm:
-            return (step + 1) / warm
-        return 0.5 * (1 + math.cos(math.pi * min(1.0, (step - warm) / max(1, total - warm))))
-
-    return factor
 
 
 def evaluate_split(model: torch.nn.Module, x: np.ndarray, y: np.ndarray, device: torch.device) -> tuple[float, float]:
@@ -95,7 +84,7 @@ def run(p: config.TwolayerParams, common: config.CommonParams, paths: config.Pat
         fused=True,
     )
     steps = math.ceil(len(xtr) / t.batch_size)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_factor(t, steps))
+    scheduler = schedule.warmup_cosine(optimizer, t.warmup_epochs * steps, t.epochs * steps)
 
     stage = f"{STAGE}@{name}"
     with unrecorded():  # bookkeeping, not reads
