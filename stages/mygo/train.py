@@ -18,7 +18,7 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from stages.common import checkpoint, distributed, fit, runtime
+from stages.common import checkpoint, distributed, fit, runtime, schedule
 from stages.common.cli import main
 from stages.common.cnn import count_parameters
 from stages.common.runtime import resolve_device, seed_everything, set_kernels, set_threads
@@ -54,7 +54,9 @@ def run(p: config.MygoParams, common: config.CommonParams, paths: config.Paths, 
     net = distributed.wrap(model)  # trains; `model` (same weights) evaluates and is saved
     optimizer = make_optimizer(model, t)
     steps_per_epoch = math.ceil(len(train_x) / t.batch_size)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda(t, steps_per_epoch))
+    scheduler = schedule.warmup_cosine(
+        optimizer, t.warmup_epochs * steps_per_epoch, t.epochs * steps_per_epoch, decay=t.schedule != "constant"
+    )
     loss_fn = nn.CrossEntropyLoss(label_smoothing=t.label_smoothing)
     autocast = runtime.autocast(device, t.bf16)
 
@@ -147,21 +149,6 @@ def make_optimizer(model: nn.Module, t: config.TrainParams) -> torch.optim.Optim
     if t.optimizer == "sgd":
         return torch.optim.SGD(groups, lr=t.lr, momentum=t.momentum, nesterov=t.momentum > 0)
     return torch.optim.AdamW(groups, lr=t.lr, fused=True)
-
-
-def lr_lambda(t: config.TrainParams, steps_per_epoch: int):
-    warmup = t.warmup_epochs * steps_per_epoch
-    total = max(1, t.epochs * steps_per_epoch)
-
-    def factor(step: int) -> float:
-        if step < warmup:
-            return (step + 1) / warmup
-        if t.schedule == "constant":
-            return 1.0
-        progress = (step - warmup) / max(1, total - warmup)
-        return 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
-
-    return factor
 
 
 @torch.inference_mode()

@@ -14,7 +14,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from stages.common import checkpoint, distributed, fit, runtime
+from stages.common import checkpoint, distributed, fit, runtime, schedule
 from stages.common.cli import main
 from stages.common.io import write_csv, write_json
 from stages.common.params import ParamsError, to_dict
@@ -27,15 +27,6 @@ from stages.news.model import NewsClassifier, init_embeddings, predict_logits, s
 from stages.news.text import Tokenizer
 
 STAGE = "news-train"
-
-
-def warmup_cosine(warmup: int, total: int):
-    def factor(step: int) -> float:
-        if step < warmup:
-            return (step + 1) / warmup
-        return 0.5 * (1 + math.cos(math.pi * min(1.0, (step - warmup) / max(1, total - warmup))))
-
-    return factor
 
 
 def run(p: config.NewsParams, common: config.CommonParams, paths: config.Paths) -> dict:
@@ -111,7 +102,7 @@ def train_member(
     train_y = torch.as_tensor(splits["train"]["labels"])
     steps_per_epoch = math.ceil(len(train_ids) / t.batch_size)
     total = t.epochs * steps_per_epoch
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, warmup_cosine(int(t.warmup_fraction * total), total))
+    scheduler = schedule.warmup_cosine(optimizer, int(t.warmup_fraction * total), total)
     loss_fn = torch.nn.CrossEntropyLoss(label_smoothing=t.label_smoothing)
     autocast = runtime.autocast(device)
 

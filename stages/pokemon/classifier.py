@@ -32,7 +32,6 @@ measured on the real dev sprites against every kind of dev negative (fixed seed)
 
 from __future__ import annotations
 
-import math
 import time
 from pathlib import Path
 
@@ -40,7 +39,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from stages.common import checkpoint, distributed, fit
+from stages.common import checkpoint, distributed, fit, schedule
 from stages.common.cli import main
 from stages.common.io import atomic_path, write_json
 from stages.common.params import to_dict
@@ -143,7 +142,7 @@ def train_member(
     net = distributed.wrap(model)  # trains; `model` (same weights) evaluates and is kept
     optimizer = torch.optim.AdamW(model.parameters(), lr=c.lr, weight_decay=1e-4, fused=True)
     steps = c.epochs * -(-2 * len(data["train"]) // c.batch_size)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 0.5 * (1 + math.cos(math.pi * step / steps)))
+    scheduler = schedule.warmup_cosine(optimizer, 0, steps)
     # a finished member's last checkpoint stays until the ensemble is done: a restart skips it
     loop = fit.Loop(STAGE, config.TASK, scratch / f"member{i}", model, optimizer, scheduler, epochs=c.epochs, root=root)
     if loop.saved:

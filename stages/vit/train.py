@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from stages.common import checkpoint, distributed, fit
+from stages.common import checkpoint, distributed, fit, schedule
 from stages.common.cli import main
 from stages.common.params import to_dict
 from stages.common.runtime import setup, thread_count
@@ -94,14 +94,7 @@ def run(p: config.VitParams, common: config.CommonParams, paths: config.Paths) -
         fused=True,
     )
     steps = math.ceil(len(xtr) / t.batch_size)
-    total, warm = t.epochs * steps, t.warmup_epochs * steps
-
-    def factor(step: int) -> float:
-        if step < warm:
-            return (step + 1) / warm
-        return 0.5 * (1 + math.cos(math.pi * min(1.0, (step - warm) / max(1, total - warm))))
-
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+    scheduler = schedule.warmup_cosine(optimizer, t.warmup_epochs * steps, t.epochs * steps)
     g = torch.Generator().manual_seed(p.seed)
     rng = np.random.default_rng(p.seed)
     run_key = {"params": to_dict(p), "device": str(device), "deps": stage_dep_hashes(STAGE, paths.root)}
