@@ -75,6 +75,24 @@ def _batch(batch: int | None, default: int) -> int:
     return default if batch is None else batch
 
 
+def _images(
+    model: Any, n: int, size: int, classes: int, label_smoothing: float, device: Any, fmt: Any = None, **bench: Any
+) -> Bench:
+    """An image classifier's step (mygo, vit, twolayer): random images of the real size, random labels, the
+    trainers' label-smoothed cross-entropy (on fp32 logits under bf16)."""
+    import torch
+    import torch.nn.functional as F
+
+    def make_batch():
+        x = torch.randn(n, 3, size, size, device=device)
+        return (x if fmt is None else x.contiguous(memory_format=fmt)), torch.randint(0, classes, (n,), device=device)
+
+    def loss_fn(model, b):
+        return F.cross_entropy(model(b[0]).float(), b[1], label_smoothing=label_smoothing)
+
+    return Bench(model, make_batch, loss_fn, n, **bench)  # fmt: skip
+
+
 # --- one function per task: its real model, a random batch of the real shapes, the trainer's loss ------------
 
 
@@ -102,8 +120,6 @@ def news(params: Path, device: Any, batch: int | None) -> Bench:
 
 
 def mygo(params: Path, device: Any, batch: int | None) -> Bench:
-    import torch
-    import torch.nn.functional as F
 
     from stages.mygo import config
     from stages.mygo.model import build
@@ -113,21 +129,11 @@ def mygo(params: Path, device: Any, batch: int | None) -> Bench:
     size = p.prepare.image_size
     fmt = runtime.memory_format(device, t.channels_last)
     model = build(m, MYGO_CLASSES).to(device, memory_format=fmt)
-
-    def make_batch():
-        x = torch.randn(n, 3, size, size, device=device).contiguous(memory_format=fmt)
-        return x, torch.randint(0, MYGO_CLASSES, (n,), device=device)
-
-    def loss_fn(model, b):
-        return F.cross_entropy(model(b[0]).float(), b[1], label_smoothing=t.label_smoothing)
-
-    return Bench(model, make_batch, loss_fn, n, bf16=t.bf16, lr=t.lr, weight_decay=t.weight_decay)
+    return _images(model, n, size, MYGO_CLASSES, t.label_smoothing, device, fmt, bf16=t.bf16, lr=t.lr,
+                   weight_decay=t.weight_decay)  # fmt: skip
 
 
 def vit(params: Path, device: Any, batch: int | None) -> Bench:
-    import torch
-    import torch.nn.functional as F
-
     from stages.vit import config
     from stages.vit.model import ViT
 
@@ -135,15 +141,9 @@ def vit(params: Path, device: Any, batch: int | None) -> Bench:
     m, t, n = p.model, p.train, _batch(batch, p.train.batch_size)
     model = ViT(VIT_CLASSES, VIT_IMAGE_SIZE, m.patch_size, m.dim, m.depth, m.heads, m.mlp_ratio, m.dropout,
                 m.attention == "sdpa").to(device)  # fmt: skip
-
-    def make_batch():
-        x = torch.randn(n, 3, VIT_IMAGE_SIZE, VIT_IMAGE_SIZE, device=device)
-        return x, torch.randint(0, VIT_CLASSES, (n,), device=device)
-
-    def loss_fn(model, b):
-        return F.cross_entropy(model(b[0]), b[1], label_smoothing=p.augment.label_smoothing)
-
-    return Bench(model, make_batch, loss_fn, n, lr=t.lr, weight_decay=t.weight_decay)  # the trainer: fp32
+    # the trainer: fp32
+    return _images(model, n, VIT_IMAGE_SIZE, VIT_CLASSES, p.augment.label_smoothing, device, lr=t.lr,
+                   weight_decay=t.weight_decay)  # fmt: skip
 
 
 def coco_caption(params: Path, device: Any, batch: int | None) -> Bench:
@@ -259,9 +259,6 @@ def twolayer_resnet34(params: Path, device: Any, batch: int | None) -> Bench:
 
 
 def _twolayer(params: Path, device: Any, batch: int | None, name: str) -> Bench:
-    import torch
-    import torch.nn.functional as F
-
     from stages.mini_imagenet import config as data_config
     from stages.twolayer import config
     from stages.twolayer.model import build
@@ -271,15 +268,9 @@ def _twolayer(params: Path, device: Any, batch: int | None, name: str) -> Bench:
     t, n = p.train, _batch(batch, p.train.batch_size)
     size = t.image_size or data_config.load(params)[0].prepare.image_size
     model = build(name, p, MINI_IMAGENET_CLASSES, size).to(device)
-
-    def make_batch():
-        x = torch.randn(n, 3, size, size, device=device)
-        return x, torch.randint(0, MINI_IMAGENET_CLASSES, (n,), device=device)
-
-    def loss_fn(model, b):
-        return F.cross_entropy(model(b[0]), b[1], label_smoothing=p.augment.label_smoothing)
-
-    return Bench(model, make_batch, loss_fn, n, lr=t.lr, weight_decay=t.weight_decay)  # the trainer: fp32
+    # the trainer: fp32
+    return _images(model, n, size, MINI_IMAGENET_CLASSES, p.augment.label_smoothing, device, lr=t.lr,
+                   weight_decay=t.weight_decay)  # fmt: skip
 
 
 def dip_ddpm(params: Path, device: Any, batch: int | None) -> Bench:
