@@ -14,7 +14,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from stages.common import checkpoint, distributed, fit, runtime
+from stages.common import checkpoint, distributed, fit, runtime, schedule
 from stages.common.cli import main
 from stages.common.io import atomic_path
 from stages.common.params import to_dict
@@ -41,7 +41,7 @@ def run(p: config.PokemonParams, common: config.CommonParams, paths: config.Path
     net = distributed.wrap(model)  # trains; `model` (same weights) evaluates and is saved
     optimizer = torch.optim.AdamW(model.parameters(), lr=t.lr, weight_decay=t.weight_decay, fused=True)
     steps_per_epoch = math.ceil(len(train_set) / t.batch_size)
-    scheduler = warmup_cosine(optimizer, t.warmup_steps, t.epochs * steps_per_epoch)
+    scheduler = schedule.warmup_cosine(optimizer, t.warmup_steps, t.epochs * steps_per_epoch)
     judge = pdr.load(paths.classifier, device) if t.select_by == "classifier" else None
     autocast = runtime.autocast(device)
     run_key = {"params": to_dict(p), "device": str(device), "deps": stage_dep_hashes(STAGE, paths.root)}
@@ -102,23 +102,6 @@ def run(p: config.PokemonParams, common: config.CommonParams, paths: config.Path
         )
     loop.clear()
     return summary
-
-
-def warmup_cosine(
-    optimizer: torch.optim.Optimizer, warmup_steps: int, total_steps: int
-) -> torch.optim.lr_scheduler.LambdaLR:
-    """Linear warmup, then cosine decay to 0 at the last step. Steps alone lead the schedule: a time budget
-    (`train.max_minutes`) only stops training between epochs, so two runs of the same params follow the same
-    learning rates on any machine, and a slow machine stops earlier on the same curve instead of annealing on
-    its own clock."""
-
-    def factor(step: int) -> float:
-        if step < warmup_steps:
-            return (step + 1) / (warmup_steps + 1)
-        progress = (step - warmup_steps) / max(1, total_steps - warmup_steps)
-        return 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
-
-    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
 
 
 @torch.inference_mode()

@@ -341,25 +341,6 @@ def test_bad_source_kind_is_an_error(tiny_pokemon):
     assert not paths.raw.exists()
 
 
-def test_warmup_cosine_schedule_follows_steps_alone():
-    import torch
-
-    def lrs():
-        optimizer = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=1.0)
-        scheduler = train.warmup_cosine(optimizer, 2, 10)
-        values = []
-        for _ in range(10):
-            values.append(scheduler.get_last_lr()[0])
-            optimizer.step()
-            scheduler.step()
-        return values
-
-    plain = lrs()
-    assert plain[0] == pytest.approx(1 / 3) and plain[2] == pytest.approx(1.0)
-    assert plain[2:] == sorted(plain[2:], reverse=True) and plain[-1] < 0.05
-    assert lrs() == plain  # no clock in it: the same rates in every run
-
-
 # --- the PDR classifier ----------------------------------------------------------------------
 
 

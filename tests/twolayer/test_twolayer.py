@@ -333,3 +333,19 @@ def test_bad_prepared_data_and_earlier_outputs_untouched(tiny) -> None:
     with pytest.raises(DataError, match="train.npz"):
         train.run(p, common, paths, "twolayer")
     assert paths.model("twolayer").read_bytes() == before
+
+
+def test_the_real_data_preset_is_the_recorded_validation_winner() -> None:
+    """presets/twolayer.yaml's real-data preset holds the candidate with the best validation accuracy in its
+    recorded choice, and its recorded runs are runs of that candidate (the report and README quote them)."""
+    paths = config.Paths(ROOT)
+    if not paths.real_choice.is_file():
+        pytest.skip(f"{paths.real_choice.name} not recorded")
+    choice, real = json.loads(paths.real_choice.read_text()), json.loads(paths.real_data.read_text())
+    preset = yaml.safe_load((ROOT / "presets" / "twolayer.yaml").read_text())[config.REAL_PRESET]
+    winner = package.chosen(choice).strip("`")
+    key, value = winner.split("=")
+    section, name = key.split(".", 2)[1:]
+    assert str(preset[section][name]) == value
+    default = yaml.safe_load((ROOT / "params.yaml").read_text())["twolayer"][section][name]
+    assert all(str(r["params"].get(key, default)) == value for r in real["runs"])  # params: what differs from it
