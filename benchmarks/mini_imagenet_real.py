@@ -1,4 +1,4 @@
-"""A mini-ImageNet task (dynconv or twolayer) on real data with a preset, in a scratch folder (params.yaml,
+"""dynconv on real mini-ImageNet data with a preset, in a scratch folder (params.yaml,
 dvc.lock and the repo's outputs untouched); records the result for the task's report.
 
     python -m benchmarks.mini_imagenet_real <task> data [preset] [root]            # mini-imagenet download + prepare
@@ -7,13 +7,14 @@ dvc.lock and the repo's outputs untouched); records the result for the task's re
                                                                                    # and timings/<task>_real.json
     ... train <model> [preset] [root] --seed N     # another seed (task param `seed`), in <root>-seedN
     ... finish [preset] [root] --seeds 0 1         # also evaluate the other seeds' folders: the record gets each
-                                                   # seed's accuracies (twolayer: and ratio) and their mean ± std
+                                                   # seed's accuracies and their mean ± std
 
 The preset is one of presets/<task>.yaml (default `real`), root defaults to .cache/<task>-real. The shared data
 section (`mini-imagenet:` of params.yaml) is overridden by the preset's own `mini-imagenet:` entry, else by the
 preset of the same name in presets/mini-imagenet.yaml; the rest of the preset overrides the task's section.
 The tracked equivalent is `python -m stages.common.preset [mini-imagenet <preset>] <task> <preset> --run`.
-Each task's package stage reads reports/<task>_real.json (a dep in dvc.yaml).
+dynconv's package stage reads reports/dynconv_real.json (a dep in dvc.yaml); moving it to recorded `dvc exp run`s as
+twolayer's is open.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ from stages.common.io import write_json
 from stages.common.params import CommonParams, from_dict, read_params_file
 
 DATA_KEY = "mini-imagenet"  # the shared data section of params.yaml
-PARAMS_CLASS = {"dynconv": "DynconvParams", "twolayer": "TwolayerParams"}  # the tasks on that data
+PARAMS_CLASS = {"dynconv": "DynconvParams"}  # twolayer's real-data runs are `dvc exp run`s (stages/common/record.py)
 
 
 def command(task: str, preset: str, models: list[str], seeds: list[int] | None = None) -> str:
@@ -61,11 +62,7 @@ def seed_root(root: Path, seed: int) -> Path:
 
 
 def seed_summary(task: str, metrics: dict) -> dict:
-    """The per-seed figures a record keeps: test accuracy per model (dynconv: per subset), twolayer's ratio."""
-    if task == "twolayer":
-        two, ref = metrics["twolayer"], metrics["resnet34"]
-        return {"twolayer": two["test_accuracy"], "resnet34": ref["test_accuracy"], "ratio": metrics["ratio"],
-                "twolayer_best_val": two["best_val_accuracy"], "resnet34_best_val": ref["best_val_accuracy"]}  # fmt: skip
+    """The per-seed figures a record keeps: test accuracy per subset."""
     return {"accuracy": metrics["accuracy"], "worst_single_over_rgb": metrics["worst_single_over_rgb"]}
 
 

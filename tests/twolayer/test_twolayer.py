@@ -158,8 +158,10 @@ def test_pipeline_end_to_end(trained) -> None:
     assert not re.search(r"\d ?(ms|seconds)\b|\d s\b", text)  # no wall-clock numbers in the report
 
 
-def _recorded_run(name: str, seed: int, patch: int, two: tuple[float, float], ref: tuple[float, float]) -> dict:
-    """One run as stages.common.record keeps it: (test, best val) accuracy of each model."""
+def _recorded_run(
+    name: str, seed: int, patch: int, two: tuple[float, float], ref: tuple[float, float], seconds: float = 61.0
+) -> dict:
+    """One run as stages.common.record keeps it: (test, best val) accuracy of each model, training seconds."""
     train = {"train_images": 30, "epochs": 3, "image_size": 16, "best_epoch": 2}
     return {
         "experiment": name,
@@ -172,20 +174,23 @@ def _recorded_run(name: str, seed: int, patch: int, two: tuple[float, float], re
             "twolayer_train_twolayer": {**train, "best_val_accuracy": two[1], "parameters": 300},
             "twolayer_train_resnet34": {**train, "best_val_accuracy": ref[1], "parameters": 30000},
         },
-        "timings": {"twolayer-train-twolayer": {"train_seconds": 61.0, "threads": 1}},
+        "timings": {"twolayer-train-twolayer": {"train_seconds": seconds, "threads": 1},
+                    "twolayer-train-resnet34": {"train_seconds": 90.0, "threads": 1}},
     }  # fmt: skip
 
 
 def test_report_real_data_choice_and_seeds(trained) -> None:
-    """The recorded choice (validation decides, even where test says otherwise) and the chosen preset's seeds:
-    per-run table, mean ratio ± std and the interval that adds the seeds' spread to the test set's."""
+    """The recorded choice (validation decides among the candidates within the budget, even where test says
+    otherwise) and the chosen preset's seeds: per-run table, mean ratio ± std and the interval that adds the
+    seeds' spread to the test set's."""
     p, common, paths, _, _ = trained
     paths.real_data.parent.mkdir(parents=True, exist_ok=True)
     choice = {"command": "python -m stages.common.record twolayer real30_choice a b c d", "runs": [
         _recorded_run("a", 0, 2, (0.30, 0.20), (0.25, 0.20)), _recorded_run("b", 1, 2, (0.30, 0.22), (0.25, 0.20)),
         _recorded_run("c", 0, 4, (0.20, 0.24), (0.25, 0.20)), _recorded_run("d", 1, 4, (0.20, 0.24), (0.25, 0.20)),
+        _recorded_run("e", 0, 1, (0.40, 0.40), (0.25, 0.20), seconds=60.0 * config.BUDGET_MINUTES + 1),
     ]}  # fmt: skip
-    real = {"command": "python -m stages.common.record twolayer real30 c d", "runs": choice["runs"][2:]}
+    real = {"command": "python -m stages.common.record twolayer real30 c d", "runs": choice["runs"][2:4]}
     paths.real_choice.write_text(json.dumps(choice))
     paths.real_data.write_text(json.dumps(real))
     try:
@@ -193,10 +198,11 @@ def test_report_real_data_choice_and_seeds(trained) -> None:
     finally:
         paths.real_choice.unlink()
         paths.real_data.unlink()
-    assert package.chosen(choice) == "`twolayer.twolayer.patch=4`"  # 24 % val beats 21 %, though test says 2
-    assert "| `twolayer.twolayer.patch=2` | a, b | 20.0 %, 22.0 % | 21.0 % | 20.0 %, 20.0 % |" in text
+    assert package.chosen(choice) == "`twolayer.twolayer.patch=4`"  # 24 % val beats 21 %, though test says 2;
+    assert "| `twolayer.twolayer.patch=2` | a, b | 20.0 %, 22.0 % | 21.0 % | 20.0 %, 20.0 % | 90, 90 | yes |" in text
+    assert "| `twolayer.twolayer.patch=1` | e | 40.0 % | 40.0 % | 20.0 % | 1801 | no |" in text  # 40 %, too slow
     assert "Chosen: `twolayer.twolayer.patch=4`." in text
-    assert "| d | 1 | 20.0 % (24.0 %, 2) | 25.0 % (20.0 %, 2) | 0.800 | [0.700, 1.300] | 61 / – (1) |" in text
+    assert "| d | 1 | 20.0 % (24.0 %, 2) | 25.0 % (20.0 %, 2) | 0.800 | [0.700, 1.300] | 61 / 90 (1) |" in text
     assert "over 2 seed(s): 0.800 ± 0.000**" in text and "[0.500, 1.100]: it does not clear 0.9" in text
 
 
