@@ -12,6 +12,7 @@ import difflib
 import json
 import re
 from pathlib import Path
+from statistics import NormalDist
 from types import ModuleType
 from typing import Any
 
@@ -71,7 +72,7 @@ def change_csv(text: str, k: float) -> str:
 def inputs(root: Path, k: float) -> Path:
     """The committed inputs of the package stages under `root`, every float changed by `change(·, k)`."""
     files = [*ROOT.glob("metrics/*.json"), *ROOT.glob("reports/*.json"), *ROOT.glob("plots/*/*.csv"),
-             *ROOT.glob("data/*/predictions/*.json"), ROOT / SPREADS_FILE]  # fmt: skip
+             *ROOT.glob("data/*/predictions/*.json"), *ROOT.glob("measured/*.json"), ROOT / SPREADS_FILE]  # fmt: skip
     for src in files:
         dest = root / src.relative_to(ROOT)
         dest.parent.mkdir(parents=True, exist_ok=True)
@@ -105,7 +106,13 @@ def spellings(x: float) -> set[str]:
 
 
 # Numbers a report computes from config constants alone (course rules, peers' published figures).
-DERIVED = {"twolayer": lambda config: [config.PEERS["best_two_layer"] / config.PEERS["its_resnet34"]]}
+DERIVED = {
+    "twolayer": lambda config: [
+        config.PEERS["best_two_layer"] / config.PEERS["its_resnet34"],
+        NormalDist().inv_cdf(0.5 + config.CI_LEVEL / 2),  # the interval's z
+        60 * config.BUDGET_MINUTES,  # the budget in seconds
+    ]
+}
 
 
 def allowed(task: str, params: Any, config: ModuleType) -> set[str]:

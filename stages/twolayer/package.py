@@ -189,7 +189,7 @@ def _real_lines(real: dict) -> list[str]:
         f" {m0['resnet34']['main_layers']}.",
         "",
         f"Uncertainty: the test set alone gives each run's ratio a {100 * config.CI_LEVEL:g} % interval (paired bootstrap over"
-        " the test images) of mean half-width {half_test:.3f}; adding the seeds'"
+        f" the test images) of mean half-width {half_test:.3f}; adding the seeds'"
         f" spread as an independent part, mean ± √(half-width² + ({z:.2f}·seed std)²) = [{mean - half:.3f},"
         f" {mean + half:.3f}]: it {verdict(mean - half)} (the sheet's bar and this project's target).",
         "",
