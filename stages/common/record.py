@@ -69,7 +69,8 @@ def show(root: Path, rev: str, path: str) -> str:
     return git(root, "show", f"{rev}:{path}")
 
 
-def one_run(root: Path, task: str, name: str) -> dict[str, Any]:
+def one_run(root: Path, task: str, name: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """One experiment's record entry, and its full flattened params (record() finds what varies from them)."""
     rev = resolve(root, name)
     base = git(root, "rev-parse", f"{rev}^").strip()
     sections = yaml.safe_load(show(root, rev, "params.yaml")) or {}
@@ -102,16 +103,16 @@ def one_run(root: Path, task: str, name: str) -> dict[str, Any]:
         if o["path"].startswith("timings/") and "md5" in o:
             cached = root / ".dvc" / "cache" / "files" / "md5" / o["md5"][:2] / o["md5"][2:]
             timings[Path(o["path"]).stem] = json.loads(cached.read_text(encoding="utf-8")) if cached.is_file() else None
-    return {
+    entry = {
         "experiment": name,
         "commit": rev,
         "baseline": base,
         "params": {k: v for k, v in sorted(params.items()) if before.get(k, object()) != v},
-        "all_params": params,  # dropped by record() once it has found what varies between the runs
         "metrics": metrics,
         "tables": tables,
         "timings": timings,
     }
+    return entry, params
 
 
 def _number(cell: str) -> Any:
@@ -157,12 +158,11 @@ def record(root: Path, task: str, name: str, experiments: Sequence[str]) -> Path
     for what, value in (("task", task), ("record name", name)):
         if not NAME.match(value) or ".." in value:
             raise RecordError(f"{what} {value!r}: letters, digits, '_', '.' and '-' only")
-    runs = [one_run(root, task, e) for e in experiments]
-    keys = sorted({k for r in runs for k in r["all_params"]})
-    varied = [k for k in keys if len({json.dumps(r["all_params"].get(k)) for r in runs}) > 1]
-    for r in runs:  # the params in which the runs differ from each other, with each run's full value
-        full = r.pop("all_params")
-        r["varied"] = {k: full.get(k) for k in varied}
+    runs, full = zip(*(one_run(root, task, e) for e in experiments), strict=True)
+    keys = sorted({k for f in full for k in f})
+    varied = [k for k in keys if len({json.dumps(f.get(k)) for f in full}) > 1]
+    for r, f in zip(runs, full, strict=True):  # the params in which the runs differ, with each run's full value
+        r["varied"] = {k: f.get(k) for k in varied}
     data = {
         "what": f"{task} `{name}`: {len(runs)} experiment(s), each a `dvc exp run` of the task's stages",
         "command": "python -m stages.common.record " + " ".join([task, name, *experiments]),

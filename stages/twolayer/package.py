@@ -319,7 +319,7 @@ def run(p: config.TwolayerParams, common: config.CommonParams, paths: config.Pat
         *_real_lines(real),
         "## Findings",
         "",
-        *findings(r, abl, real),
+        *findings(r, abl),
         "",
     ]
     text = "\n".join(lines).rstrip("\n") + "\n" + spread_section(config.TASK, paths.root)
@@ -328,7 +328,7 @@ def run(p: config.TwolayerParams, common: config.CommonParams, paths: config.Pat
     return text
 
 
-def findings(r: dict, abl: dict, real: dict) -> list[str]:
+def findings(r: dict, abl: dict) -> list[str]:
     """Statements that follow from the recorded numbers."""
     out = []
     ratio = r["ratio"]
@@ -346,16 +346,6 @@ def findings(r: dict, abl: dict, real: dict) -> list[str]:
     for x in runs:
         if x.get("note"):
             out.append(f"- {x['name']}: {x['note']}")
-    if real.get("metrics"):
-        m = real["metrics"]
-        seeds = real.get("seeds") or {}
-        over = ""
-        if len(seeds) > 1:
-            rat = [x["ratio"] for x in seeds.values()]
-            over = (f"; over seeds {', '.join(seeds)} it is {statistics.mean(rat):.3f} ± {statistics.stdev(rat):.3f},"
-                    f" {sum(r >= 1.0 for r in rat)} of {len(rat)} at or above 1.0")  # fmt: skip
-        out.append(f"- On the real {m['classes']}-class subset the ratio is {m['ratio']:.3f}"
-                   f" ({_pct(m['twolayer']['test_accuracy'])} vs {_pct(m['resnet34']['test_accuracy'])}){over}.")  # fmt: skip
     out.append(f"- Peers on the course's full data: ResNet34 from scratch {_pct(config.PEERS['resnet34_from_scratch'][0])}"
                f"–{_pct(config.PEERS['resnet34_from_scratch'][1])}; the best two-layer peer"
                f" {_pct(config.PEERS['best_two_layer'])} vs its ResNet34's {_pct(config.PEERS['its_resnet34'])}"
