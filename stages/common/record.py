@@ -7,8 +7,9 @@
 Each EXP is an experiment name (`dvc exp run -n`) or a git revision. For each, the record keeps the commit DVC
 made for it and the commit it was run from, the params that differ from that commit's params.yaml and those in
 which the runs differ from each other (`varied`, each run's value, defaults included), the metrics
-files of the task's stages and the CSV tables its plots are drawn from (from the experiment's commit: an FID
-curve, a training history) and their timings (read through the experiment's
+files of the task's stages, their detail reports (`reports/*_detail.json`: per-run and per-subset numbers kept
+out of the metrics so that `dvc metrics diff` stays short) and the CSV tables its plots are drawn from (from the
+experiment's commit: an FID curve, a training history) and their timings (read through the experiment's
 dvc.lock from the DVC cache: seconds, threads, CPU); then, over the runs, mean, std (n - 1), min and max of every
 metric that is a number and how many runs hold each one that is true or false. So a figure a README takes from
 the record names the experiments, code and params that made it: `git show <commit>:dvc.lock` says the rest, and
@@ -65,6 +66,20 @@ def resolve(root: Path, name: str) -> str:
         raise RecordError(f"{name}: no experiment or git revision of that name (dvc exp list)") from None
 
 
+def run_named(name: str, args: Sequence[str], root: Path = Path(".")) -> str:
+    """`dvc exp run -n <name> ARGS` in the workspace (an earlier experiment of that name removed first); returns
+    the experiment's commit, so that a row made from it names the code, params and dvc.lock that made it."""
+    print("+ dvc exp run -n", name, " ".join(args), flush=True)
+    subprocess.run(["dvc", "exp", "remove", name], cwd=root, capture_output=True)  # absent: nothing to remove
+    subprocess.run(["dvc", "exp", "run", "-n", name, *args], cwd=root, check=True)
+    return resolve(root, name)
+
+
+def slug(prefix: str, label: str) -> str:
+    """An experiment name for a labelled variant: 'hybrid, width 64' -> '<prefix>-hybrid-width-64'."""
+    return f"{prefix}-" + re.sub(r"[^a-z0-9]+", "-", label.lower()).strip("-")
+
+
 def show(root: Path, rev: str, path: str) -> str:
     return git(root, "show", f"{rev}:{path}")
 
@@ -90,6 +105,11 @@ def one_run(root: Path, task: str, name: str) -> tuple[dict[str, Any], dict[str,
     }
     if not metrics:
         raise RecordError(f"{name}: its dvc.lock has no metrics of task '{task}' (was it a run of {task}'s stages?)")
+    details = {
+        Path(o["path"]).stem: json.loads(show(root, rev, o["path"]))
+        for o in outs
+        if o["path"].startswith("reports/") and o["path"].endswith("_detail.json")
+    }
     tables = {}
     for o in outs:
         if o["path"].startswith("plots/") and o["path"].endswith(".csv"):
@@ -109,6 +129,7 @@ def one_run(root: Path, task: str, name: str) -> tuple[dict[str, Any], dict[str,
         "baseline": base,
         "params": {k: v for k, v in sorted(params.items()) if before.get(k, object()) != v},
         "metrics": metrics,
+        "details": details,
         "tables": tables,
         "timings": timings,
     }

@@ -2,7 +2,8 @@
 
     python -m stages.dip_ddpm.ablate          # then: dvc repro dip-ddpm-package (the report's table)
 
-Not a DVC stage: a driver. Each experiment is `dvc exp run -S dip-ddpm.<key>=<value> dip-ddpm-package`
+Not a DVC stage: a driver. Each experiment is `dvc exp run -n dd-abl-<name> -S dip-ddpm.<key>=<value> dip-ddpm-package`
+(its row keeps the experiment's name and commit: `git show <commit>:dvc.lock` says what made it)
 on top of the committed params.yaml (which it restores before each run; commit your params first), so
 DVC re-runs only the stages that depend on the changed key, and `dvc exp show` lists every one.
 After the last, params.yaml is restored and the baseline outputs come back from DVC's run cache.
@@ -15,6 +16,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from stages.common.record import run_named, slug
 from stages.dip_ddpm import config
 
 # (name, the -S settings under dip-ddpm., what it tests)
@@ -38,6 +40,7 @@ EXPERIMENTS = [
 ]
 METRICS = Path("reports", "dip-ddpm_detail.json")  # the whole evaluation (metrics/dip-ddpm.json: its headline view)
 OUT = Path("reports", "dip-ddpm-ablations.json")
+PREFIX = "dd-abl"  # experiment names: dd-abl-<the row's name, slugged>
 
 
 def row(name: str, changed: str, m: dict, sigma: str) -> dict:
@@ -63,8 +66,10 @@ def main(only: list[str]) -> None:
             continue
         sh("git", "checkout", "--", "params.yaml")
         args = [a for s in settings for a in ("-S", f"{config.TASK}.{s}")]
-        sh("dvc", "exp", "run", *args, "dip-ddpm-package")
-        rows.append(row(name, " ".join(settings), json.loads(METRICS.read_text()), sigma))
+        exp = slug(PREFIX, name)
+        commit = run_named(exp, [*args, "dip-ddpm-package"])
+        rows.append({**row(name, " ".join(settings), json.loads(METRICS.read_text()), sigma),
+                     "experiment": exp, "commit": commit})  # fmt: skip
     sh("git", "checkout", "--", "params.yaml")
     sh("dvc", "repro", "dip-ddpm-package")  # the baseline again, from the run cache
     why = {name: w for name, _, w in EXPERIMENTS}

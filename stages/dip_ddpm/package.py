@@ -88,12 +88,15 @@ def ablation_lines(paths: config.Paths) -> list[str]:
     ab = json.loads(file.read_text(encoding="utf-8")) if file.is_file() else {}
     if not ab.get("rows"):
         return ["Not run yet: `python -m stages.dip_ddpm.ablate` runs them as `dvc exp run` experiments.", ""]
-    lines = [f"Each row is one `dvc exp run -S …` on top of the defaults (σ = {ab['sigma']:g}; PSNR/SSIM means over "
+    lines = [f"Each row is one `dvc exp run -S …` on top of the defaults, named in the row where it was recorded"
+             " (`reports/dip-ddpm-ablations.json` keeps its commit: `git show <commit>:dvc.lock` says what made it)"
+             f" (σ = {ab['sigma']:g}; PSNR/SSIM means over "
              f"the {ab['test_images']} test images; command: `{ab['command']}`).", "",
              "| experiment | changed | DIP | DDPM | DIP+DDPM | DIP+DDPM SSIM | DIP+DDPM GFLOPs/image |",
              "|---|---|---|---|---|---|---|"]  # fmt: skip
     for row in ab["rows"]:
-        lines.append(f"| {row['name']} | `{row['changed']}` | {row['dip']:.2f} | {row['ddpm']:.2f} | "
+        name = f"{row['name']} (`{row['experiment']}`)" if row.get("experiment") else row["name"]
+        lines.append(f"| {name} | `{row['changed']}` | {row['dip']:.2f} | {row['ddpm']:.2f} | "
                      f"{row['dip-ddpm']:.2f} | {row['dip-ddpm_ssim']:.3f} | {row['gflops']:.2f} |")  # fmt: skip
     lines += [""] + [f"- {note}" for note in ab.get("notes", [])] + [""]
     return lines

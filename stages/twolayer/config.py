@@ -181,7 +181,7 @@ class Paths(TaskPaths):
 
     @property
     def ablations(self) -> Path:
-        """Recorded `dvc exp run` ablations (benchmarks/twolayer_ablations.py), read by the package stage."""
+        """Recorded `dvc exp run` ablations (stages/twolayer/ablate.py), read by the package stage."""
         return self._p("reports", f"{TASK}_ablations.json")
 
     @property

@@ -38,11 +38,12 @@ def _pct(x: float | None) -> str:
 def _ablation_lines(abl: dict) -> list[str]:
     runs = abl.get("runs", [])
     if not runs:
-        return ["No ablations recorded yet (run `python -m benchmarks.twolayer_ablations`).", ""]
+        return ["No ablations recorded yet (run `python -m stages.twolayer.ablate`).", ""]
     lines = [
         f"Each row is one `dvc exp run -S ...` at sample scale ({abl.get('scale', 'sample')}), both models trained"
-        " with the same overrides; recorded by `benchmarks/twolayer_ablations.py` into"
-        " `reports/twolayer_ablations.json`. A variant is judged by its **validation** accuracy (the best epoch's);"
+        " with the same overrides; recorded by `stages/twolayer/ablate.py` into"
+        " `reports/twolayer_ablations.json`, with each experiment's name (in the row) and commit (`git show"
+        " <commit>:dvc.lock` says what made it). A variant is judged by its **validation** accuracy (the best epoch's);"
         " the test columns are shown for the record and were never used to choose.",
         "",
         "| variant | `-S` overrides | two-layer val | ResNet34 val | two-layer test | ResNet34 test | test ratio |"
@@ -51,7 +52,8 @@ def _ablation_lines(abl: dict) -> list[str]:
     ]
     for r in runs:
         over = " ".join(f"`{o}`" for o in r["overrides"]) or "(defaults)"
-        lines.append(f"| {r['name']} | {over} | {_pct(r['twolayer_val'])} | {_pct(r['resnet34_val'])} |"
+        name = f"{r['name']} (`{r['experiment']}`)" if r.get("experiment") else r["name"]
+        lines.append(f"| {name} | {over} | {_pct(r['twolayer_val'])} | {_pct(r['resnet34_val'])} |"
                      f" {_pct(r['twolayer_test'])} | {_pct(r['resnet34_test'])} | {r['ratio']:.3f} |"
                      f" {r['twolayer_parameters']:,} | {r['twolayer_flops'] / 1e9:.4f} |")  # fmt: skip
     seeds = [r for r in runs if r.get("group") == "seed" or not r["overrides"]]  # the default under other seeds
@@ -66,6 +68,17 @@ def _ablation_lines(abl: dict) -> list[str]:
     return [*lines, ""]
 
 
+def _verdict(low: float, bar: float) -> str:
+    """Whether an interval's lower end clears the sheet's bar (as the evaluation recorded it) and this project's 1.0."""
+    return " and ".join(f"{'clears' if low >= b else 'does not clear'} {b:g}" for b in (bar, 1.0))
+
+
+def _interval(center: float, test_half: float, seed_std: float, z: float) -> tuple[float, float]:
+    """center ± √(test half-width² + (z·seed std)²): the test set's and the seeds' uncertainty as independent parts."""
+    half = math.hypot(test_half, z * seed_std)
+    return center - half, center + half
+
+
 def ci_lines(m: dict, seed_std: float | None, seeds_from: str) -> list[str]:
     """The ratio's uncertainty: the test set's (paired bootstrap, from the evaluation) and, when measured, the
     seeds' (run-to-run std), combined as independent parts; whether each interval clears the bar and 1.0."""
@@ -73,19 +86,14 @@ def ci_lines(m: dict, seed_std: float | None, seeds_from: str) -> list[str]:
     if not ci or m.get("ratio") is None:
         return []
 
-    def verdict(low: float) -> str:
-        clears = {True: "clears", False: "does not clear"}
-        return f"{clears[low >= m['bar']]} the bar of {m['bar']} and {clears[low >= 1.0]} 1.0"
-
     text = (f"Uncertainty: the {100 * ci['level']:g}% interval of the ratio from the test set alone ({ci['method']},"
             f" {ci['resamples']} resamples of the {m['test_images']} images) is [{ci['low']:.3f}, {ci['high']:.3f}]:"
-            f" it {verdict(ci['low'])}.")  # fmt: skip
+            f" it {_verdict(ci['low'], m['bar'])}.")  # fmt: skip
     if seed_std is not None:
         z = statistics.NormalDist().inv_cdf(0.5 + ci["level"] / 2)
-        half = z * math.hypot(ci["std"], seed_std)
-        low, high = m["ratio"] - half, m["ratio"] + half
+        low, high = _interval(m["ratio"], z * ci["std"], seed_std, z)
         text += (f" Adding the seeds' run-to-run std of the ratio ({seed_std:.3f}, {seeds_from}) as an independent"
-                 f" part, ratio ± {z:.2f}·√(bootstrap std² + seed std²) = [{low:.3f}, {high:.3f}]: it {verdict(low)}.")  # fmt: skip
+                 f" part, ratio ± {z:.2f}·√(bootstrap std² + seed std²) = [{low:.3f}, {high:.3f}]: it {_verdict(low, m['bar'])}.")  # fmt: skip
     return [text, ""]
 
 
@@ -174,12 +182,8 @@ def _real_lines(real: dict) -> list[str]:
     z = statistics.NormalDist().inv_cdf(0.5 + config.CI_LEVEL / 2)
     half_test = statistics.mean((r["metrics"]["twolayer"]["ratio_ci"]["high"] - r["metrics"]["twolayer"]["ratio_ci"]["low"]) / 2 for r in runs)  # fmt: skip
     seed_std = statistics.stdev(rat) if len(rat) > 1 else 0.0
-    mean, half = statistics.mean(rat), math.hypot(half_test, z * seed_std)
-
-    def verdict(low: float) -> str:
-        return " and ".join(
-            f"{'clears' if low >= bar else 'does not clear'} {bar:g}" for bar in (config.RATIO_BAR, 1.0)
-        )
+    mean = statistics.mean(rat)
+    low, high = _interval(mean, half_test, seed_std, z)
 
     lines += [
         "",
@@ -190,8 +194,8 @@ def _real_lines(real: dict) -> list[str]:
         "",
         f"Uncertainty: the test set alone gives each run's ratio a {100 * config.CI_LEVEL:g} % interval (paired bootstrap over"
         f" the test images) of mean half-width {half_test:.3f}; adding the seeds'"
-        f" spread as an independent part, mean ± √(half-width² + ({z:.2f}·seed std)²) = [{mean - half:.3f},"
-        f" {mean + half:.3f}]: it {verdict(mean - half)} (the sheet's bar and this project's target).",
+        f" spread as an independent part, mean ± √(half-width² + ({z:.2f}·seed std)²) = [{low:.3f},"
+        f" {high:.3f}]: it {_verdict(low, config.RATIO_BAR)} (the sheet's bar and this project's target).",
         "",
     ]
     return lines

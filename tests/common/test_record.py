@@ -28,6 +28,8 @@ def commit(root: Path, seed: int, fid: float, passes: bool, seconds: float) -> s
     (root / "params.yaml").write_text(yaml.safe_dump({"toy": {"seed": seed, "lr": 0.1}, "other": {"x": 1}}))
     (root / "metrics").mkdir(exist_ok=True)
     (root / "metrics" / "toy.json").write_text(json.dumps({"fid": fid, "passes": passes, "name": "a"}))
+    (root / "reports").mkdir(exist_ok=True)
+    (root / "reports" / "toy_detail.json").write_text(json.dumps({"runs": [fid, fid + 1]}))
     (root / "plots").mkdir(exist_ok=True)
     (root / "plots" / "curve.csv").write_text(f"step,fid,note\n10,{fid + 5},a\n20,{fid},b\n")
     timing = json.dumps({"seconds": seconds}).encode()
@@ -41,6 +43,7 @@ def commit(root: Path, seed: int, fid: float, passes: bool, seconds: float) -> s
                 "cmd": "x",
                 "outs": [
                     {"path": "metrics/toy.json", "md5": "1" * 32},
+                    {"path": "reports/toy_detail.json", "md5": "5" * 32},
                     {"path": "plots/curve.csv", "md5": "3" * 32},
                     {"path": "plots/cached.csv", "md5": "4" * 32},  # in the DVC cache only: not recorded
                     {"path": "timings/toy-train.json", "md5": md5},
@@ -50,7 +53,7 @@ def commit(root: Path, seed: int, fid: float, passes: bool, seconds: float) -> s
         }
     }
     (root / "dvc.lock").write_text(yaml.safe_dump(lock))
-    git(root, "add", "params.yaml", "metrics", "plots", "dvc.lock")
+    git(root, "add", "params.yaml", "metrics", "reports", "plots", "dvc.lock")
     git(root, "commit", "-qm", f"seed {seed}")
     return git(root, "rev-parse", "HEAD")
 
@@ -79,6 +82,7 @@ def test_record_reads_each_experiment_and_summarises_them(repo):
     assert data["runs"][0]["params"] == {"toy.seed": 1}  # only what differs from the baseline's params.yaml
     assert [r["varied"] for r in data["runs"]] == [{"toy.seed": s} for s in (1, 2, 3)]  # what differs between runs
     assert set(data["runs"][0]["metrics"]) == {"toy"}  # the task's stages only
+    assert [r["details"] for r in data["runs"]] == [{"toy_detail": {"runs": [f, f + 1]}} for f in (60.0, 64.0, 68.0)]
     assert [r["timings"]["toy-train"]["seconds"] for r in data["runs"]] == [10.0, 12.0, 14.0]
     assert data["runs"][0]["tables"] == {"plots/curve.csv": [{"step": 10, "fid": 65.0, "note": "a"},
                                                             {"step": 20, "fid": 60.0, "note": "b"}]}  # fmt: skip

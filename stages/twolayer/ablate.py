@@ -1,8 +1,10 @@
 """The twolayer ablations as `dvc exp run` experiments at sample scale; records reports/twolayer_ablations.json.
 
-    python -m benchmarks.twolayer_ablations [name ...]     (from the repo root, committed workspace)
+    python -m stages.twolayer.ablate [name ...]     (from the repo root, committed workspace)
 
-Each variant is one `dvc exp run -S <override> ... twolayer-evaluate` (both models see the same overrides;
+Not a DVC stage: a driver, as stages/dip_ddpm/ablate.py.
+Each variant is one `dvc exp run -n tl-abl-<variant> -S <override> ... twolayer-evaluate` (its row keeps the
+experiment's name and commit: `git show <commit>:dvc.lock` says what made it) (both models see the same overrides;
 ResNet34 comes from the run cache when only two-layer keys change). After every experiment the
 workspace's reports/twolayer_detail.json is read; at the end params.yaml is restored and `dvc repro
 twolayer-package` brings the default outputs back (from the run cache) and writes the report.
@@ -16,6 +18,7 @@ import sys
 from pathlib import Path
 
 from stages.common.io import write_json
+from stages.common.record import run_named, slug
 
 # name: (group, overrides). The `seed` rows and the default give the run-to-run spread of the default configuration.
 VARIANTS: dict[str, tuple[str, list[str]]] = {
@@ -39,6 +42,9 @@ def run(cmd: list[str]) -> None:
     subprocess.run(cmd, check=True)
 
 
+PREFIX = "tl-abl"  # experiment names: tl-abl-<the variant's name, slugged>
+
+
 def main(selected: list[str]) -> None:
     old = json.loads(OUT.read_text()) if OUT.is_file() else {}
     runs = {r["name"]: r for r in old.get("runs", [])}
@@ -47,10 +53,11 @@ def main(selected: list[str]) -> None:
             if selected and name not in selected:
                 continue
             run(["git", "checkout", "--", "params.yaml"])  # -S applies on top of the workspace: start from the defaults
-            run(["dvc", "exp", "run", *[a for o in overrides for a in ("-S", o)], "twolayer-evaluate"])
+            exp = slug(PREFIX, name)
+            commit = run_named(exp, [*[a for o in overrides for a in ("-S", o)], "twolayer-evaluate"])
             m = json.loads(Path("reports/twolayer_detail.json").read_text())
             runs[name] = {
-                "name": name, "group": group, "overrides": overrides,
+                "name": name, "group": group, "overrides": overrides, "experiment": exp, "commit": commit,
                 "twolayer_test": m["twolayer"]["test_accuracy"], "resnet34_test": m["resnet34"]["test_accuracy"],
                 "twolayer_val": m["twolayer"]["best_val_accuracy"], "resnet34_val": m["resnet34"]["best_val_accuracy"],
                 "ratio": m["ratio"], "twolayer_parameters": m["twolayer"]["parameters"],
