@@ -362,18 +362,20 @@ def _sync(device: Any) -> None:
         torch.cuda.synchronize(device)
 
 
-def measure(bench: Bench, device: Any, steps: int, warmup: int) -> dict[str, Any]:
-    """`warmup` untimed steps, then `steps` timed ones: the trainer's step (autocast, backward, clip, AdamW)."""
+def measure(bench: Bench, device: Any, steps: int, warmup: int, compile: bool = False) -> dict[str, Any]:
+    """`warmup` steps (timed apart: with `compile` they hold torch.compile's compilation), then `steps` timed ones:
+    the trainer's step (autocast, backward, clip, AdamW)."""
     import torch
 
     model = bench.model
     model.train()
     optimizer = torch.optim.AdamW(model.parameters(), lr=bench.lr, weight_decay=bench.weight_decay, fused=True)
+    forward = torch.compile(model) if compile else model  # same parameters: the optimizer steps both
 
     def step() -> Any:
         batch = bench.make_batch()
         with runtime.autocast(device, bench.bf16):
-            loss = bench.loss_fn(model, batch)
+            loss = bench.loss_fn(forward, batch)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         if bench.grad_clip > 0:
@@ -383,9 +385,11 @@ def measure(bench: Bench, device: Any, steps: int, warmup: int) -> dict[str, Any
             bench.after_step()
         return loss
 
+    start = time.perf_counter()
     for _ in range(warmup):
         step()
     _sync(device)
+    warmup_seconds = time.perf_counter() - start
     start = time.perf_counter()
     for _ in range(steps):
         loss = step()
@@ -399,6 +403,7 @@ def measure(bench: Bench, device: Any, steps: int, warmup: int) -> dict[str, Any
         "precision": "bf16" if bench.bf16 and device.type == "cuda" else "fp32",  # runtime.autocast's rule
         "step_ms": round(1000 * seconds / max(steps, 1), 2),
         "samples_per_s": round(bench.batch_size * steps / max(seconds, 1e-9), 1),
+        "warmup_s": round(warmup_seconds, 2),
     }
 
 
@@ -409,7 +414,7 @@ def _error_line(err: BaseException) -> str:
 
 
 def run_task(name: str, task: Task, device: Any, tiny: bool, steps: int, warmup: int, batch: int | None,
-             folder: Path) -> dict[str, Any]:  # fmt: skip
+             folder: Path, compile: bool = False) -> dict[str, Any]:  # fmt: skip
     """One row: the task's figures, or its error (the other tasks go on either way)."""
     import torch
 
@@ -424,7 +429,7 @@ def run_task(name: str, task: Task, device: Any, tiny: bool, steps: int, warmup:
             torch.cuda.reset_peak_memory_stats(device)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # torch's "no deterministic implementation" and the like, once per op
-            row.update(measure(task.build(path, device, batch), device, steps, warmup))
+            row.update(measure(task.build(path, device, batch), device, steps, warmup, compile))
         if device.type == "cuda":
             row["peak_mib"] = round(torch.cuda.max_memory_allocated(device) / 2**20)
     except (Exception, SystemExit) as err:  # noqa: BLE001 - any failure is this task's row; SystemExit: a bad preset
@@ -436,7 +441,8 @@ def run_task(name: str, task: Task, device: Any, tiny: bool, steps: int, warmup:
 
 
 def run(tasks: Sequence[str] | None = None, *, device: str = "auto", tiny: bool | None = None, steps: int | None = None,
-        warmup: int | None = None, batch: int | None = None) -> tuple[list[dict[str, Any]], dict[str, Any]]:  # fmt: skip
+        warmup: int | None = None, batch: int | None = None,
+        compile: bool = False) -> tuple[list[dict[str, Any]], dict[str, Any]]:  # fmt: skip
     """Every selected task's row, and what made them (device, scale, steps). `tiny` None: tiny unless CUDA."""
     import torch
 
@@ -454,13 +460,13 @@ def run(tasks: Sequence[str] | None = None, *, device: str = "auto", tiny: bool 
             if name in SKIPPED:
                 rows.append({"task": name, "preset": "", "error": None, "skipped": SKIPPED[name]})
                 continue
-            row = run_task(name, TASKS[name], dev, tiny, steps, warmup, batch, Path(folder))
+            row = run_task(name, TASKS[name], dev, tiny, steps, warmup, batch, Path(folder), compile)
             rows.append(row)
             status = row["error"] or f"{row['step_ms']} ms/step"
             print(f"gpu_check: {name}: {status}", file=sys.stderr, flush=True)
     name = torch.cuda.get_device_name(dev) if dev.type == "cuda" else f"cpu ({torch.get_num_threads()} threads)"
     info = {"device": name, "scale": "tiny" if tiny else "full", "steps": steps, "warmup": warmup,
-            "batch_size_override": batch, "torch": torch.__version__,
+            "batch_size_override": batch, "compile": compile, "torch": torch.__version__,
             "seconds": round(time.perf_counter() - start, 1)}  # fmt: skip
     return rows, info
 
@@ -505,6 +511,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--batch-size", type=int, default=None, help="override every task's batch (a smoke check)")
     ap.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
     ap.add_argument("--threads", type=int, default=0, help="torch CPU threads (default: 1 on a CPU, torch's on CUDA)")
+    ap.add_argument("--compile", action="store_true", help="torch.compile each model (the warm-up holds compilation)")
     ap.add_argument("--json", type=Path, default=None, help="also write the rows (and the run's settings) here")
     args = ap.parse_args(argv)
 
@@ -517,10 +524,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     tasks = [t.strip() for t in args.tasks.split(",") if t.strip()]
     try:
         rows, info = run(tasks, device=args.device, tiny=args.tiny, steps=args.steps, warmup=args.warmup,
-                         batch=args.batch_size)  # fmt: skip
+                         batch=args.batch_size, compile=args.compile)  # fmt: skip
     except ParamsError as err:  # --device cuda without CUDA
         raise SystemExit(f"error: {err}") from None
-    print(f"{info['device']}, {info['scale']} scale, {info['steps']} timed steps after {info['warmup']} warm-up, "
+    print(f"{info['device']}, {info['scale']} scale, {info['steps']} timed steps after {info['warmup']} warm-up"
+          f"{' (torch.compile)' if info['compile'] else ''}, "
           f"torch {info['torch']}, {info['seconds']} s in all\n")  # fmt: skip
     print(table(rows))
     if args.json is not None:

@@ -69,3 +69,11 @@ def test_task_selection() -> None:
     assert gpu_check.select(["vlm-caption", "news"]) == ["news", "vlm-caption"]
     with pytest.raises(SystemExit, match="unknown task"):
         gpu_check.select(["nope"])
+
+
+@pytest.mark.slow
+def test_compiled_step_runs_and_times_its_compilation_apart() -> None:
+    """`--compile`: the step runs through torch.compile; the warm-up (which compiles) is timed apart."""
+    rows, info = gpu_check.run(["news"], device="cpu", tiny=True, steps=1, warmup=1, compile=True)
+    assert info["compile"] is True and rows[0]["error"] is None
+    assert rows[0]["warmup_s"] > 0 and rows[0]["step_ms"] > 0

@@ -34,6 +34,7 @@ MODELS = ("dynamic", "naive")
 CHANNELS = "RGB"
 SUBSETS = ("RGB", "RG", "RB", "GB", "R", "G", "B")  # every non-empty subset of {R, G, B}
 SINGLE = ("R", "G", "B")
+REAL_PRESET = "real64-30"  # of presets/dynconv.yaml: the real-data runs the report renders (measured/)
 
 # The issue's targets on ../shared/data/mini_imagenet (3,000 training images).
 TARGETS = {
@@ -177,13 +178,13 @@ class Paths(TaskPaths):
 
     @property
     def real_data(self) -> Path:
-        """The recorded real-data run (benchmarks/mini_imagenet_real.py), read by the package stage."""
-        return self._p("reports", f"{TASK}_real.json")
+        """The recorded real-data run of REAL_PRESET (stages/common/record.py), read by the package stage."""
+        return self._p("measured", f"{TASK}_{REAL_PRESET}.json")
 
     @property
     def dedicated(self) -> Path:
-        """Dedicated one-subset models on the same real data (benchmarks/dynconv_dedicated.py), read by package."""
-        return self._p("reports", f"{TASK}_dedicated.json")
+        """Dedicated one-subset models under REAL_PRESET (stages/common/record.py), read by the package stage."""
+        return self._p("measured", f"{TASK}_{REAL_PRESET}-dedicated.json")
 
     @property
     def subsets_csv(self) -> Path:

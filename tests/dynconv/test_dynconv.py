@@ -103,25 +103,34 @@ def test_consistency_changes_the_subset_training_only(tiny, trained) -> None:
     assert not _same(_states(paths, "dynamic")[:1], _states(trained, "dynamic")[:1])
 
 
+def _record(experiments: list[tuple[str, dict]]) -> dict:
+    """A record (stages/common/record.py) of experiments, each (name, its detail report)."""
+    runs = [
+        {"experiment": name, "commit": "abcdef0" + "0" * 33, "params": {"mini-imagenet.data.source": "dir:x"},
+         "details": {"dynconv_detail": detail}, "timings": {"dynconv-train-dynamic": {"train_seconds": 5.0, "threads": 1}}}
+        for name, detail in experiments
+    ]  # fmt: skip
+    return {"command": "python -m stages.common.record dynconv " + " ".join(n for n, _ in experiments), "runs": runs}
+
+
 def test_report_real_data_section(trained, tmp_path) -> None:
-    """A recorded real-data run (reports/dynconv_real.json) becomes the report's real-data table and targets."""
+    """The recorded real-data experiments (measured/dynconv_<preset>*.json) become the report's real-data tables."""
     p, common, paths = tiny_params(), COMMON, trained
     r = evaluate.run(p, common, paths)
-    assert "Not run yet" in package.run(p, common, paths)
+    assert "Not recorded yet" in package.run(p, common, paths)
     paths.real_data.parent.mkdir(parents=True, exist_ok=True)
-    paths.real_data.write_text(json.dumps({
-        "preset": "real64", "source": "dir:x", "prepared_size": 64, "train_images": 30, "command": "python -m x",
-        "overrides": {"dynconv": {"backbone": {"width": 32}}}, "metrics": r,
-    }))  # fmt: skip
+    paths.real_data.write_text(json.dumps(_record([("dc-main", r)])))
     text = package.run(p, common, paths).split("## Real data")[1].split("## Findings")[0]
-    assert "python -m x" in text and "| B |" in text and "worst single channel" in text
-    assert "dedicated" not in text
-    paths.dedicated.write_text(json.dumps({
-        "command": "python -m y", "runs": 1, "test_images": 500, "rgb": {"dynamic": 0.28, "naive": 0.3},
-        "subsets": {"B": {"dedicated": [0.2], "dynamic": 0.21, "train_seconds": 5.0}},
-    }))  # fmt: skip
+    assert "record dynconv dc-main" in text and "| B |" in text and "worst single channel" in text
+    assert "dynamic 5 s at 1 thread(s)" in text and "dedicated" not in text
+    ded = json.loads(json.dumps(r))
+    ded["channel_sampling"]["naive"] = "B"
+    ded["accuracy_runs"]["naive"]["B"] = [0.2] * len(ded["accuracy_runs"]["naive"]["B"])
+    paths.dedicated.write_text(json.dumps(_record([("dc-ded-B", ded)])))
     text = package.run(p, common, paths).split("## Real data")[1].split("## Findings")[0]
-    assert "python -m y" in text and "| B | 0.200 | 0.210 | +1.0 points | 66.7 % |" in text
+    dyn, rgb = r["accuracy"]["dynamic"]["B"], r["accuracy"]["naive"]["RGB"]
+    row = f"| B | 0.200 | {dyn:.3f} | {100 * (dyn - 0.2):+.1f} points | {100 * 0.2 / rgb:.1f} % |"
+    assert "record dynconv dc-ded-B" in text and row in text, text
     paths.real_data.unlink()
     paths.dedicated.unlink()
 
