@@ -17,6 +17,9 @@ means) and hands the rest to a `Loop`:
         loop.finish(...)                            # history CSV, plots, metrics, timings, MLflow
     loop.clear()
 
+A trainer led by steps, not epochs (ddpm), makes each epoch a fixed number of steps (one loss row) and
+checkpoints every few of them (`checkpoint_every`).
+
 Every rank runs the same code: `end_epoch` takes rank 0's row and score (every rank keeps the same epoch and
 stops together), only rank 0 writes checkpoints and outputs. The loop draws no random number, so a trainer
 moved onto it gives the bytes it gave before. Checkpoints hold tensors and plain values only
@@ -53,11 +56,13 @@ class Loop:
         max_minutes: float = 0.0,
         patience: int = 0,
         kept: Any = None,
+        checkpoint_every: int = 1,
     ) -> None:
         self.stage, self.task, self.scratch, self.root = stage, task, scratch, Path(root)
         self.model, self.optimizer, self.scheduler = model, optimizer, scheduler
         self.kept = model if kept is None else kept  # the module whose weights are scored and kept (an EMA's)
         self.epochs, self.max_minutes, self.patience = epochs, max_minutes, patience
+        self.checkpoint_every = checkpoint_every  # epochs between checkpoints; 0 = none (a restart starts over)
         self.history: list[dict] = []
         self.best: dict[str, Any] = {"score": None, "epoch": 0, "state": None}
         self.first, elapsed, self.run_id, self.tracker = 1, 0.0, None, None
@@ -103,7 +108,7 @@ class Loop:
         self.history.append(row)
         self.tracker.log_metrics({k: v for k, v in row.items() if k != "epoch"}, step=epoch)
         print(" ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in row.items()))
-        if distributed.is_main():
+        if distributed.is_main() and self.checkpoint_every and epoch % self.checkpoint_every == 0:
             checkpoint.save(self.scratch, epoch, self.model, self.optimizer, self.scheduler, history=self.history,
                             best=self.best, epoch=epoch, elapsed=time.time() - self.start,
                             mlflow_run_id=self.tracker.run_id, **state)  # fmt: skip
@@ -126,9 +131,11 @@ class Loop:
         csv: Path,
         plots: Sequence[tuple[Path, Sequence[str], str, str]] = (),
         rows: Sequence[dict[str, Any]] | None = None,
+        x: str = "epoch",
     ) -> None:
         """Rank 0's outputs: the history CSV (`rows`, default the history), one line plot per (path, columns,
-        title, y label), the (path, summary) metrics, the (path, figures) timings, and all of it in MLflow."""
+        title, y label) against the column `x`, the (path, summary) metrics, the (path, figures) timings, and all
+        of it in MLflow."""
         from stages.common.io import write_csv, write_json
         from stages.common.plots import line_plot
         from stages.common.runtime import write_timings
@@ -136,7 +143,7 @@ class Loop:
         rows = self.history if rows is None else rows
         write_csv(csv, rows)
         for path, ys, title, ylabel in plots:
-            line_plot(path, rows, "epoch", ys, title, ylabel)
+            line_plot(path, rows, x, ys, title, ylabel)
         write_json(*metrics)
         write_timings(*timings)
         figures = {**metrics[1], **timings[1]}

@@ -79,8 +79,8 @@ class TrainParams:
     ema_decay: float = 0.995
     hflip: bool = True  # horizontal-flip augmentation
     log_every: int = 10  # loss rows in plots/ddpm/train_history.csv and MLflow
-    checkpoint_every: int = 200
-    # A time budget: training stops at the first loss row past it. The learning rate is constant after the
+    checkpoint_every: int = 200  # steps between checkpoints, rounded to loss rows; 0 = none (a restart starts over)
+    # A time budget: training stops before a loss row that would end past it (stages/common/fit.py). The learning rate is constant after the
     # warmup, so a stopped run is the same run as a longer one, up to where it stopped. 0 = none.
     max_minutes: float = 0.0
     snapshot_every: int = 200  # the EMA weights every N steps (and at the end) for evaluate's FID curve; 0 = none
