@@ -99,3 +99,14 @@ def test_no_epoch_left_runs_nothing(tmp_path):
     loop, model = make(tmp_path / "z", epochs=0)
     train(loop, model)
     assert loop.history == []
+
+
+def test_checkpoints_every_few_epochs_and_a_restart_resumes_from_the_last_one(tmp_path):
+    """checkpoint_every 2: epochs 2 and 4 are saved; a run killed after 3 resumes after 2. 0: none, it starts over."""
+    first, model = make(tmp_path / "two", checkpoint_every=2)
+    train(first, model, stop_after=3)
+    assert sorted(p.name for p in (tmp_path / "two").glob("*.pt")) == ["epoch-00002.pt"]
+    assert make(tmp_path / "two", checkpoint_every=2)[0].first == 3
+    never, model = make(tmp_path / "none", checkpoint_every=0)
+    train(never, model, stop_after=3)
+    assert not list((tmp_path / "none").glob("*.pt")) and make(tmp_path / "none")[0].first == 1
