@@ -42,8 +42,13 @@ def _ablation_lines(abl: dict) -> list[str]:
     lines = [
         f"Each row is one `dvc exp run -S ...` at sample scale ({abl.get('scale', 'sample')}), both models trained"
         " with the same overrides; recorded by `stages/twolayer/ablate.py` into"
-        " `reports/twolayer_ablations.json`, with each experiment's name (in the row) and commit (`git show"
-        " <commit>:dvc.lock` says what made it). A variant is judged by its **validation** accuracy (the best epoch's);"
+        " `reports/twolayer_ablations.json`"
+        + (
+            ", with each experiment's name (in the row) and commit (`git show <commit>:dvc.lock` says what made it)"
+            if any(r.get("experiment") for r in runs)
+            else ""
+        )
+        + ". A variant is judged by its **validation** accuracy (the best epoch's);"
         " the test columns are shown for the record and were never used to choose.",
         "",
         "| variant | `-S` overrides | two-layer val | ResNet34 val | two-layer test | ResNet34 test | test ratio |"
@@ -70,7 +75,9 @@ def _ablation_lines(abl: dict) -> list[str]:
 
 def _verdict(low: float, bar: float) -> str:
     """Whether an interval's lower end clears the sheet's bar (as the evaluation recorded it) and this project's 1.0."""
-    return " and ".join(f"{'clears' if low >= b else 'does not clear'} {b:g}" for b in (bar, 1.0))
+    return " and ".join(
+        f"{'clears' if low >= b else 'does not clear'} {text}" for b, text in ((bar, f"{bar:g}"), (1.0, "1.0"))
+    )
 
 
 def _interval(center: float, test_half: float, seed_std: float, z: float) -> tuple[float, float]:
