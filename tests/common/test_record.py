@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from stages.common.record import RecordError, record
+from stages.common.record import RecordError, record, slug
 
 
 def git(root: Path, *args: str) -> str:
@@ -101,3 +101,8 @@ def test_record_names_what_it_cannot_find(repo):
     with pytest.raises(RecordError, match="record name '../x'"):
         record(root, "toy", "../x", ["toy-s1"])
     assert not (root / "measured").exists()
+
+
+def test_slug_makes_an_experiment_name_of_a_label():
+    assert slug("tl-abl", "hybrid, patch 2 (4× tokens)") == "tl-abl-hybrid-patch-2-4-tokens"
+    assert slug("dd-abl", "t0 = 12") == "dd-abl-t0-12"
