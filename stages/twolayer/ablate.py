@@ -2,8 +2,7 @@
 
     python -m stages.twolayer.ablate [name ...]     (from the repo root, committed workspace)
 
-Not a DVC stage: a driver, as stages/dip_ddpm/ablate.py.
-Each variant is one `dvc exp run -n tl-abl-<variant> -S <override> ... twolayer-evaluate` (its row keeps the
+Not a DVC stage: a driver, as stages/dip_ddpm/ablate.py. Each variant is one `dvc exp run -n tl-abl-<variant> -S <override> ... twolayer-evaluate` (its row keeps the
 experiment's name and commit: `git show <commit>:dvc.lock` says what made it) (both models see the same overrides;
 ResNet34 comes from the run cache when only two-layer keys change). After every experiment the
 workspace's reports/twolayer_detail.json is read; at the end params.yaml is restored and `dvc repro
@@ -35,14 +34,12 @@ VARIANTS: dict[str, tuple[str, list[str]]] = {
     "seed 2": ("seed", ["twolayer.seed=2"]),
 }
 OUT = Path("reports/twolayer_ablations.json")
+PREFIX = "tl-abl"  # experiment names: tl-abl-<the variant's name, slugged>
 
 
 def run(cmd: list[str]) -> None:
     print("+", " ".join(cmd), flush=True)
     subprocess.run(cmd, check=True)
-
-
-PREFIX = "tl-abl"  # experiment names: tl-abl-<the variant's name, slugged>
 
 
 def main(selected: list[str]) -> None:
