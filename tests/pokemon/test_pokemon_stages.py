@@ -420,3 +420,25 @@ def test_translate_moves_whole_sprites_and_fills_with_background():
         src = before[max(-dy, 0) : 20 - max(dy, 0), max(-dx, 0) : 20 - max(dx, 0)]
         assert np.array_equal(after[max(dy, 0) : 20 - max(-dy, 0), max(dx, 0) : 20 - max(-dx, 0)], src)
         assert (after == 0).sum() == 20 * 20 - src.size  # the rest is background
+
+
+def test_sampling_choice_reads_dev_completions_only(done, monkeypatch):
+    from stages.pokemon import sampling
+
+    p, common, paths, _ = done
+    test_file = paths.predictions / "test.txt"
+    before = test_file.read_bytes()
+    candidates = [{"temperature": 1.0, "top_p": 0.9}, {"temperature": 0.8, "top_p": 0.7}]
+    runs = [sampling.score(p, common, paths, 2, candidates)]
+    assert [(r["temperature"], r["top_p"], r["seed"]) for r in runs[0]["rows"]] == [
+        (1.0, 0.9, 0), (1.0, 0.9, 1), (0.8, 0.7, 0), (0.8, 0.7, 1)
+    ]  # fmt: skip
+    assert all(0 <= r["pdr_dev"] <= 1 and r["fid_dev"] > 0 for r in runs[0]["rows"])
+    assert test_file.read_bytes() == before
+    table = sampling.summarise(runs, candidates)
+    assert [e["n"] for e in table] == [2, 2]
+    table[0]["pdr_dev"]["mean"], table[1]["pdr_dev"]["mean"] = 0.5, 0.9
+    table[0]["fid_dev"]["mean"] = table[1]["fid_dev"]["mean"] = config.BASELINES["strong"][0] - 1
+    assert sampling.chosen(table) == candidates[1]
+    table[1]["fid_dev"]["mean"] = config.BASELINES["strong"][0] + 1  # over the FID bar: not eligible
+    assert sampling.chosen(table) == candidates[0]
