@@ -63,9 +63,7 @@ def run(p: config.CocoCaptionParams, common: config.CommonParams, paths: config.
                 x, _ = distributed.shard(caps[i : i + p.train.batch_size])
                 f, x = f.to(device), x.to(device)
                 loss = temporal_softmax_loss(net(f, x[:, :-1]), x[:, 1:])
-                optimizer.zero_grad(set_to_none=True)
-                distributed.weighted(loss, weight).backward()
-                optimizer.step()
+                loop.step(loss, weight)
                 losses.append(loss.item() * weight)  # summed over ranks, / world: the global batch's loss
             losses = [v / distributed.world() for v in distributed.all_reduce_sum(*losses)]
             row = {

@@ -9,7 +9,8 @@ means) and hands the rest to a `Loop`:
         g.set_state(loop.saved["generator"])
     with loop.tracking(tracked_params, common.mlflow) as tracker:
         for epoch in loop:                          # the epochs left; stops at the budget or the patience
-            ...                                     # the task's own: batches, loss, steps, validation
+            ...                                     # the task's own: batches, loss, validation
+            loop.step(loss, weight, grad_clip)      # per batch: backward, clip, optimiser and schedule steps
             loop.end_epoch(row, score=-val_accuracy, generator=g.get_state())
         if not distributed.is_main():
             return {}
@@ -97,6 +98,19 @@ class Loop:
             self._epoch_start = time.time()
             yield epoch
 
+    def step(self, loss: Any, weight: float = 1.0, grad_clip: float = 0.0) -> None:
+        """One optimiser step on this rank's share (`weight`, `distributed.shard`) of the global batch's loss:
+        backward, gradient-norm clipping when `grad_clip` > 0, the optimiser's step, then the scheduler's."""
+        import torch
+
+        self.optimizer.zero_grad(set_to_none=True)
+        distributed.weighted(loss, weight).backward()
+        if grad_clip > 0:
+            torch.nn.utils.clip_grad_norm_(self.model.parameters(), grad_clip)
+        self.optimizer.step()
+        if self.scheduler is not None:
+            self.scheduler.step()
+
     def end_epoch(self, row: dict[str, Any], score: Any = None, **state: Any) -> dict[str, Any]:
         """Rank 0's `row` (and `score`) for every rank: the best epoch, the history, MLflow, one printed line, a
         checkpoint (with `state`, the trainer's own: generators, EMA, ...). Returns the row."""
@@ -154,6 +168,16 @@ class Loop:
     def clear(self) -> None:
         """The run is complete: its checkpoints go."""
         checkpoint.clear(self.scratch)
+
+
+def decay_groups(model: Any, weight_decay: float) -> list[dict[str, Any]]:
+    """An optimiser's two parameter groups: weight decay on matrices and kernels, none on biases, norm scales and
+    other 1-d parameters (in the model's parameter order within each group)."""
+    params = list(model.parameters())
+    return [
+        {"params": [q for q in params if q.ndim > 1], "weight_decay": weight_decay},
+        {"params": [q for q in params if q.ndim <= 1], "weight_decay": 0.0},
+    ]
 
 
 def _key(score: Any) -> Any:

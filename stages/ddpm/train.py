@@ -86,12 +86,7 @@ def run(p: config.DdpmParams, common: config.CommonParams, paths: config.Paths) 
                         loss = diffusion.loss(model, x0.to(device), generator)
                     else:
                         loss = shard_loss(diffusion, net, x0, generator, device)
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                if t.grad_clip > 0:
-                    torch.nn.utils.clip_grad_norm_(model.parameters(), t.grad_clip)
-                optimizer.step()
-                scheduler.step()
+                loop.step(loss, grad_clip=t.grad_clip)
                 # EMA with a warm-up of its decay, so short runs are not dominated by the random init.
                 ema.update(model, min(t.ema_decay, (1 + step) / (10 + step)))
                 losses.append(loss.item())

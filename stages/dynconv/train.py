@@ -112,10 +112,7 @@ def run(p: config.DynconvParams, common: config.CommonParams, paths: config.Path
                             teacher = F.softmax(net(xb, torch.ones_like(mask)), 1)
                         kl = F.kl_div(F.log_softmax(logits, 1), teacher, reduction="batchmean")
                         loss = loss + t.consistency * kl
-                    optimizer.zero_grad(set_to_none=True)
-                    distributed.weighted(loss, weight).backward()
-                    optimizer.step()
-                    scheduler.step()
+                    loop.step(loss, weight)
                     loss_sum += loss.item() * len(yb) * (weight > 0)  # a rank's weight-0 stand-in is not counted
                     correct += int((logits.argmax(1) == yb).sum()) * (weight > 0)
                 loss_sum, correct = distributed.all_reduce_sum(loss_sum, correct)

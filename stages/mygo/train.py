@@ -87,10 +87,7 @@ def run(p: config.MygoParams, common: config.CommonParams, paths: config.Paths, 
                 with autocast:
                     logits = net(x)
                 loss = loss_fn(logits.float(), target.to(device))
-                optimizer.zero_grad(set_to_none=True)
-                distributed.weighted(loss, weight).backward()
-                optimizer.step()
-                scheduler.step()
+                loop.step(loss, weight)
                 losses.append(loss.item() * len(idx) * (weight > 0))  # a rank's weight-0 stand-in is not counted
                 correct += int((logits.argmax(1).cpu() == y).sum()) * (weight > 0)
             loss_total, correct = distributed.all_reduce_sum(sum(losses), correct)
@@ -143,9 +140,7 @@ def channel_stats(images: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def make_optimizer(model: nn.Module, t: config.TrainParams) -> torch.optim.Optimizer:
-    decay = [p for p in model.parameters() if p.ndim > 1]  # no weight decay on biases and norm scales
-    no_decay = [p for p in model.parameters() if p.ndim <= 1]
-    groups = [{"params": decay, "weight_decay": t.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    groups = fit.decay_groups(model, t.weight_decay)
     if t.optimizer == "sgd":
         return torch.optim.SGD(groups, lr=t.lr, momentum=t.momentum, nesterov=t.momentum > 0)
     return torch.optim.AdamW(groups, lr=t.lr, fused=True)

@@ -134,14 +134,9 @@ def train_member(
                 with autocast:
                     logits = net(x)
                     loss = loss_fn(logits.float(), y)
-                optimizer.zero_grad(set_to_none=True)
-                distributed.weighted(loss, weight).backward()
-                if t.grad_clip > 0:
-                    torch.nn.utils.clip_grad_norm_(model.parameters(), t.grad_clip)
-                optimizer.step()
+                loop.step(loss, weight, t.grad_clip)
                 if ema is not None:
                     ema.update_parameters(model)
-                scheduler.step()
                 loss_sum += loss.item() * len(batch) * (weight > 0)  # a rank's weight-0 stand-in is not counted
                 correct += (logits.argmax(-1) == y).sum().item() * (weight > 0)
             loss_sum, correct = distributed.all_reduce_sum(loss_sum, correct)

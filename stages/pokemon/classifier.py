@@ -166,10 +166,7 @@ def train_member(
                 batch, weight = distributed.shard(batch)  # this rank's share of the global batch
                 logits = net(x[batch].to(device))
                 loss = nn.functional.binary_cross_entropy_with_logits(logits, y[batch].to(device))
-                optimizer.zero_grad()
-                distributed.weighted(loss, weight).backward()
-                optimizer.step()
-                scheduler.step()
+                loop.step(loss, weight)
                 losses.append(loss.item() * weight)  # summed over ranks, / world: the global batch's loss
             losses = [v / distributed.world() for v in distributed.all_reduce_sum(*losses)]
             row = {"member": i + 1, "epoch": epoch, "train_loss": float(np.mean(losses)),

@@ -62,12 +62,7 @@ def run(p: config.PokemonParams, common: config.CommonParams, paths: config.Path
                 with autocast:
                     tokens = torch.where(flipped[batch, None], mirrored[batch], train_set[batch])  # (B, 400)
                     loss = next_token_loss(net, tokens.to(device))
-                optimizer.zero_grad(set_to_none=True)
-                distributed.weighted(loss, weight).backward()
-                if t.grad_clip > 0:
-                    torch.nn.utils.clip_grad_norm_(model.parameters(), t.grad_clip)
-                optimizer.step()
-                scheduler.step()
+                loop.step(loss, weight, t.grad_clip)
                 losses.append(loss.item() * weight)  # summed over ranks, / world: the global batch's loss
             losses = [v / distributed.world() for v in distributed.all_reduce_sum(*losses)]
             row = {"epoch": epoch, "train_loss": float(np.mean(losses)), **evaluate_dev(model, dev_set, device)}

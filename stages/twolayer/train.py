@@ -76,13 +76,7 @@ def run(p: config.TwolayerParams, common: config.CommonParams, paths: config.Pat
             raise ParamsError(f"twolayer.twolayer: {err}") from None
     model = model.to(device)
     net = distributed.wrap(model)  # trains; `model` (same weights) evaluates and is saved
-    decay = [q for q in model.parameters() if q.ndim > 1]  # no weight decay on biases, norms, positions
-    no_decay = [q for q in model.parameters() if q.ndim <= 1]
-    optimizer = torch.optim.AdamW(
-        [{"params": decay, "weight_decay": t.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
-        lr=t.lr,
-        fused=True,
-    )
+    optimizer = torch.optim.AdamW(fit.decay_groups(model, t.weight_decay), lr=t.lr, fused=True)
     steps = math.ceil(len(xtr) / t.batch_size)
     scheduler = schedule.warmup_cosine(optimizer, t.warmup_epochs * steps, t.epochs * steps)
 
@@ -118,10 +112,7 @@ def run(p: config.TwolayerParams, common: config.CommonParams, paths: config.Pat
                 xb, yb = xb[part], yb[part]
                 logits = net(xb)
                 loss = F.cross_entropy(logits, yb, label_smoothing=a.label_smoothing)
-                optimizer.zero_grad(set_to_none=True)
-                distributed.weighted(loss, weight).backward()
-                optimizer.step()
-                scheduler.step()
+                loop.step(loss, weight)
                 loss_sum += loss.item() * len(yb) * (weight > 0)  # a rank's weight-0 stand-in is not counted
                 correct += int((logits.argmax(-1) == yb).sum()) * (weight > 0)
                 bar.set_postfix(loss=f"{loss.item():.3f}")

@@ -86,13 +86,7 @@ def run(p: config.VitParams, common: config.CommonParams, paths: config.Paths) -
     model = ViT(len(meta["classes"]), 32, m.patch_size, m.dim, m.depth, m.heads, m.mlp_ratio, m.dropout,
                 m.attention == "sdpa").to(device)  # fmt: skip
     net = distributed.wrap(model)  # trains; `model` (same weights) evaluates and is saved
-    decay = [q for q in model.parameters() if q.dim() >= 2]
-    no_decay = [q for q in model.parameters() if q.dim() < 2]
-    optimizer = torch.optim.AdamW(
-        [{"params": decay, "weight_decay": t.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
-        lr=t.lr,
-        fused=True,
-    )
+    optimizer = torch.optim.AdamW(fit.decay_groups(model, t.weight_decay), lr=t.lr, fused=True)
     steps = math.ceil(len(xtr) / t.batch_size)
     scheduler = schedule.warmup_cosine(optimizer, t.warmup_epochs * steps, t.epochs * steps)
     g = torch.Generator().manual_seed(p.seed)
@@ -128,10 +122,7 @@ def run(p: config.VitParams, common: config.CommonParams, paths: config.Paths) -
                 loss = lam * F.cross_entropy(logits, yb, label_smoothing=a.label_smoothing)
                 if lam < 1.0:
                     loss = loss + (1 - lam) * F.cross_entropy(logits, yb_mix, label_smoothing=a.label_smoothing)
-                optimizer.zero_grad(set_to_none=True)
-                distributed.weighted(loss, weight).backward()
-                optimizer.step()
-                scheduler.step()
+                loop.step(loss, weight)
                 loss_sum += loss.item() * len(yb) * (weight > 0)  # a rank's weight-0 stand-in is not counted
                 correct += (logits.argmax(-1) == (yb if lam >= 0.5 else yb_mix)).sum().item() * (weight > 0)
             loss_sum, correct = distributed.all_reduce_sum(loss_sum, correct)
