@@ -21,7 +21,7 @@ from tqdm import tqdm
 from stages.common import checkpoint, distributed, fit, runtime, schedule
 from stages.common.cli import main
 from stages.common.cnn import count_parameters
-from stages.common.runtime import resolve_device, seed_everything, set_kernels, set_threads
+from stages.common.runtime import setup
 from stages.common.tracking import stage_dep_hashes
 from stages.mygo import augment, config
 from stages.mygo.data import load_prepared
@@ -35,10 +35,7 @@ def run(p: config.MygoParams, common: config.CommonParams, paths: config.Paths, 
     distributed.check_batch(t.batch_size, "mygo.train.batch_size", common.nproc)
     if distributed.launch_if_needed(common.nproc):
         return {}
-    seed_everything(m.seed)
-    set_kernels(common.kernels)
-    set_threads(common.threads)
-    device = distributed.init(resolve_device(common.device))
+    device = distributed.init(setup(m.seed, common.device, common.threads, common.kernels))
     data = load_prepared(paths.prepared)
     classes, size = data["classes"], data["index"]["image_size"]
     train_x = torch.from_numpy(data["train_images"]).permute(0, 3, 1, 2).contiguous()  # uint8 (N, 3, S, S)

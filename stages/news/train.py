@@ -19,7 +19,7 @@ from stages.common.cli import main
 from stages.common.io import write_csv, write_json
 from stages.common.params import ParamsError, to_dict
 from stages.common.plots import line_plot
-from stages.common.runtime import resolve_device, seed_everything, set_kernels, set_threads, thread_count, write_timings
+from stages.common.runtime import setup, thread_count, write_timings
 from stages.common.tracking import stage_dep_hashes
 from stages.news import config
 from stages.news.data import load_prepared
@@ -73,10 +73,7 @@ def train_member(
     """One model, seeded with news.seed + member: (the best epoch's model, summary, timings, its loop)."""
     m, t = p.model, p.train
     seed = p.seed + member
-    seed_everything(seed)
-    set_kernels(common.kernels)
-    set_threads(thread_count(p.threads, common.threads))
-    device = distributed.init(resolve_device(common.device))
+    device = distributed.init(setup(seed, common.device, thread_count(p.threads, common.threads), common.kernels))
     splits, meta = load_prepared(paths.prepared)
     if splits["train"]["ids"].shape[1] > m.max_len:
         raise ParamsError(
