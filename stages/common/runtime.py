@@ -93,6 +93,7 @@ def set_threads(threads: int) -> None:
 # MKL's conditional-numerical-reproducibility branches (mkl_service.h): MKL_CBWR_COMPATIBLE, MKL_CBWR_AVX2.
 MKL_BRANCHES = {"portable": 3, "fast": 10}
 MKL_MODE_CHANGE_FAILURE = -8  # MKL_CBWR_ERR_MODE_CHANGE_FAILURE: MKL has already run (AMD answers AVX2 otherwise)
+_kernels_set: list[str] = []  # the mode this process has set: asking for it again is a no-op
 
 
 def set_kernels(kernels: str) -> None:
@@ -102,8 +103,11 @@ def set_kernels(kernels: str) -> None:
     (tests/test_cross_cpu.py checks it under an emulated AMD CPU). fast: MKL's AVX2 branch, several times
     faster for the matrix products of Transformers, but MKL takes it only on Intel processors (AMD gets
     MKL's own choice), so the bytes hold on Intel alone. Convolutions (oneDNN) are unaffected either way.
-    MKL fixes its branch at its first call: once it has run in one mode, asking for the other is an error.
+    MKL fixes its branch at its first call: once it has run in one mode, asking for the other is an error;
+    asking again for the mode already set is allowed (an ensemble's members, several runs in one process).
     """
+    if _kernels_set == [kernels]:
+        return  # (on AMD, MKL reports its own branch, not the one asked for, so it cannot be asked)
     import ctypes
     import platform
     from pathlib import Path
@@ -116,6 +120,7 @@ def set_kernels(kernels: str) -> None:
     wanted = MKL_BRANCHES[kernels]
     if lib.mkl_serv_cbwr_set(wanted) == MKL_MODE_CHANGE_FAILURE and lib.mkl_serv_cbwr_get(1) != wanted:
         raise RuntimeError(f"common.kernels: {kernels} asked for after MKL already ran in another mode")
+    _kernels_set[:] = [kernels]
 
 
 def setup(seed: int, device: str = "auto", threads: int = 0, kernels: str = "portable") -> torch.device:

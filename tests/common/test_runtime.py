@@ -1,8 +1,12 @@
+from pathlib import Path
+
 import pytest
 import torch
 
 from stages.common.params import ParamsError
 from stages.common.runtime import resolve_device, seed_everything
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_auto_device_falls_back_to_cpu_without_accelerator():
@@ -55,3 +59,21 @@ def test_gpu_precision_is_decided_once_and_off_on_a_cpu():
     assert memory_format(cuda) == torch.channels_last and memory_format(cuda, enabled=False) == torch.contiguous_format
     resolve_device("cpu")
     assert torch.get_float32_matmul_precision() == "highest"  # TF32 is for CUDA only
+
+
+@pytest.mark.parametrize("kernels", ["portable", "fast"])
+def test_the_same_kernels_may_be_asked_for_again_after_mkl_ran(kernels):
+    """An ensemble's members (news) and several runs in one process (pokemon's sampling choice) set up each run;
+    on AMD, MKL reports its own branch rather than the AVX2 one asked for, which once made the second ask fail."""
+    import subprocess
+    import sys
+
+    code = (
+        "from stages.common.runtime import set_kernels\n"
+        f"set_kernels('{kernels}')\n"
+        "import torch\n"
+        "torch.randn(64, 64) @ torch.randn(64, 64)\n"
+        f"set_kernels('{kernels}')\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
