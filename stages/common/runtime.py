@@ -90,9 +90,13 @@ def set_threads(threads: int) -> None:
         torch.set_num_threads(threads)
 
 
-# MKL's conditional-numerical-reproducibility branches (mkl_service.h): MKL_CBWR_COMPATIBLE, MKL_CBWR_AVX2.
-MKL_BRANCHES = {"portable": 3, "fast": 10}
-MKL_MODE_CHANGE_FAILURE = -8  # MKL_CBWR_ERR_MODE_CHANGE_FAILURE: MKL has already run (AMD answers AVX2 otherwise)
+# MKL's conditional-numerical-reproducibility branches (mkl_service.h): MKL_CBWR_AUTO, MKL_CBWR_COMPATIBLE,
+# MKL_CBWR_AVX2, and what `machine()` calls each.
+MKL_AUTO, MKL_COMPATIBLE, MKL_AVX2 = 2, 3, 10
+MKL_BRANCHES = {"portable": MKL_COMPATIBLE, "fast": MKL_AVX2}
+BRANCH_NAMES = {MKL_COMPATIBLE: "portable", MKL_AVX2: "fast", MKL_AUTO: "fast (MKL's choice)"}
+MKL_UNSUPPORTED_BRANCH = -3  # MKL_CBWR_ERR_UNSUPPORTED_BRANCH: AVX2 asked for on a processor that is not Intel's
+MKL_MODE_CHANGE_FAILURE = -8  # MKL_CBWR_ERR_MODE_CHANGE_FAILURE: MKL has already run
 _kernels_set: list[str] = []  # the mode this process has set: asking for it again is a no-op
 
 
@@ -100,14 +104,16 @@ def set_kernels(kernels: str) -> None:
     """`common.kernels`: which of MKL's code paths the sgemm and vector maths (exp, log, sqrt) of this process take.
 
     portable: MKL's COMPATIBLE branch, the same on Intel and AMD processors, so the same bytes on both
-    (tests/test_cross_cpu.py checks it under an emulated AMD CPU). fast: MKL's AVX2 branch, several times
-    faster for the matrix products of Transformers, but MKL takes it only on Intel processors (AMD gets
-    MKL's own choice), so the bytes hold on Intel alone. Convolutions (oneDNN) are unaffected either way.
-    MKL fixes its branch at its first call: once it has run in one mode, asking for the other is an error;
-    asking again for the mode already set is allowed (an ensemble's members, several runs in one process).
+    (tests/test_cross_cpu.py checks it under an emulated AMD CPU). fast: MKL's AVX2 branch on Intel processors,
+    several times faster for the matrix products of Transformers; MKL refuses that branch on other processors,
+    which then get MKL's own choice for them (AUTO; before this fallback `fast` silently stayed COMPATIBLE on
+    AMD: `python -m benchmarks.kernels_speed` measures both). So `fast` bytes hold on one processor model only.
+    Convolutions (oneDNN) are unaffected either way. MKL fixes its branch at its first call: once it has run in
+    one mode, asking for the other is an error; asking again for the mode already set is allowed (an ensemble's
+    members, several runs in one process).
     """
     if _kernels_set == [kernels]:
-        return  # (on AMD, MKL reports its own branch, not the one asked for, so it cannot be asked)
+        return
     import ctypes
     import platform
     from pathlib import Path
@@ -118,7 +124,11 @@ def set_kernels(kernels: str) -> None:
         return
     lib = ctypes.CDLL(str(Path(torch.__file__).parent / "lib" / "libtorch_cpu.so"))
     wanted = MKL_BRANCHES[kernels]
-    if lib.mkl_serv_cbwr_set(wanted) == MKL_MODE_CHANGE_FAILURE and lib.mkl_serv_cbwr_get(1) != wanted:
+    answer = lib.mkl_serv_cbwr_set(wanted)
+    if answer == MKL_UNSUPPORTED_BRANCH and wanted == MKL_AVX2:  # not an Intel processor: MKL's choice for it
+        wanted = MKL_AUTO
+        answer = lib.mkl_serv_cbwr_set(wanted)
+    if answer == MKL_MODE_CHANGE_FAILURE and lib.mkl_serv_cbwr_get(1) != wanted:
         raise RuntimeError(f"common.kernels: {kernels} asked for after MKL already ran in another mode")
     _kernels_set[:] = [kernels]
 
@@ -147,13 +157,12 @@ def machine() -> dict[str, str | int]:
         pass
     for var in ("ATEN_CPU_CAPABILITY", "ONEDNN_MAX_CPU_ISA", "MKL_CBWR"):
         info[var] = os.environ.get(var, "")
-    branch = {v: k for k, v in MKL_BRANCHES.items()}
     if platform.machine().lower() in ("x86_64", "amd64") and torch.backends.mkl.is_available():
         import ctypes
         from pathlib import Path
 
         lib = ctypes.CDLL(str(Path(torch.__file__).parent / "lib" / "libtorch_cpu.so"))
-        info["kernels"] = branch.get(lib.mkl_serv_cbwr_get(1), "other")
+        info["kernels"] = BRANCH_NAMES.get(lib.mkl_serv_cbwr_get(1), "other")
     return info
 
 

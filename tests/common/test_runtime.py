@@ -77,3 +77,25 @@ def test_the_same_kernels_may_be_asked_for_again_after_mkl_ran(kernels):
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=120)
     assert result.returncode == 0, result.stderr[-2000:]
+
+
+def test_fast_kernels_leave_the_portable_branch_on_every_processor():
+    """`common.kernels: fast` is MKL's AVX2 branch on Intel; MKL refuses it on AMD, where it once silently stayed
+    COMPATIBLE (the slow portable path) and now takes MKL's own choice. `machine()` names the branch taken."""
+    import platform
+    import subprocess
+    import sys
+
+    if platform.machine().lower() not in ("x86_64", "amd64") or not torch.backends.mkl.is_available():
+        pytest.skip("MKL's branches are for x86-64 only")
+    code = (
+        "import stages\n"
+        "from stages.common.runtime import machine, set_kernels\n"
+        "set_kernels('fast')\n"
+        "import torch\n"
+        "torch.randn(64, 64) @ torch.randn(64, 64)\n"
+        "print(machine()['kernels'])\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.split("\n")[-2] in ("fast", "fast (MKL's choice)")
