@@ -24,10 +24,12 @@ colours, in roughly the right places):
 PDR is a knife edge for one network: completions lie between positives and
 negatives, and whether one seed's network calls them 0.49 or 0.51 decided it
 (0.28 to 0.60 on the same completions). So the stage trains `classifier.members`
-networks (seeds p.seed·1000 + i, the same data order rule) and PDR thresholds their
+networks (seeds classifier.seed·1000 + i, the same data order rule) and PDR thresholds their
 MEAN probability; the hard negatives put the decision boundary where completions
 are, so it is set by the data rather than by the seed. Precision and recall are
 measured on the real dev sprites against every kind of dev negative (fixed seed).
+The detector has its own seed (`classifier.seed`), not the generator's `pokemon.seed`: runs of the generator
+over seeds are judged by one detector, so their PDRs differ by the generator alone.
 """
 
 from __future__ import annotations
@@ -134,7 +136,7 @@ def train_member(
     common: config.CommonParams, root: Path,
 ) -> SpriteClassifier:  # fmt: skip
     c = p.classifier
-    seed = p.seed * 1000 + i
+    seed = c.seed * 1000 + i
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
     palette, n_colors = data["palette"], len(data["palette"])
@@ -147,7 +149,7 @@ def train_member(
     loop = fit.Loop(STAGE, config.TASK, scratch / f"member{i}", model, optimizer, scheduler, epochs=c.epochs, root=root)
     if loop.saved:
         rng.bit_generator.state = loop.saved["numpy_rng"]
-    with loop.tracking({"seed": p.seed, "member": i, "classifier": to_dict(c)}, common.mlflow):
+    with loop.tracking({"member": i, "classifier": to_dict(c)}, common.mlflow):
         for epoch in loop:
             model.train()
             positives = translate(data["train"], rng, c.translate) if c.translate else data["train"]
@@ -180,7 +182,7 @@ def run(p: config.PokemonParams, common: config.CommonParams, paths: config.Path
     distributed.check_batch(c.batch_size, "pokemon.classifier.batch_size", common.nproc)
     if distributed.launch_if_needed(common.nproc):
         return {}
-    device = distributed.init(setup(p.seed, common.device, common.threads, common.kernels))
+    device = distributed.init(setup(c.seed, common.device, common.threads, common.kernels))
     data = load_prepared(paths.prepared)
     palette, n_colors = data["palette"], len(data["palette"])
     negatives = dev_negatives(data["dev"], n_colors)
@@ -189,7 +191,6 @@ def run(p: config.PokemonParams, common: config.CommonParams, paths: config.Path
     dev_x = to_tensor(render(np.concatenate([data["dev"], mixed]), palette)).to(device)
     dev_y = torch.cat([torch.ones(len(data["dev"])), torch.zeros(len(mixed))]).to(device)
     run_key = {
-        "seed": p.seed,
         "classifier": to_dict(c),
         "device": str(device),
         "deps": stage_dep_hashes(STAGE, paths.root),
@@ -207,7 +208,7 @@ def run(p: config.PokemonParams, common: config.CommonParams, paths: config.Path
     }
     timings = {"train_seconds": round(time.time() - start, 1)}
     with tracked_run(
-        config.TASK, STAGE, {"seed": p.seed, "classifier": to_dict(c)}, common.mlflow, paths.root
+        config.TASK, STAGE, {"classifier": to_dict(c)}, common.mlflow, paths.root
     ) as tracker:
         tracker.log_metrics({**{k: v for k, v in metrics.items() if isinstance(v, float)}, **timings})
     with atomic_path(paths.classifier) as tmp:

@@ -66,6 +66,7 @@ class ClassifierParams:
     members: int = 8  # networks trained with different seeds; PDR thresholds their mean probability
     translate: int = 1  # each epoch, every real sprite moved by up to this many pixels (rows and columns); 0 = off
     recolor: float = 0.5  # probability that a training image (either class) has its R, G, B channels permuted
+    seed: int = 0  # the detector's own: every generator run (any `pokemon.seed`) is judged by the same detector
 
 
 @dataclasses.dataclass
