@@ -207,9 +207,7 @@ def run(p: config.PokemonParams, common: config.CommonParams, paths: config.Path
         "members": c.members,
     }
     timings = {"train_seconds": round(time.time() - start, 1)}
-    with tracked_run(
-        config.TASK, STAGE, {"classifier": to_dict(c)}, common.mlflow, paths.root
-    ) as tracker:
+    with tracked_run(config.TASK, STAGE, {"classifier": to_dict(c)}, common.mlflow, paths.root) as tracker:
         tracker.log_metrics({**{k: v for k, v in metrics.items() if isinstance(v, float)}, **timings})
     with atomic_path(paths.classifier) as tmp:
         torch.save(
