@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import random
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -100,6 +100,19 @@ MKL_MODE_CHANGE_FAILURE = -8  # MKL_CBWR_ERR_MODE_CHANGE_FAILURE: MKL has alread
 _kernels_set: list[str] = []  # the mode this process has set: asking for it again is a no-op
 
 
+def _mkl() -> Any:
+    """torch's MKL service functions (mkl_serv_cbwr_set / _get), or None where MKL is not there (not x86-64)."""
+    import ctypes
+    import platform
+    from pathlib import Path
+
+    import torch
+
+    if platform.machine().lower() not in ("x86_64", "amd64") or not torch.backends.mkl.is_available():
+        return None
+    return ctypes.CDLL(str(Path(torch.__file__).parent / "lib" / "libtorch_cpu.so"))
+
+
 def set_kernels(kernels: str) -> None:
     """`common.kernels`: which of MKL's code paths the sgemm and vector maths (exp, log, sqrt) of this process take.
 
@@ -114,15 +127,9 @@ def set_kernels(kernels: str) -> None:
     """
     if _kernels_set == [kernels]:
         return
-    import ctypes
-    import platform
-    from pathlib import Path
-
-    import torch
-
-    if platform.machine().lower() not in ("x86_64", "amd64") or not torch.backends.mkl.is_available():
+    lib = _mkl()
+    if lib is None:
         return
-    lib = ctypes.CDLL(str(Path(torch.__file__).parent / "lib" / "libtorch_cpu.so"))
     wanted = MKL_BRANCHES[kernels]
     answer = lib.mkl_serv_cbwr_set(wanted)
     if answer == MKL_UNSUPPORTED_BRANCH and wanted == MKL_AVX2:  # not an Intel processor: MKL's choice for it
@@ -157,11 +164,8 @@ def machine() -> dict[str, str | int]:
         pass
     for var in ("ATEN_CPU_CAPABILITY", "ONEDNN_MAX_CPU_ISA", "MKL_CBWR"):
         info[var] = os.environ.get(var, "")
-    if platform.machine().lower() in ("x86_64", "amd64") and torch.backends.mkl.is_available():
-        import ctypes
-        from pathlib import Path
-
-        lib = ctypes.CDLL(str(Path(torch.__file__).parent / "lib" / "libtorch_cpu.so"))
+    lib = _mkl()
+    if lib is not None:
         info["kernels"] = BRANCH_NAMES.get(lib.mkl_serv_cbwr_get(1), "other")
     return info
 

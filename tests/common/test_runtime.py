@@ -9,6 +9,16 @@ from stages.common.runtime import resolve_device, seed_everything
 ROOT = Path(__file__).resolve().parents[2]
 
 
+def run_python(code: str):
+    """`code` in a fresh interpreter (MKL fixes its branch once per process), from the repo root."""
+    import subprocess
+    import sys
+
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
+    return result
+
+
 def test_auto_device_falls_back_to_cpu_without_accelerator():
     expected = "cuda" if torch.cuda.is_available() else "cpu"
     assert resolve_device("auto").type in (expected, "mps")
@@ -65,30 +75,23 @@ def test_gpu_precision_is_decided_once_and_off_on_a_cpu():
 def test_the_same_kernels_may_be_asked_for_again_after_mkl_ran(kernels):
     """An ensemble's members (news) and several runs in one process (pokemon's sampling choice) set up each run;
     on AMD, MKL reports its own branch rather than the AVX2 one asked for, which once made the second ask fail."""
-    import subprocess
-    import sys
-
-    code = (
+    run_python(
         "from stages.common.runtime import set_kernels\n"
         f"set_kernels('{kernels}')\n"
         "import torch\n"
         "torch.randn(64, 64) @ torch.randn(64, 64)\n"
         f"set_kernels('{kernels}')\n"
     )
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=120)
-    assert result.returncode == 0, result.stderr[-2000:]
 
 
 def test_fast_kernels_leave_the_portable_branch_on_every_processor():
     """`common.kernels: fast` is MKL's AVX2 branch on Intel; MKL refuses it on AMD, where it once silently stayed
     COMPATIBLE (the slow portable path) and now takes MKL's own choice. `machine()` names the branch taken."""
     import platform
-    import subprocess
-    import sys
 
     if platform.machine().lower() not in ("x86_64", "amd64") or not torch.backends.mkl.is_available():
         pytest.skip("MKL's branches are for x86-64 only")
-    code = (
+    result = run_python(
         "import stages\n"
         "from stages.common.runtime import machine, set_kernels\n"
         "set_kernels('fast')\n"
@@ -96,6 +99,4 @@ def test_fast_kernels_leave_the_portable_branch_on_every_processor():
         "torch.randn(64, 64) @ torch.randn(64, 64)\n"
         "print(machine()['kernels'])\n"
     )
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=120)
-    assert result.returncode == 0, result.stderr[-2000:]
     assert result.stdout.split("\n")[-2] in ("fast", "fast (MKL's choice)")
