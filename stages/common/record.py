@@ -4,16 +4,16 @@
     dvc queue start                                    # ... one experiment per seed / thread count
     python -m stages.common.record pokemon strong30 pk-s0 pk-s1 ...
 
-Each EXP is an experiment name (`dvc exp run -n`) or a git revision. For each, the record keeps the commit DVC
-made for it and the commit it was run from, the params that differ from that commit's params.yaml and those in
-which the runs differ from each other (`varied`, each run's value, defaults included), the metrics
-files of the task's stages, their detail reports (`reports/*_detail.json`: per-run and per-subset numbers kept
-out of the metrics so that `dvc metrics diff` stays short) and the CSV tables its plots are drawn from (from the
-experiment's commit: an FID curve, a training history) and their timings (read through the experiment's
+Each EXP is an experiment name (`dvc exp run -n`) or a git revision. For each, the record keeps the commit DVC made
+for it and the commit it was run from, the params that differ from that commit's params.yaml and those in which the
+runs differ from each other (`varied`, each run's value, defaults included), the metrics files of the task's stages
+that ran in the experiment (current_stages), their detail reports (`reports/*_detail.json`: per-run and per-subset
+numbers kept out of the metrics so that `dvc metrics diff` stays short) and the CSV tables its plots are drawn from
+(from the experiment's commit: an FID curve, a training history) and their timings (read through the experiment's
 dvc.lock from the DVC cache: seconds, threads, CPU); then, over the runs, mean, std (n - 1), min and max of every
-metric that is a number and how many runs hold each one that is true or false. So a figure a README takes from
-the record names the experiments, code and params that made it: `git show <commit>:dvc.lock` says the rest, and
-`dvc exp apply <name>` brings an experiment back where its refs are (`dvc exp push` shares them).
+metric that is a number and how many runs hold each one that is true or false. So a figure a README takes from the
+record names the experiments, code and params that made it: `git show <commit>:dvc.lock` says the rest, and `dvc exp
+apply <name>` brings an experiment back where its refs are (`dvc exp push` shares them).
 Imports nothing heavy.
 """
 
@@ -92,10 +92,11 @@ def one_run(root: Path, task: str, name: str) -> tuple[dict[str, Any], dict[str,
     params = flatten(sections)
     before = flatten(yaml.safe_load(show(root, base, "params.yaml")) or {})
     lock = yaml.safe_load(show(root, rev, "dvc.lock")) or {}
+    ran = current_stages(lock, sections)
     outs = [
         o
         for stage, entry in (lock.get("stages") or {}).items()
-        if task_of(stage, sections) == task
+        if stage in ran and task_of(stage, sections) == task
         for o in entry.get("outs", [])
     ]
     metrics = {
@@ -134,6 +135,48 @@ def one_run(root: Path, task: str, name: str) -> tuple[dict[str, Any], dict[str,
         "timings": timings,
     }
     return entry, params
+
+
+_MISSING = object()
+
+
+def _param(sections: dict[str, Any], key: str) -> Any:
+    """params.yaml's value at a dotted key as dvc.lock names it ('twolayer.train'), else _MISSING."""
+    value: Any = sections
+    for part in key.split("."):
+        if not isinstance(value, dict) or part not in value:
+            return _MISSING
+        value = value[part]
+    return value
+
+
+def current_stages(lock: dict[str, Any], sections: dict[str, Any]) -> set[str]:
+    """The stages of an experiment's dvc.lock that ran in it: those locked with its params.yaml's values whose
+    inputs made by other stages are those stages' locked outputs, themselves current. `dvc exp run <target>` runs
+    only the target and what it needs; every other entry stays as the baseline left it, and its outputs (the
+    baseline's metrics, from other params) are not this experiment's results."""
+    stages = lock.get("stages") or {}
+    made_by = {o["path"]: (name, o.get("md5")) for name, entry in stages.items() for o in entry.get("outs", [])}
+    current = {
+        name
+        for name, entry in stages.items()
+        if all(
+            _param(sections, key) == value
+            for key, value in ((entry.get("params") or {}).get("params.yaml") or {}).items()
+        )
+    }
+    changed = True
+    while changed:  # a stage on a stale stage's output is stale too
+        stale = {
+            name
+            for name in current
+            for dep in stages[name].get("deps", [])
+            if dep["path"] in made_by
+            and (made_by[dep["path"]][0] not in current or made_by[dep["path"]][1] != dep.get("md5"))
+        }
+        current -= stale
+        changed = bool(stale)
+    return current
 
 
 def _number(cell: str) -> Any:

@@ -39,6 +39,9 @@ CI_LEVEL = 0.95  # the ratio's interval: paired bootstrap over the test images (
 CI_RESAMPLES = 4000
 # The real-data preset (presets/twolayer.yaml) whose recorded runs the report and README give: measured/twolayer_<it>*.json
 REAL_PRESET = "real30"
+# The rounds of its choice, in order (measured/twolayer_<REAL_PRESET>_<round>.json): each round's candidates start
+# from the earlier rounds' winners (round 1: the patch; round 2: the main layers' kind and width).
+CHOICE_ROUNDS = ("choice", "choice2")
 # Its budget (issue 31): each model trains within this many minutes on the CPU that records the choice; a
 # candidate over it is not chosen, whatever its validation accuracy.
 BUDGET_MINUTES = 30
@@ -190,9 +193,10 @@ class Paths(TaskPaths):
         return self._p("measured", f"{TASK}_{REAL_PRESET}.json")
 
     @property
-    def real_choice(self) -> Path:
-        """The candidates the real-data preset was chosen from, on validation accuracy (stages/common/record.py)."""
-        return self._p("measured", f"{TASK}_{REAL_PRESET}_choice.json")
+    def real_choices(self) -> list[Path]:
+        """The rounds of candidates the real-data preset was chosen from, on validation accuracy
+        (stages/common/record.py)."""
+        return [self._p("measured", f"{TASK}_{REAL_PRESET}_{r}.json") for r in CHOICE_ROUNDS]
 
 
 def load(path: str | Path = "params.yaml") -> tuple[TwolayerParams, CommonParams]:

@@ -104,8 +104,10 @@ def ci_lines(m: dict, seed_std: float | None, seeds_from: str) -> list[str]:
     return [text, ""]
 
 
-def _val(run: dict, model: str) -> float:
-    return run["metrics"][f"twolayer_train_{model}"]["best_val_accuracy"]
+def _val(run: dict, model: str) -> float | None:
+    """The model's best-epoch validation accuracy in a recorded run; None where the run did not train it (a
+    candidate of the two-layer net alone: `dvc exp run twolayer-train@twolayer`)."""
+    return (run["metrics"].get(f"twolayer_train_{model}") or {}).get("best_val_accuracy")
 
 
 def _candidates(choice: dict) -> dict[str, list[dict]]:
@@ -118,9 +120,13 @@ def _candidates(choice: dict) -> dict[str, list[dict]]:
 
 
 def _train_seconds(run: dict) -> float:
-    """The longer of the two models' training seconds in a recorded run (inf when not recorded)."""
-    timed = [(run["timings"].get(f"twolayer-train-{x}") or {}).get("train_seconds") for x in config.MODELS]
-    return max(math.inf if t is None else t for t in timed)
+    """The longest training seconds of the models the recorded run trained (inf when a time is not recorded)."""
+    timed = [
+        (run["timings"].get(f"twolayer-train-{x}") or {}).get("train_seconds")
+        for x in config.MODELS
+        if _val(run, x) is not None
+    ]
+    return max((math.inf if t is None else t for t in timed), default=math.inf)
 
 
 def _within_budget(runs: list[dict]) -> bool:
@@ -134,29 +140,37 @@ def chosen(choice: dict) -> str | None:
     return max(groups, key=lambda g: statistics.mean(_val(r, "twolayer") for r in groups[g])) if groups else None
 
 
-def _choice_lines(choice: dict) -> list[str]:
-    groups = _candidates(choice)
-    if not groups:
-        return [f"No recorded choice yet (`{config.Paths().real_choice.name}`).", ""]
+def _choice_lines(rounds: list[dict]) -> list[str]:
+    rounds = [c for c in rounds if _candidates(c)]
+    if not rounds:
+        return [f"No recorded choice yet (`{config.Paths().real_choices[0].name}`).", ""]
     lines = [
-        f"**How the preset was chosen: on validation only, within the budget.** Each candidate is a `dvc exp run`"
-        f" of the preset with the `-S` override shown, at each seed; recorded by `{choice['command']}`. The kept"
-        " weights of each run are its best epoch by validation accuracy. Among the candidates whose runs trained"
-        f" each model within {config.BUDGET_MINUTES} minutes, the one with the higher mean validation accuracy wins."
-        " The test accuracies of these runs are in the record and were not used to choose.",
+        "**How the preset was chosen: on validation only, within the budget.** Each candidate is a `dvc exp run`"
+        " of the preset with the `-S` overrides shown, at each seed, in rounds: each round's candidates start from"
+        " the earlier rounds' winners. The kept weights of each run are its best epoch by validation accuracy."
+        f" Among the candidates whose runs trained each model within {config.BUDGET_MINUTES} minutes, the one with"
+        " the highest mean validation accuracy of the two-layer net wins. A run of the two-layer net alone"
+        " (`dvc exp run ... twolayer-train@twolayer`: ResNet34 does not change) has no ResNet34 column. The test"
+        " accuracies of these runs, where scored, are in the records and were not used to choose.",
         "",
-        "| candidate | experiments | two-layer best val per seed | mean | ResNet34 best val per seed |"
-        " longest training per run, s | within budget |",
-        "|---|---|---|---|---|---|---|",
     ]
-    for label, runs in groups.items():
-        lines.append(f"| {label} | {', '.join(r['experiment'] for r in runs)} |"
-                     f" {', '.join(_pct(_val(r, 'twolayer')) for r in runs)} |"
-                     f" {_pct(statistics.mean(_val(r, 'twolayer') for r in runs))} |"
-                     f" {', '.join(_pct(_val(r, 'resnet34')) for r in runs)} |"
-                     f" {', '.join(f'{_train_seconds(r):.0f}' for r in runs)} |"
-                     f" {'yes' if _within_budget(runs) else 'no'} |")  # fmt: skip
-    return [*lines, "", f"Chosen: {chosen(choice) or 'none (no candidate fits the budget)'}.", ""]
+    for n, choice in enumerate(rounds, 1):
+        lines += [
+            f"Round {n}, recorded by `{choice['command']}`:",
+            "",
+            "| candidate | experiments | two-layer best val per seed | mean | ResNet34 best val per seed |"
+            " longest training per run, s | within budget |",
+            "|---|---|---|---|---|---|---|",
+        ]
+        for label, runs in _candidates(choice).items():
+            lines.append(f"| {label} | {', '.join(r['experiment'] for r in runs)} |"
+                         f" {', '.join(_pct(_val(r, 'twolayer')) for r in runs)} |"
+                         f" {_pct(statistics.mean(_val(r, 'twolayer') for r in runs))} |"
+                         f" {', '.join(_pct(v) if (v := _val(r, 'resnet34')) is not None else '—' for r in runs)} |"
+                         f" {', '.join(f'{_train_seconds(r):.0f}' for r in runs)} |"
+                         f" {'yes' if _within_budget(runs) else 'no'} |")  # fmt: skip
+        lines += ["", f"Chosen: {chosen(choice) or 'none (no candidate fits the budget)'}.", ""]
+    return lines
 
 
 def _real_lines(real: dict) -> list[str]:
@@ -212,7 +226,7 @@ def run(p: config.TwolayerParams, common: config.CommonParams, paths: config.Pat
     r = read_json(detail_path(paths.root, config.TASK))
     abl = read_json(paths.ablations) if paths.ablations.is_file() else {}
     real = read_json(paths.real_data) if paths.real_data.is_file() else {}
-    choice = read_json(paths.real_choice) if paths.real_choice.is_file() else {}
+    rounds = [read_json(c) for c in paths.real_choices if c.is_file()]
     m, t, a = p.twolayer, p.train, p.augment
     two, ref = r["twolayer"], r["resnet34"]
     layer_rows = [f"| {x['layer']} | {x['role']} | {x['kind']} | {x['weight_ops']} |" for x in two["layers"]]
@@ -227,7 +241,7 @@ def run(p: config.TwolayerParams, common: config.CommonParams, paths: config.Pat
         "# twolayer: a network of at most two main layers against ResNet34 (seed 004 §III)",
         "",
         "Generated by `twolayer-package` from `reports/twolayer_detail.json`, `reports/twolayer_ablations.json`,"
-        f" `measured/{paths.real_data.name}` and `measured/{paths.real_choice.name}`; do not edit. CPU milliseconds per image and training times are in"
+        f" `measured/{paths.real_data.name}` and `measured/{paths.real_choices[0].stem}*.json`; do not edit. CPU milliseconds per image and training times are in"
         " `timings/twolayer-evaluate.json`, `timings/twolayer-train-*.json` (not here: they depend on the machine and its load).",
         "",
         "## Design principles",
@@ -326,7 +340,7 @@ def run(p: config.TwolayerParams, common: config.CommonParams, paths: config.Pat
         *_ablation_lines(abl),
         "## Real data: `../shared/data/mini_imagenet`",
         "",
-        *_choice_lines(choice),
+        *_choice_lines(rounds),
         *_real_lines(real),
         "## Findings",
         "",

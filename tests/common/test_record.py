@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from stages.common.record import RecordError, record, slug
+from stages.common.record import RecordError, current_stages, record, slug
 
 
 def git(root: Path, *args: str) -> str:
@@ -106,3 +106,23 @@ def test_record_names_what_it_cannot_find(repo):
 def test_slug_makes_an_experiment_name_of_a_label():
     assert slug("tl-abl", "hybrid, patch 2 (4× tokens)") == "tl-abl-hybrid-patch-2-4-tokens"
     assert slug("dd-abl", "t0 = 12") == "dd-abl-t0-12"
+
+
+def test_only_the_stages_that_ran_in_an_experiment_are_recorded():
+    """`dvc exp run <target>` leaves every other stage's lock entry as the baseline made it: a stage locked with
+    other params, or on another output of a stage than the locked one, or downstream of such a stage, did not run."""
+    sections = {"toy": {"seed": 1, "train": {"epochs": 30}}, "other": {"x": 1}}
+    lock = {"stages": {
+        "prepare": {"params": {"params.yaml": {"other.x": 1}}, "outs": [{"path": "data/p", "md5": "a.dir"}]},
+        "train@a": {"params": {"params.yaml": {"toy.seed": 1, "toy.train": {"epochs": 30}}},
+                    "deps": [{"path": "data/p", "md5": "a.dir"}, {"path": "code.py", "md5": "c"}],
+                    "outs": [{"path": "models/a.pt", "md5": "m1"}]},
+        "train@b": {"params": {"params.yaml": {"toy.seed": 1, "toy.train": {"epochs": 4}}},  # the baseline's
+                    "deps": [{"path": "data/p", "md5": "a.dir"}], "outs": [{"path": "models/b.pt", "md5": "m2"}]},
+        "evaluate": {"params": {"params.yaml": {"toy.seed": 1}},
+                     "deps": [{"path": "models/a.pt", "md5": "m0"}], "outs": [{"path": "metrics/e.json", "md5": "e"}]},
+        "report": {"deps": [{"path": "models/b.pt", "md5": "m2"}], "outs": [{"path": "metrics/r.json", "md5": "r"}]},
+        "gone": {"params": {"params.yaml": {"toy.removed": 3}}},
+    }}  # fmt: skip
+    assert current_stages(lock, sections) == {"prepare", "train@a"}
+    assert current_stages({}, sections) == set()

@@ -190,18 +190,30 @@ def test_report_real_data_choice_and_seeds(trained) -> None:
         _recorded_run("c", 0, 4, (0.20, 0.24), (0.25, 0.20)), _recorded_run("d", 1, 4, (0.20, 0.24), (0.25, 0.20)),
         _recorded_run("e", 0, 1, (0.40, 0.40), (0.25, 0.20), seconds=60.0 * config.BUDGET_MINUTES + 1),
     ]}  # fmt: skip
+    alone = [_recorded_run(n, s, 8, (0.1, v), (0.1, 0.1)) for n, s, v in (("f", 0, 0.26), ("g", 1, 0.30))]
+    for run in alone:  # round 2: runs of the two-layer net alone (twolayer-train@twolayer), ResNet34 not trained
+        for part, key in (
+            ("metrics", "twolayer"),
+            ("metrics", "twolayer_train_resnet34"),
+            ("timings", "twolayer-train-resnet34"),
+        ):
+            del run[part][key]
+    second = {"command": "python -m stages.common.record twolayer real30_choice2 f g", "runs": alone}
     real = {"command": "python -m stages.common.record twolayer real30 c d", "runs": choice["runs"][2:4]}
-    paths.real_choice.write_text(json.dumps(choice))
+    paths.real_choices[0].write_text(json.dumps(choice))
+    paths.real_choices[1].write_text(json.dumps(second))
     paths.real_data.write_text(json.dumps(real))
     try:
         text = package.run(p, common, paths)
     finally:
-        paths.real_choice.unlink()
-        paths.real_data.unlink()
+        for path in (*paths.real_choices, paths.real_data):
+            path.unlink()
     assert package.chosen(choice) == "`twolayer.twolayer.patch=4`"  # 24 % val beats 21 %, though test says 2;
     assert "| `twolayer.twolayer.patch=2` | a, b | 20.0 %, 22.0 % | 21.0 % | 20.0 %, 20.0 % | 90, 90 | yes |" in text
     assert "| `twolayer.twolayer.patch=1` | e | 40.0 % | 40.0 % | 20.0 % | 1801 | no |" in text  # 40 %, too slow
     assert "Chosen: `twolayer.twolayer.patch=4`." in text
+    assert "Round 2, recorded by `python -m stages.common.record twolayer real30_choice2 f g`:" in text
+    assert "| `twolayer.twolayer.patch=8` | f, g | 26.0 %, 30.0 % | 28.0 % | —, — | 61, 61 | yes |" in text
     assert "| d | 1 | 20.0 % (24.0 %, 2) | 25.0 % (20.0 %, 2) | 0.800 | [0.700, 1.300] | 61 / 90 (1) |" in text
     assert "over 2 seed(s): 0.800 ± 0.000**" in text and "[0.500, 1.100]: it does not clear 0.9" in text
 
@@ -342,16 +354,20 @@ def test_bad_prepared_data_and_earlier_outputs_untouched(tiny) -> None:
 
 
 def test_the_real_data_preset_is_the_recorded_validation_winner() -> None:
-    """presets/twolayer.yaml's real-data preset holds the candidate with the best validation accuracy in its
-    recorded choice, and its recorded runs are runs of that candidate (the report and README quote them)."""
+    """presets/twolayer.yaml's real-data preset holds the candidate with the best validation accuracy in each
+    recorded round of its choice, and its recorded runs are runs of those candidates (the report and README
+    quote them)."""
     paths = config.Paths(ROOT)
-    if not paths.real_choice.is_file():
-        pytest.skip(f"{paths.real_choice.name} not recorded")
-    choice, real = json.loads(paths.real_choice.read_text()), json.loads(paths.real_data.read_text())
+    rounds = [json.loads(c.read_text()) for c in paths.real_choices if c.is_file()]
+    if not rounds:
+        pytest.skip(f"{paths.real_choices[0].name} not recorded")
+    real = json.loads(paths.real_data.read_text())
     preset = yaml.safe_load((ROOT / "presets" / "twolayer.yaml").read_text())[config.REAL_PRESET]
-    winner = package.chosen(choice).strip("`")
-    key, value = winner.split("=")
-    section, name = key.split(".", 2)[1:]
-    assert str(preset[section][name]) == value
-    default = yaml.safe_load((ROOT / "params.yaml").read_text())["twolayer"][section][name]
-    assert all(str(r["params"].get(key, default)) == value for r in real["runs"])  # params: what differs from it
+    defaults = yaml.safe_load((ROOT / "params.yaml").read_text())["twolayer"]
+    for choice in rounds:
+        for pair in package.chosen(choice).split(", "):
+            key, value = pair.strip("`").split("=")
+            section, name = key.split(".", 2)[1:]
+            assert str(preset[section][name]) == value, key
+            default = defaults[section][name]
+            assert all(str(r["params"].get(key, default)) == value for r in real["runs"])  # what differs from it
