@@ -28,8 +28,10 @@ networks (seeds classifier.seed·1000 + i, the same data order rule) and PDR thr
 MEAN probability; the hard negatives put the decision boundary where completions
 are, so it is set by the data rather than by the seed. Precision and recall are
 measured on the real dev sprites against every kind of dev negative (fixed seed).
-The detector has its own seed (`classifier.seed`), not the generator's `pokemon.seed`: runs of the generator
-over seeds are judged by one detector, so their PDRs differ by the generator alone.
+The detector has its own seed (`classifier.seed`), not the generator's `pokemon.seed`, and trains at one thread
+with the portable kernels whatever `common.threads` and `common.kernels` say (config.DETECTOR_THREADS,
+DETECTOR_KERNELS): runs of the generator over seeds, thread counts and CPUs are judged by one detector, the same
+bytes everywhere, so their PDRs differ by the generator alone.
 """
 
 from __future__ import annotations
@@ -182,7 +184,7 @@ def run(p: config.PokemonParams, common: config.CommonParams, paths: config.Path
     distributed.check_batch(c.batch_size, "pokemon.classifier.batch_size", common.nproc)
     if distributed.launch_if_needed(common.nproc):
         return {}
-    device = distributed.init(setup(c.seed, common.device, common.threads, common.kernels))
+    device = distributed.init(setup(c.seed, common.device, config.DETECTOR_THREADS, config.DETECTOR_KERNELS))
     data = load_prepared(paths.prepared)
     palette, n_colors = data["palette"], len(data["palette"])
     negatives = dev_negatives(data["dev"], n_colors)

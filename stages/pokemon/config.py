@@ -56,6 +56,14 @@ class TrainParams:
     mirror: float = 0.0  # probability that a training sprite is seen as its left-right mirror image; 0 = off
 
 
+# The PDR detector is an instrument: it trains at one thread with the portable kernels (the same bytes on every
+# x86-64 CPU: docs/reproducibility.md) whatever `common.threads` and `common.kernels` say, so that a generator run at
+# any thread count is judged by the same detector (before, its recall on the real dev sprites moved with the thread
+# count: stages/pokemon/README.md, "Five runs of the preset").
+DETECTOR_THREADS = 1
+DETECTOR_KERNELS = "portable"
+
+
 @dataclasses.dataclass
 class ClassifierParams:
     epochs: int = 6

@@ -177,6 +177,22 @@ def test_select_by_classifier(tiny_pokemon):
     assert summary["select_by"] == "classifier" and "best_dev_pdr" in summary
 
 
+def test_the_detector_is_the_same_at_any_thread_count_and_kernels(tiny_pokemon, tmp_path):
+    """The PDR detector trains at config.DETECTOR_THREADS with config.DETECTOR_KERNELS whatever `common` says: a
+    generator run at two threads with the fast kernels is judged by the detector of a one-thread portable run."""
+    p, common, paths = tiny_pokemon
+    download.run(p, COMMON, paths)
+    prepare.run(p, COMMON, paths)
+    shrink_prepared(paths)
+    p.classifier = dataclasses.replace(p.classifier, epochs=1, members=1)
+    weights = []
+    for threads, kernels in ((1, "portable"), (2, "fast")):
+        classifier.run(p, dataclasses.replace(common, threads=threads, kernels=kernels), paths)
+        weights.append(classifier.checkpoint.load(paths.classifier)["members"])
+        paths.classifier.unlink()
+    assert all(torch.equal(a[k], b[k]) for a, b in zip(*weights, strict=True) for k in a)
+
+
 def test_classifier_resumes_member_by_member(tiny_pokemon, monkeypatch):
     """Interrupted in its second member, the ensemble resumes there (the first member from its last checkpoint,
     not trained again) and ends with the weights and metrics of an uninterrupted run."""
