@@ -32,7 +32,7 @@ from typing import Any
 
 import yaml
 
-from stages.common.exps import task_of
+from stages.common.exps import lookup, task_of
 from stages.common.params import flatten
 
 MEASURED = Path("measured")  # relative to the repo root
@@ -137,19 +137,6 @@ def one_run(root: Path, task: str, name: str) -> tuple[dict[str, Any], dict[str,
     return entry, params
 
 
-_MISSING = object()
-
-
-def _param(sections: dict[str, Any], key: str) -> Any:
-    """params.yaml's value at a dotted key as dvc.lock names it ('twolayer.train'), else _MISSING."""
-    value: Any = sections
-    for part in key.split("."):
-        if not isinstance(value, dict) or part not in value:
-            return _MISSING
-        value = value[part]
-    return value
-
-
 def current_stages(lock: dict[str, Any], sections: dict[str, Any]) -> set[str]:
     """The stages of an experiment's dvc.lock that ran in it: those locked with its params.yaml's values whose
     inputs made by other stages are those stages' locked outputs, themselves current. `dvc exp run <target>` runs
@@ -161,7 +148,7 @@ def current_stages(lock: dict[str, Any], sections: dict[str, Any]) -> set[str]:
         name
         for name, entry in stages.items()
         if all(
-            _param(sections, key) == value
+            lookup(sections, key) == value
             for key, value in ((entry.get("params") or {}).get("params.yaml") or {}).items()
         )
     }
