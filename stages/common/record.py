@@ -80,6 +80,11 @@ def slug(prefix: str, label: str) -> str:
     return f"{prefix}-" + re.sub(r"[^a-z0-9]+", "-", label.lower()).strip("-")
 
 
+def cached(root: Path, md5: str) -> Path:
+    """Where the DVC cache of the repo at `root` keeps the file (or `.dir` listing) of that md5."""
+    return root / ".dvc" / "cache" / "files" / "md5" / md5[:2] / md5[2:]
+
+
 def show(root: Path, rev: str, path: str) -> str:
     return git(root, "show", f"{rev}:{path}")
 
@@ -122,8 +127,8 @@ def one_run(root: Path, task: str, name: str) -> tuple[dict[str, Any], dict[str,
     timings = {}
     for o in outs:
         if o["path"].startswith("timings/") and "md5" in o:
-            cached = root / ".dvc" / "cache" / "files" / "md5" / o["md5"][:2] / o["md5"][2:]
-            timings[Path(o["path"]).stem] = json.loads(cached.read_text(encoding="utf-8")) if cached.is_file() else None
+            path = cached(root, o["md5"])
+            timings[Path(o["path"]).stem] = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
     entry = {
         "experiment": name,
         "commit": rev,

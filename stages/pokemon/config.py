@@ -174,5 +174,12 @@ def load(path: str | Path = "params.yaml") -> tuple[PokemonParams, CommonParams]
 # The course's grading thresholds: (FID at most, PDR at least).
 BASELINES = {"simple": (84.5, 0.1), "medium": (81.0, 0.5), "strong": (73.0, 0.85)}
 
+
+def passes(baseline: str, fid: float, pdr: float) -> bool:
+    """Whether FID and PDR pass one of the course's baselines (FID at most its bar, PDR at least its bar)."""
+    max_fid, min_pdr = BASELINES[baseline]
+    return bool(fid <= max_fid and pdr >= min_pdr)
+
+
 # The samplers `python -m stages.pokemon.sampling` compares on dev completions (pokemon.predict keys).
 SAMPLING_CANDIDATES = [{"temperature": t, "top_p": top_p} for t in (1.0, 0.9, 0.8) for top_p in (0.9, 0.8, 0.7)]

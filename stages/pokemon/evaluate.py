@@ -47,8 +47,8 @@ def run(p: config.PokemonParams, common: config.CommonParams, paths: config.Path
         "pdr_real_dev": pdr.detection_rate(*judge, data["dev"], palette),
         "dev_pixel_accuracy": float((dev[:, PREFIX_LEN:] == data["dev"][:, PREFIX_LEN:]).mean()),
     }
-    for name, (max_fid, min_pdr) in config.BASELINES.items():
-        metrics[f"passes_{name}"] = bool(metrics["fid"] <= max_fid and metrics["pdr"] >= min_pdr)
+    for name in config.BASELINES:
+        metrics[f"passes_{name}"] = config.passes(name, metrics["fid"], metrics["pdr"])
     write_json(paths.metrics / "pokemon.json", metrics)
     with tracked_run(
         config.TASK, "pokemon-evaluate", {"evaluate": to_dict(p.evaluate)}, common.mlflow, paths.root

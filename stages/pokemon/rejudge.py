@@ -25,20 +25,21 @@ import yaml
 
 from stages.common.cli import main
 from stages.common.io import DataError, read_json, write_json
-from stages.common.record import RecordError, resolve, show, summarise
+from stages.common.record import RecordError, cached, resolve, show, summarise
 
 
-def cached(root: Path, md5: str) -> Path:
-    return root / ".dvc" / "cache" / "files" / "md5" / md5[:2] / md5[2:]
-
-
-def materialize(root: Path, rev: str, out: str, dest: Path) -> Path:
-    """The output `out` of the commit `rev`'s dvc.lock, copied from the DVC cache to dest/<its name>."""
+def lock_outs(root: Path, rev: str) -> dict[str, str]:
+    """Every output path of the commit `rev`'s dvc.lock, with its md5."""
     lock = yaml.safe_load(show(root, rev, "dvc.lock")) or {}
-    found = [o for entry in (lock.get("stages") or {}).values() for o in entry.get("outs", []) if o["path"] == out]
-    if not found:
+    return {o["path"]: o["md5"] for entry in (lock.get("stages") or {}).values() for o in entry.get("outs", [])}
+
+
+def materialize(root: Path, rev: str, outs: dict[str, str], out: str, dest: Path) -> Path:
+    """The output `out` of a commit's dvc.lock (`outs`: lock_outs of `rev`), copied from the DVC cache to
+    dest/<its name>."""
+    if out not in outs:
         raise DataError(f"{rev[:7]}: its dvc.lock has no output {out}")
-    md5, target = found[0]["md5"], dest / Path(out).name
+    md5, target = outs[out], dest / Path(out).name
     if not cached(root, md5).is_file():
         raise DataError(f"{rev[:7]}: {out} is not in the DVC cache (dvc exp pull, or run it again)")
     if not md5.endswith(".dir"):
@@ -60,13 +61,15 @@ def rejudge(root: Path, detector: str, records: list[Path]) -> dict:
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         judge_rev = resolve(root, detector)
-        judge = pdr.load(materialize(root, judge_rev, "models/pokemon/classifier.pt", Path(tmp)))
+        model = "models/pokemon/classifier.pt"
+        judge = pdr.load(materialize(root, judge_rev, lock_outs(root, judge_rev), model, Path(tmp)))
         for record in records:
             for run in read_json(record)["runs"]:
                 scratch = Path(tmp) / run["commit"]
                 scratch.mkdir()
-                data = load_prepared(materialize(root, run["commit"], "data/pokemon/prepared", scratch))
-                predictions = materialize(root, run["commit"], "data/pokemon/predictions", scratch)
+                outs = lock_outs(root, run["commit"])
+                data = load_prepared(materialize(root, run["commit"], outs, "data/pokemon/prepared", scratch))
+                predictions = materialize(root, run["commit"], outs, "data/pokemon/predictions", scratch)
                 palette, was = data["palette"], run["metrics"]["pokemon"]
                 test = read_pixels(predictions / "test.txt", len(palette), len(data["test_prefix"]))
                 dev = read_pixels(predictions / "dev.txt", len(palette), len(data["dev"]))
@@ -75,12 +78,11 @@ def rejudge(root: Path, detector: str, records: list[Path]) -> dict:
                     "pdr_dev": pdr.detection_rate(*judge, dev, palette),
                     "pdr_real_dev": pdr.detection_rate(*judge, data["dev"], palette),
                 }
-                max_fid, min_pdr = config.BASELINES["strong"]
                 rows.append({
                     "record": record.name, "experiment": run["experiment"], "commit": run["commit"],
                     "varied": run.get("varied", {}), "fid": was["fid"],
                     "recorded": {k: was[k] for k in (*now, "passes_strong") if k in was},
-                    "now": {**now, "passes_strong": bool(was["fid"] <= max_fid and now["pdr"] >= min_pdr)},
+                    "now": {**now, "passes_strong": config.passes("strong", was["fid"], now["pdr"])},
                 })  # fmt: skip
     summary = {
         name: {

@@ -10,7 +10,8 @@ import pytest
 import yaml
 
 from stages.common.io import DataError
-from stages.pokemon.rejudge import cached, materialize
+from stages.common.record import cached
+from stages.pokemon.rejudge import lock_outs, materialize
 
 
 def test_materialize_copies_a_file_and_a_folder_out_of_the_cache(tmp_path: Path) -> None:
@@ -28,10 +29,11 @@ def test_materialize_copies_a_file_and_a_folder_out_of_the_cache(tmp_path: Path)
         subprocess.run(["git", *args], cwd=tmp_path, env={**env, "PATH": "/usr/bin:/bin"}, check=True)
     out = tmp_path / "out"
     out.mkdir()
-    assert materialize(tmp_path, "HEAD", "models/m.pt", out).read_bytes() == b"model bytes"
-    folder = materialize(tmp_path, "HEAD", "data/predictions", out)
+    outs = lock_outs(tmp_path, "HEAD")
+    assert materialize(tmp_path, "HEAD", outs, "models/m.pt", out).read_bytes() == b"model bytes"
+    folder = materialize(tmp_path, "HEAD", outs, "data/predictions", out)
     assert (folder / "test.txt").read_bytes() == b"1 2 3\n" and (folder / "sub" / "dev.txt").read_bytes() == b"4 5 6\n"
     with pytest.raises(DataError, match="has no output data/nothing"):
-        materialize(tmp_path, "HEAD", "data/nothing", out)
+        materialize(tmp_path, "HEAD", outs, "data/nothing", out)
     with pytest.raises(DataError, match="data/gone.txt is not in the DVC cache"):
-        materialize(tmp_path, "HEAD", "data/gone.txt", out)
+        materialize(tmp_path, "HEAD", outs, "data/gone.txt", out)
