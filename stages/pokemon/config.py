@@ -85,6 +85,7 @@ class PredictParams:
     top_p: float = 1.0
     seed: int = 0
     batch_size: int = 80
+    candidates: int = 1  # with `sample`: draw this many completions per prefix, keep the one the model finds likeliest
 
 
 @dataclasses.dataclass
@@ -146,7 +147,7 @@ RANGES = {
     "classifier.members": between(1, 16),
     "classifier.translate": between(0, 4), "classifier.recolor": PROBABILITY,
     "predict.temperature": above(0), "predict.top_k": at_least(0), "predict.top_p": Range(0, 1, open_low=True),
-    "predict.batch_size": between(1, 65_536),
+    "predict.batch_size": between(1, 65_536), "predict.candidates": between(1, 64),
     "evaluate.fid_reference_images": between(0, 10_000_000),
 }  # fmt: skip
 
@@ -162,6 +163,8 @@ def validate(p: PokemonParams) -> PokemonParams:
     rotary = m.arch in ("llama", "mistral", "qwen2")
     require(not rotary or (m.d_model // m.n_head) % 2 == 0, f"parameter '{TASK}.model.d_model' ({m.d_model}) "
             f"/ '{TASK}.model.n_head' ({m.n_head}) must be even for arch {m.arch} (rotary position embeddings)")  # fmt: skip
+    require(p.predict.candidates == 1 or p.predict.strategy == "sample", f"parameter '{TASK}.predict.candidates' "
+            f"({p.predict.candidates}) needs strategy 'sample': greedy completions are all the same")  # fmt: skip
     require(p.evaluate.fid_reference_images != 1, f"parameter '{TASK}.evaluate.fid_reference_images' is 1; "
             "FID needs at least 2 images (0 = all)")  # fmt: skip
     return p
@@ -181,5 +184,9 @@ def passes(baseline: str, fid: float, pdr: float) -> bool:
     return bool(fid <= max_fid and pdr >= min_pdr)
 
 
-# The samplers `python -m stages.pokemon.sampling` compares on dev completions (pokemon.predict keys).
-SAMPLING_CANDIDATES = [{"temperature": t, "top_p": top_p} for t in (1.0, 0.9, 0.8) for top_p in (0.9, 0.8, 0.7)]
+# The samplers `python -m stages.pokemon.sampling --grid NAME` compares on dev completions (pokemon.predict keys):
+# temperature and nucleus, then the chosen nucleus with K draws per prefix of which the likeliest is kept.
+SAMPLING_GRIDS = {
+    "nucleus": [{"temperature": t, "top_p": top_p} for t in (1.0, 0.9, 0.8) for top_p in (0.9, 0.8, 0.7)],
+    "ranked": [{"temperature": 1.0, "top_p": 0.9, "candidates": k} for k in (1, 4, 8, 16)],
+}

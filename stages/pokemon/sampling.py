@@ -1,10 +1,10 @@
 """Choose how completions are sampled, on the dev split only: PDR and FID of dev completions per candidate.
 
-    python -m stages.pokemon.sampling ROOT [ROOT ...] [--seeds 4] [--out measured/pokemon_sampling.json]
+    python -m stages.pokemon.sampling ROOT [ROOT ...] [--grid nucleus] [--seeds 4] [--out measured/pokemon_sampling.json]
 
 Each ROOT is a checkout whose pokemon outputs are in place (a `dvc exp apply`'d worktree of one trained run:
 models/pokemon/model, models/pokemon/classifier.pt, data/pokemon/prepared, data/pokemon/fid_reference, its
-params.yaml). For every candidate of `config.SAMPLING_CANDIDATES` and every prediction seed it completes the 80
+params.yaml). For every candidate of the grid (`config.SAMPLING_GRIDS`) and every prediction seed it completes the 80
 dev prefixes, then scores them as pokemon-evaluate scores test completions: PDR by that run's classifier, FID
 against the same real train sprites, pixel accuracy against the true dev sprites. Test completions are never
 made or read. The rule (`chosen`): the highest mean dev PDR among candidates whose mean dev FID is within the
@@ -86,7 +86,7 @@ def chosen(table: list[dict]) -> dict:
     return {k: v for k, v in best.items() if k not in ("n", "pdr_dev", "fid_dev", "dev_pixel_accuracy")}
 
 
-def run(roots: list[str], seeds: int, out: str) -> dict:
+def run(roots: list[str], seeds: int, out: str, grid: str = "nucleus") -> dict:
     from stages.common.runtime import machine
     from stages.pokemon import config
 
@@ -97,7 +97,9 @@ def run(roots: list[str], seeds: int, out: str) -> dict:
     for root in roots:
         if not (Path(root) / "params.yaml").is_file():
             raise DataError(f"{root}: no params.yaml (give a checkout with the pokemon outputs in place)")
-    candidates = config.SAMPLING_CANDIDATES
+    if grid not in config.SAMPLING_GRIDS:
+        raise DataError(f"--grid {grid}: must be one of {', '.join(config.SAMPLING_GRIDS)}")
+    candidates = config.SAMPLING_GRIDS[grid]
     runs = [
         score(*config.load(Path(root) / "params.yaml"), config.Paths(Path(root)), seeds, candidates) for root in roots
     ]
@@ -123,7 +125,8 @@ def run(roots: list[str], seeds: int, out: str) -> dict:
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("roots", nargs="*")
+    parser.add_argument("--grid", default="nucleus")
     parser.add_argument("--seeds", type=int, default=4)
     parser.add_argument("--out", default="measured/pokemon_sampling.json")
     args = parser.parse_args()
-    main(lambda: run(args.roots, args.seeds, args.out))
+    main(lambda: run(args.roots, args.seeds, args.out, args.grid))

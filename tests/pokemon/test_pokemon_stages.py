@@ -414,7 +414,7 @@ def test_ensemble_thresholds_the_mean_probability_of_its_members():
 @pytest.mark.parametrize(
     "section, key, value",
     [("classifier", "members", 0), ("classifier", "members", 17), ("classifier", "threshold", 1.0),
-     ("train", "mirror", 1.5)],
+     ("train", "mirror", 1.5), ("predict", "candidates", 0), ("predict", "candidates", 65)],
 )  # fmt: skip
 def test_params_out_of_range(tmp_path, section, key, value):
     (tmp_path / "params.yaml").write_text(f"pokemon:\n  {section}:\n    {key}: {value}\n")
@@ -458,3 +458,38 @@ def test_sampling_choice_reads_dev_completions_only(done, monkeypatch):
     assert sampling.chosen(table) == candidates[1]
     table[1]["fid_dev"]["mean"] = config.BASELINES["strong"][0] + 1  # over the FID bar: not eligible
     assert sampling.chosen(table) == candidates[0]
+
+
+def test_ranked_sampling_keeps_the_likeliest_of_its_draws(done):
+    """K draws per prefix: the kept completion is one of the K single draws (the same seeded stream) and the one the
+    model scores highest; K = 1 is plain sampling."""
+    from stages.pokemon.model import complete, completion_log_likelihood, load_model
+
+    p, _, paths, _ = done
+    model = load_model(paths.model)
+    prefixes = load_prepared(paths.prepared)["dev"][:6, :240]
+    plain = dataclasses.replace(p.predict, strategy="sample", top_p=0.9, batch_size=3)
+    ranked = complete(model, prefixes, dataclasses.replace(plain, candidates=4))
+    assert np.array_equal(ranked[:, :240], prefixes)
+    with torch.inference_mode():
+        kept = completion_log_likelihood(model, torch.as_tensor(ranked), 240)
+    for start in (0, 3):  # each batch draws its K candidates from one seeded stream, one after another
+        torch.manual_seed(plain.seed + start)
+        batch = torch.as_tensor(prefixes[start : start + 3])
+        draws = [
+            model.generate(input_ids=batch, attention_mask=torch.ones_like(batch), max_length=400, min_length=400,
+                           do_sample=True, temperature=1.0, top_k=None, top_p=0.9, pad_token_id=0, eos_token_id=None)
+            for _ in range(4)
+        ]  # fmt: skip
+        with torch.inference_mode():
+            scores = torch.stack([completion_log_likelihood(model, d, 240) for d in draws], dim=1)  # (3, K)
+        for i in range(3):
+            assert any(np.array_equal(ranked[start + i], d[i].numpy()) for d in draws)
+            assert torch.isclose(kept[start + i], scores[i].max(), atol=1e-4)
+    assert np.array_equal(complete(model, prefixes, plain), complete(model, prefixes, plain))
+
+
+def test_candidates_need_sampling(tmp_path):
+    (tmp_path / "params.yaml").write_text("pokemon:\n  predict:\n    strategy: greedy\n    candidates: 4\n")
+    with pytest.raises(ParamsError, match="pokemon.predict.candidates"):
+        config.load(tmp_path / "params.yaml")
