@@ -54,6 +54,7 @@ class TrainParams:
     select_by: Literal["train_loss", "dev_loss", "classifier"] = "dev_loss"
     max_minutes: float = 0.0  # time budget: stop before an epoch that would not fit; 0 = run every epoch
     mirror: float = 0.0  # probability that a training sprite is seen as its left-right mirror image; 0 = off
+    members: int = 1  # models trained one after another (seed + 1000 m); completions sample their mean distribution
 
 
 # The PDR detector is an instrument: it trains at one thread with the portable kernels (the same bytes on every
@@ -141,7 +142,7 @@ RANGES = {
     "model.d_ff": between(0, 65_536), "model.dropout": PROBABILITY,
     "train.epochs": between(1, 100_000), "train.batch_size": between(1, 65_536), "train.lr": above(0),
     "train.weight_decay": at_least(0), "train.warmup_steps": between(0, 100_000_000), "train.grad_clip": at_least(0),
-    "train.max_minutes": at_least(0), "train.mirror": PROBABILITY,
+    "train.max_minutes": at_least(0), "train.mirror": PROBABILITY, "train.members": between(1, 16),
     "classifier.epochs": between(1, 100_000), "classifier.batch_size": between(1, 65_536), "classifier.lr": above(0),
     "classifier.width": between(1, 4096), "classifier.threshold": Range(0, 1, open_low=True, open_high=True),
     "classifier.members": between(1, 16),

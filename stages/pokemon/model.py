@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import numpy as np
@@ -72,51 +73,80 @@ def next_token_loss(model: torch.nn.Module, batch: torch.Tensor) -> torch.Tensor
     return torch.nn.functional.cross_entropy(logits.transpose(1, 2), batch[:, 1:])
 
 
-def completion_log_likelihood(model: torch.nn.Module, sequences: torch.Tensor, start: int) -> torch.Tensor:
-    """Sum of log p(token | tokens before it) over positions start..end of each sequence (n, T): the model's own,
-    untempered and untruncated distribution, whatever sampler drew the tokens."""
-    logits = model(input_ids=sequences[:, :-1]).logits[:, start - 1 :]  # (n, T-start, V): predicts tokens start..T-1
-    log_p = torch.log_softmax(logits.float(), dim=-1)
-    return log_p.gather(-1, sequences[:, start:, None]).squeeze(-1).sum(dim=1)  # (n,)
+def load_members(path: str | Path, device: torch.device | str = "cpu") -> list[torch.nn.Module]:
+    """What pokemon-train saved at `path`: one model (its config.json at `path`), or an ensemble's members in
+    `path`/member-0, member-1, ... (`train.members` > 1)."""
+    from stages.common.io import DataError
+
+    if (Path(path) / "config.json").is_file():
+        return [load_model(path, device)]
+    folders = {f.name for f in Path(path).glob("member-*")}
+    names = [f"member-{m}" for m in range(len(folders))]
+    if not folders or folders != set(names):
+        raise DataError(f"{path}: neither one model (config.json) nor the members member-0 .. member-N")
+    return [load_model(Path(path) / name, device) for name in names]
+
+
+def next_log_probs(members: list[torch.nn.Module], tokens: torch.Tensor, caches: list) -> torch.Tensor:
+    """log p(next token) under the ensemble, p = (1/M) Σ_m p_m, after the new `tokens` (n, t); each member's KV
+    cache holds the tokens before them and is extended in place. One member: its own log-softmax, exactly."""
+    per_member = [
+        torch.log_softmax(m(input_ids=tokens, past_key_values=c, use_cache=True).logits[:, -1].float(), dim=-1)
+        for m, c in zip(members, caches, strict=True)
+    ]  # M × (n, V)
+    return torch.logsumexp(torch.stack(per_member), dim=0) - math.log(len(members))  # (n, V)
+
+
+def draw(members: list[torch.nn.Module], prefixes: torch.Tensor, p: PredictParams) -> tuple[torch.Tensor, torch.Tensor]:
+    """Extend each prefix (n, k) to SEQ_LEN tokens under the ensemble: greedy, or sampled from its distribution
+    after temperature, top-k and nucleus (transformers' warpers, in the order `generate` applies them). Returns
+    the sequences (n, SEQ_LEN) and each completion's log-likelihood Σ log p(token | before) under the ensemble's
+    own, untempered and untruncated distribution, whatever drew the tokens (n,)."""
+    from transformers import DynamicCache
+    from transformers.generation import logits_process as lp
+
+    warp = lp.LogitsProcessorList()
+    if p.temperature != 1.0:
+        warp.append(lp.TemperatureLogitsWarper(p.temperature))
+    if p.top_k > 0:
+        warp.append(lp.TopKLogitsWarper(p.top_k))
+    if p.top_p < 1.0:
+        warp.append(lp.TopPLogitsWarper(p.top_p))
+    caches = [DynamicCache() for _ in members]
+    sequences, new = prefixes, prefixes
+    log_likelihood = torch.zeros(len(prefixes), device=prefixes.device)
+    for _ in range(SEQ_LEN - prefixes.shape[1]):
+        log_p = next_log_probs(members, new, caches)  # (n, V)
+        if p.strategy == "greedy":
+            new = log_p.argmax(dim=-1, keepdim=True)  # (n, 1)
+        else:
+            new = torch.multinomial(torch.softmax(warp(sequences, log_p.clone()), dim=-1), num_samples=1)  # (n, 1)
+        log_likelihood += log_p.gather(1, new).squeeze(1)
+        sequences = torch.cat([sequences, new], dim=1)  # (n, t + 1)
+    return sequences, log_likelihood
 
 
 @torch.inference_mode()
 def complete(
-    model: torch.nn.Module, prefixes: np.ndarray, p: PredictParams, device: torch.device | str = "cpu"
+    members: list[torch.nn.Module], prefixes: np.ndarray, p: PredictParams, device: torch.device | str = "cpu"
 ) -> np.ndarray:
-    """Complete each prefix (n, k) to SEQ_LEN tokens; seeded, so the same inputs give the same output.
+    """Complete each prefix (n, k) to SEQ_LEN tokens under the members' mean distribution (`draw`); seeded, so the
+    same inputs give the same output.
 
-    With `p.candidates` K > 1 (sampling only), K completions are drawn per prefix, one batch after another, and the
-    one with the highest log-likelihood under the model (`completion_log_likelihood`) is kept: sample-and-rank,
-    which keeps sampling's variety across prefixes while dropping the draws the model itself finds unlikely."""
+    With `p.candidates` K > 1 (sampling only), K completions are drawn per prefix and the one with the highest
+    log-likelihood under the ensemble is kept: sample-and-rank, which keeps sampling's variety across prefixes
+    while dropping the draws the model itself finds unlikely. Rows (prefix × draw) go `p.batch_size` at a time,
+    each batch seeded by `p.seed` + its first row."""
     from tqdm import tqdm
 
-    sample = p.strategy == "sample"
-    out = []
-    for start in tqdm(range(0, len(prefixes), p.batch_size), desc="generate", leave=False):
+    k = p.candidates
+    rows = torch.as_tensor(prefixes, dtype=torch.long).repeat_interleave(k, dim=0)  # (n K, prefix): draws together
+    sequences, scores = [], []
+    for start in tqdm(range(0, len(rows), p.batch_size), desc="generate", leave=False):
         torch.manual_seed(p.seed + start)
-        batch = torch.as_tensor(prefixes[start : start + p.batch_size], dtype=torch.long, device=device)
-        drawn = [
-            model.generate(
-                input_ids=batch,
-                attention_mask=torch.ones_like(batch),
-                max_length=SEQ_LEN,
-                min_length=SEQ_LEN,
-                do_sample=sample,
-                temperature=p.temperature if sample else None,
-                top_k=p.top_k if sample and p.top_k > 0 else None,
-                top_p=p.top_p if sample else None,
-                pad_token_id=0,
-                eos_token_id=None,
-            )
-            for _ in range(p.candidates)
-        ]  # K × (b, SEQ_LEN)
-        if p.candidates == 1:
-            out.append(drawn[0].cpu().numpy())
-            continue
-        candidates = torch.stack(drawn, dim=1)  # (b, K, SEQ_LEN)
-        b, k, t = candidates.shape
-        scores = completion_log_likelihood(model, candidates.reshape(b * k, t), batch.shape[1]).reshape(b, k)
-        best = scores.argmax(dim=1)  # (b,)
-        out.append(candidates[torch.arange(b), best].cpu().numpy())
-    return np.concatenate(out).astype(np.int64)
+        seq, score = draw(members, rows[start : start + p.batch_size].to(device), p)
+        sequences.append(seq.cpu())
+        scores.append(score.cpu())
+    sequences = torch.cat(sequences).reshape(len(prefixes), k, SEQ_LEN)
+    best = torch.cat(scores).reshape(len(prefixes), k).argmax(dim=1)  # (n,)
+    return sequences[torch.arange(len(prefixes)), best].numpy().astype(np.int64)

@@ -1,6 +1,7 @@
 """Choose how completions are sampled, on the dev split only: PDR and FID of dev completions per candidate.
 
-    python -m stages.pokemon.sampling ROOT [ROOT ...] [--grid nucleus] [--seeds 4] [--out measured/pokemon_sampling.json]
+    python -m stages.pokemon.sampling ROOT [ROOT ...] [--grid nucleus] [--seeds 4] [--ensemble]
+        [--out measured/pokemon_sampling.json]
 
 Each ROOT is a checkout whose pokemon outputs are in place (a `dvc exp apply`'d worktree of one trained run:
 models/pokemon/model, models/pokemon/classifier.pt, data/pokemon/prepared, data/pokemon/fid_reference, its
@@ -9,6 +10,8 @@ dev prefixes, then scores them as pokemon-evaluate scores test completions: PDR 
 against the same real train sprites, pixel accuracy against the true dev sprites. Test completions are never
 made or read. The rule (`chosen`): the highest mean dev PDR among candidates whose mean dev FID is within the
 strong baseline's FID bar. The table and the choice go to `--out`, with the command, date and machine.
+With `--ensemble` the roots' models complete the prefixes together, as the members of one ensemble
+(`pokemon.train.members`), judged and scored with the first root's classifier and reference.
 """
 
 from __future__ import annotations
@@ -28,18 +31,19 @@ from stages.common.io import DataError, write_json
 MAX_SEEDS = 64
 
 
-def score(p, common, paths, seeds: int, candidates: list[dict]) -> dict:
-    """Every candidate × seed on one trained run's dev prefixes (p, common, paths: that run's)."""
+def score(p, common, paths, seeds: int, candidates: list[dict], members: list[Path] | None = None) -> dict:
+    """Every candidate × seed on one trained run's dev prefixes (p, common, paths: that run's), completed by its
+    own model or, with `members`, by the ensemble of the models saved in those folders."""
     from stages.common import fid
     from stages.common.runtime import setup
     from stages.pokemon import pdr
     from stages.pokemon.data import PREFIX_LEN, load_prepared, render
-    from stages.pokemon.model import complete, load_model
+    from stages.pokemon.model import complete, load_members
 
     device = str(setup(p.seed, common.device, common.threads, common.kernels))
     data = load_prepared(paths.prepared)
     palette, dev = data["palette"], data["dev"]
-    model = load_model(paths.model, device)
+    model = [m for folder in members or [paths.model] for m in load_members(folder, device)]
     judge = pdr.load(paths.classifier, device)
     extractor = fid.load_extractor(device, p.evaluate.fid_extractor)
     real, _ = fid.load_reference(paths.fid_reference, extractor[1], "pokemon-fid-reference")
@@ -58,7 +62,7 @@ def score(p, common, paths, seeds: int, candidates: list[dict]) -> dict:
                 "dev_pixel_accuracy": float((completions[:, PREFIX_LEN:] == dev[:, PREFIX_LEN:]).mean()),
             })  # fmt: skip
             print(f"{paths.root}: {rows[-1]}", flush=True)
-    return {"root": str(paths.root), "training_seed": p.seed, "rows": rows}
+    return {"root": str(paths.root), "training_seed": p.seed, "members": [str(f) for f in members or []], "rows": rows}
 
 
 def summarise(runs: list[dict], candidates: list[dict]) -> list[dict]:
@@ -86,7 +90,7 @@ def chosen(table: list[dict]) -> dict:
     return {k: v for k, v in best.items() if k not in ("n", "pdr_dev", "fid_dev", "dev_pixel_accuracy")}
 
 
-def run(roots: list[str], seeds: int, out: str, grid: str = "nucleus") -> dict:
+def run(roots: list[str], seeds: int, out: str, grid: str = "nucleus", ensemble: bool = False) -> dict:
     from stages.common.runtime import machine
     from stages.pokemon import config
 
@@ -100,9 +104,15 @@ def run(roots: list[str], seeds: int, out: str, grid: str = "nucleus") -> dict:
     if grid not in config.SAMPLING_GRIDS:
         raise DataError(f"--grid {grid}: must be one of {', '.join(config.SAMPLING_GRIDS)}")
     candidates = config.SAMPLING_GRIDS[grid]
-    runs = [
-        score(*config.load(Path(root) / "params.yaml"), config.Paths(Path(root)), seeds, candidates) for root in roots
-    ]
+    if ensemble:  # one ensemble of every root's model, judged and scored with the first root's files
+        models = [config.Paths(Path(root)).model for root in roots]
+        runs = [score(*config.load(Path(roots[0]) / "params.yaml"), config.Paths(Path(roots[0])), seeds, candidates,
+                      models)]  # fmt: skip
+    else:
+        runs = [
+            score(*config.load(Path(root) / "params.yaml"), config.Paths(Path(root)), seeds, candidates)
+            for root in roots
+        ]
     table = summarise(runs, candidates)
     result = {
         "what": "Sampling candidates scored on dev completions only (80 dev prefixes per run and seed): PDR by "
@@ -128,5 +138,6 @@ if __name__ == "__main__":
     parser.add_argument("--grid", default="nucleus")
     parser.add_argument("--seeds", type=int, default=4)
     parser.add_argument("--out", default="measured/pokemon_sampling.json")
+    parser.add_argument("--ensemble", action="store_true", help="score the roots' models as one ensemble")
     args = parser.parse_args()
-    main(lambda: run(args.roots, args.seeds, args.out, args.grid))
+    main(lambda: run(args.roots, args.seeds, args.out, args.grid, args.ensemble))

@@ -4,6 +4,11 @@ AdamW with linear warmup and cosine decay. After every epoch: dev loss and the
 teacher-forced accuracy on the 160 tokens a completion must produce; with
 `select_by: classifier`, also the PDR of dev completions. The kept weights are
 the best epoch by `select_by` (the course keeps the lowest training loss).
+
+With `members` M > 1 it trains M such models one after another, member m from seed + 1000 m, each with its own
+warmup and cosine; a time budget (`max_minutes`) is shared: a member gets what the ones before it left, and none
+starts once it is spent. Completions then sample from the members' mean next-token distribution
+(`model.complete`).
 """
 
 from __future__ import annotations
@@ -18,13 +23,17 @@ from stages.common import checkpoint, distributed, fit, runtime, schedule
 from stages.common.cli import main
 from stages.common.io import atomic_path
 from stages.common.params import to_dict
-from stages.common.runtime import setup
+from stages.common.plots import line_plot
+from stages.common.runtime import seed_everything, setup
 from stages.common.tracking import stage_dep_hashes
 from stages.pokemon import config, pdr
 from stages.pokemon.data import PREFIX_LEN, load_prepared, mirror
 from stages.pokemon.model import build_model, complete, next_token_loss
 
 STAGE = "pokemon-train"
+
+
+MEMBER_SEED_STRIDE = 1000  # member m trains with seed + 1000 m: runs of seeds 0..999 share no member
 
 
 def run(p: config.PokemonParams, common: config.CommonParams, paths: config.Paths) -> dict:
@@ -34,69 +43,115 @@ def run(p: config.PokemonParams, common: config.CommonParams, paths: config.Path
         return {}
     device = distributed.init(setup(p.seed, common.device, common.threads, common.kernels))
     data = load_prepared(paths.prepared)
+    judge = pdr.load(paths.classifier, device) if t.select_by == "classifier" else None
+    run_key = {"params": to_dict(p), "device": str(device), "deps": stage_dep_hashes(STAGE, paths.root)}
+    trained, loops, used, summary = [], [], 0.0, {}  # the members' models and loops, the minutes they took
+    for member in range(t.members):  # one after another, each in its own MLflow run
+        seed = p.seed + MEMBER_SEED_STRIDE * member
+        seed_everything(seed)  # member 0: the run's seed, as `setup` set it
+        model = build_model(p.model, len(data["palette"])).to(device)
+        optimizer = torch.optim.AdamW(model.parameters(), lr=t.lr, weight_decay=t.weight_decay, fused=True)
+        steps = t.epochs * math.ceil(len(data["train"]) / t.batch_size)
+        scheduler = schedule.warmup_cosine(optimizer, t.warmup_steps, steps)
+        scratch = checkpoint.scratch_dir(paths.checkpoints, {**run_key, "member": member})
+        budget = max(t.max_minutes - used, 1e-9) if t.max_minutes else 0.0  # what the members before left
+        loop = fit.Loop(STAGE, config.TASK, scratch, model, optimizer, scheduler, epochs=t.epochs, root=paths.root,
+                        max_minutes=budget)  # fmt: skip
+        params = {"seed": seed, "member": member, "model": to_dict(p.model), "train": to_dict(t)}
+        with loop.tracking(params, common.mlflow):
+            train_member(p.train, model, loop, data, judge, seed, device, member)
+            trained.append(model)
+            loops.append(loop)
+            used += loop.seconds / 60
+            last = member == t.members - 1 or bool(t.max_minutes and used >= t.max_minutes)
+            if last and member < t.members - 1:
+                print(f"time budget of {t.max_minutes} min reached: {len(trained)} of {t.members} members trained")
+            if last and distributed.is_main():  # rank 0 writes every output
+                summary = finish(p, paths, trained, loops)
+        if last:
+            break
+    for loop in loops:
+        loop.clear()
+    return summary
+
+
+def train_member(t: config.TrainParams, model, loop: fit.Loop, data: dict, judge, seed: int, device, member: int):
+    """One model of the ensemble, from its own seed, through the epochs `loop` gives (to `t.epochs` or the time
+    budget); leaves the best epoch's weights in `model`."""
     train_set = torch.as_tensor(data["train"])
     mirrored = torch.as_tensor(mirror(data["train"]).copy())  # augmentation, drawn per sprite with t.mirror
     dev_set = torch.as_tensor(data["dev"])
-    model = build_model(p.model, len(data["palette"])).to(device)
     net = distributed.wrap(model)  # trains; `model` (same weights) evaluates and is saved
-    optimizer = torch.optim.AdamW(model.parameters(), lr=t.lr, weight_decay=t.weight_decay, fused=True)
-    steps_per_epoch = math.ceil(len(train_set) / t.batch_size)
-    scheduler = schedule.warmup_cosine(optimizer, t.warmup_steps, t.epochs * steps_per_epoch)
-    judge = pdr.load(paths.classifier, device) if t.select_by == "classifier" else None
     autocast = runtime.autocast(device)
-    run_key = {"params": to_dict(p), "device": str(device), "deps": stage_dep_hashes(STAGE, paths.root)}
-    loop = fit.Loop(STAGE, config.TASK, checkpoint.scratch_dir(paths.checkpoints, run_key), model, optimizer,
-                    scheduler, epochs=t.epochs, root=paths.root, max_minutes=t.max_minutes)  # fmt: skip
-
     n_params = sum(x.numel() for x in model.parameters())
-    print(f"pokemon-train: {p.model.arch}, {n_params:,} parameters, {t.epochs} epochs on {device}")
-    with loop.tracking({"seed": p.seed, "model": to_dict(p.model), "train": to_dict(t)}, common.mlflow):
-        for epoch in loop:
-            model.train()
-            draw = torch.Generator().manual_seed(p.seed + epoch)
-            order = torch.randperm(len(train_set), generator=draw)
-            flipped = torch.rand(len(train_set), generator=draw) < t.mirror  # by sprite: one draw for all ranks
-            losses = []
-            for batch in tqdm(order.split(t.batch_size), desc=f"epoch {epoch}", leave=False, disable=None):
-                batch, weight = distributed.shard(batch)  # this rank's share of the global batch
-                with autocast:
-                    tokens = torch.where(flipped[batch, None], mirrored[batch], train_set[batch])  # (B, 400)
-                    loss = next_token_loss(net, tokens.to(device))
-                loop.step(loss, weight, t.grad_clip)
-                losses.append(loss.item() * weight)  # summed over ranks, / world: the global batch's loss
-            losses = [v / distributed.world() for v in distributed.all_reduce_sum(*losses)]
-            row = {"epoch": epoch, "train_loss": float(np.mean(losses)), **evaluate_dev(model, dev_set, device)}
-            row["lr"] = scheduler.get_last_lr()[0]
-            if judge is not None:
-                completions = complete(
-                    model, data["dev"][:, :PREFIX_LEN], config.PredictParams(strategy="greedy"), device
-                )
-                row["dev_pdr"] = pdr.detection_rate(*judge, completions, data["palette"])
-            score = {"train_loss": row["train_loss"], "dev_loss": row["dev_loss"]}.get(t.select_by)
-            if score is None:  # classifier: highest PDR, ties broken by dev loss
-                score = -row["dev_pdr"] + 1e-6 * row["dev_loss"]
-            loop.end_epoch(row, score)
+    print(f"pokemon-train: member {member}, {n_params:,} parameters, {t.epochs} epochs on {device}")
+    for epoch in loop:
+        model.train()
+        draw = torch.Generator().manual_seed(seed + epoch)
+        order = torch.randperm(len(train_set), generator=draw)
+        flipped = torch.rand(len(train_set), generator=draw) < t.mirror  # by sprite: one draw for all ranks
+        losses = []
+        for batch in tqdm(order.split(t.batch_size), desc=f"epoch {epoch}", leave=False, disable=None):
+            batch, weight = distributed.shard(batch)  # this rank's share of the global batch
+            with autocast:
+                tokens = torch.where(flipped[batch, None], mirrored[batch], train_set[batch])  # (B, 400)
+                loss = next_token_loss(net, tokens.to(device))
+            loop.step(loss, weight, t.grad_clip)
+            losses.append(loss.item() * weight)  # summed over ranks, / world: the global batch's loss
+        losses = [v / distributed.world() for v in distributed.all_reduce_sum(*losses)]
+        row = {"epoch": epoch, "train_loss": float(np.mean(losses)), **evaluate_dev(model, dev_set, device)}
+        row["lr"] = loop.scheduler.get_last_lr()[0]
+        if judge is not None:
+            greedy = config.PredictParams(strategy="greedy")
+            row["dev_pdr"] = pdr.detection_rate(*judge, complete([model], data["dev"][:, :PREFIX_LEN], greedy, device),
+                                                data["palette"])  # fmt: skip
+        score = {"train_loss": row["train_loss"], "dev_loss": row["dev_loss"]}.get(t.select_by)
+        if score is None:  # classifier: highest PDR, ties broken by dev loss
+            score = -row["dev_pdr"] + 1e-6 * row["dev_loss"]
+        loop.end_epoch(row, score)
+    loop.restore_best()
 
-        if not distributed.is_main():
-            return {}  # rank 0 writes every output
-        best = loop.restore_best()
-        with atomic_path(paths.model) as tmp:
-            model.save_pretrained(tmp)
-        summary = {
-            "best_epoch": loop.best["epoch"],
-            "select_by": t.select_by,
-            "parameters": n_params,
-            "epochs_run": len(loop.history),
-            **{f"best_{k}": v for k, v in best.items() if k not in ("epoch", "lr")},
-        }
-        loop.finish(
-            (paths.metrics / "pokemon_train.json", summary),
-            (paths.timings(STAGE), {"train_seconds": round(loop.seconds, 1)}),
-            csv=paths.plots / "train_history.csv",
-            plots=[(paths.plots / "loss.png", ["train_loss", "dev_loss"], "pokemon: next-token loss", "cross-entropy")],
-        )
-    loop.clear()
+
+def finish(p: config.PokemonParams, paths: config.Paths, trained: list, loops: list[fit.Loop]) -> dict:
+    """The weights (one model at `paths.model`; members in `paths.model`/member-m), the summary, the history of
+    every member's epochs and the loss plot (one line per member and loss), in the last member's MLflow run."""
+    t, one = p.train, p.train.members == 1
+    summaries = [member_summary(loop) for loop in loops]
+    summary = {"select_by": t.select_by, "parameters": sum(x.numel() for x in trained[0].parameters())}
+    summary.update(summaries[0] if one else {"members": len(trained)})
+    summary.update({} if one else {f"member-{m}": s for m, s in enumerate(summaries)})
+    summary["stopped_by_budget"] = len(trained) < t.members or any(s["epochs_run"] < t.epochs for s in summaries)
+    with atomic_path(paths.model) as tmp:
+        for m, model in enumerate(trained):
+            model.save_pretrained(tmp if one else tmp / f"member-{m}")
+    rows = [row if one else {"member": m, **row} for m, loop in enumerate(loops) for row in loop.history]
+    wide: dict[int, dict] = {}  # the plot's rows: one per epoch, one column per member and loss
+    for m, loop in enumerate(loops):
+        for row in loop.history:
+            wide.setdefault(row["epoch"], {"epoch": row["epoch"]}).update(
+                {f"{k}{'' if one else f' {m}'}": row[k] for k in ("train_loss", "dev_loss")}
+            )
+    columns = [k for k in wide[min(wide)] if k != "epoch"]
+    line_plot(
+        paths.plots / "loss.png", list(wide.values()), "epoch", columns, "pokemon: next-token loss", "cross-entropy"
+    )
+    loops[-1].tracker.log_artifact(paths.plots / "loss.png")
+    loops[-1].finish(
+        (paths.metrics / "pokemon_train.json", summary),
+        (paths.timings(STAGE), {"train_seconds": round(sum(loop.seconds for loop in loops), 1)}),
+        csv=paths.plots / "train_history.csv",
+        rows=rows,
+    )
     return summary
+
+
+def member_summary(loop: fit.Loop) -> dict:
+    best = loop.history[loop.best["epoch"] - 1]
+    return {
+        "best_epoch": loop.best["epoch"],
+        "epochs_run": len(loop.history),
+        **{f"best_{k}": v for k, v in best.items() if k not in ("epoch", "lr")},
+    }
 
 
 @torch.inference_mode()

@@ -461,32 +461,94 @@ def test_sampling_choice_reads_dev_completions_only(done, monkeypatch):
 
 
 def test_ranked_sampling_keeps_the_likeliest_of_its_draws(done):
-    """K draws per prefix: the kept completion is one of the K single draws (the same seeded stream) and the one the
-    model scores highest; K = 1 is plain sampling."""
-    from stages.pokemon.model import complete, completion_log_likelihood, load_model
+    """K draws per prefix: the kept completion is one of its K draws (rows of one seeded batch) and the one the
+    model scores highest, that score being the completion's teacher-forced log-likelihood."""
+    from stages.pokemon.model import complete, draw, load_model
 
     p, _, paths, _ = done
     model = load_model(paths.model)
     prefixes = load_prepared(paths.prepared)["dev"][:6, :240]
-    plain = dataclasses.replace(p.predict, strategy="sample", top_p=0.9, batch_size=3)
-    ranked = complete(model, prefixes, dataclasses.replace(plain, candidates=4))
+    plain = dataclasses.replace(p.predict, strategy="sample", top_p=0.9, batch_size=12)
+    ranked = complete([model], prefixes, dataclasses.replace(plain, candidates=4))
     assert np.array_equal(ranked[:, :240], prefixes)
-    with torch.inference_mode():
-        kept = completion_log_likelihood(model, torch.as_tensor(ranked), 240)
-    for start in (0, 3):  # each batch draws its K candidates from one seeded stream, one after another
+    rows = torch.as_tensor(prefixes).repeat_interleave(4, dim=0)  # (24, 240)
+    for start in (0, 12):  # a batch of 12 rows: 3 prefixes x 4 draws
         torch.manual_seed(plain.seed + start)
-        batch = torch.as_tensor(prefixes[start : start + 3])
-        draws = [
-            model.generate(input_ids=batch, attention_mask=torch.ones_like(batch), max_length=400, min_length=400,
-                           do_sample=True, temperature=1.0, top_k=None, top_p=0.9, pad_token_id=0, eos_token_id=None)
-            for _ in range(4)
-        ]  # fmt: skip
         with torch.inference_mode():
-            scores = torch.stack([completion_log_likelihood(model, d, 240) for d in draws], dim=1)  # (3, K)
+            draws, scores = draw([model], rows[start : start + 12], plain)  # (12, 400), (12,)
+            logits = model(input_ids=draws[:, :-1]).logits[:, 239:]  # predicts tokens 240..399
+            forced = torch.log_softmax(logits, -1).gather(-1, draws[:, 240:, None]).sum(dim=(1, 2))  # (12,)
+        assert torch.allclose(scores, forced, atol=1e-3)
         for i in range(3):
-            assert any(np.array_equal(ranked[start + i], d[i].numpy()) for d in draws)
-            assert torch.isclose(kept[start + i], scores[i].max(), atol=1e-4)
-    assert np.array_equal(complete(model, prefixes, plain), complete(model, prefixes, plain))
+            mine = slice(4 * i, 4 * i + 4)
+            assert np.array_equal(ranked[start // 4 + i], draws[mine][scores[mine].argmax()].numpy())
+    assert np.array_equal(complete([model], prefixes, plain), complete([model], prefixes, plain))
+
+
+def test_one_member_completes_as_transformers_generate(done):
+    """The hand-written loop (`draw`: an ensemble has no `generate`) is transformers' greedy `generate` for one
+    model: the same tokens."""
+    from stages.pokemon.model import complete, load_model
+
+    p, _, paths, _ = done
+    model = load_model(paths.model)
+    prefixes = torch.as_tensor(load_prepared(paths.prepared)["dev"][:4, :240])
+    ours = complete([model], prefixes.numpy(), dataclasses.replace(p.predict, strategy="greedy"))
+    theirs = model.generate(input_ids=prefixes, attention_mask=torch.ones_like(prefixes), max_length=400,
+                            min_length=400, do_sample=False, pad_token_id=0, eos_token_id=None)  # fmt: skip
+    assert np.array_equal(ours, theirs.numpy())
+
+
+def test_an_ensemble_samples_the_mean_of_its_members_distributions(tiny_pokemon):
+    """next_log_probs of two members is log((p_1 + p_2) / 2), step after step with their KV caches."""
+    from transformers import DynamicCache
+
+    from stages.pokemon.model import build_model, next_log_probs
+
+    p, _, _ = tiny_pokemon
+    torch.manual_seed(0)
+    members = [build_model(p.model, 8).eval() for _ in range(2)]
+    tokens = torch.randint(0, 8, (3, 10))
+    caches = [DynamicCache() for _ in members]
+    with torch.inference_mode():
+        for t in range(5, 10):  # the prefix, then one token at a time
+            new = tokens[:, :5] if t == 5 else tokens[:, t - 1 : t]
+            got = next_log_probs(members, new, caches)  # (3, 8)
+            full = [torch.softmax(m(input_ids=tokens[:, :t]).logits[:, -1], -1) for m in members]
+            assert torch.allclose(got.exp(), (full[0] + full[1]) / 2, atol=1e-5)
+
+
+def test_members_train_one_after_another_and_predict_together(tiny_pokemon):
+    """members: 2 saves member-0 (the bytes of a one-model run with the same seed) and member-1 (seed + 1000);
+    predict completes with both; a spent time budget trains no further member, and says so."""
+    p, common, paths = tiny_pokemon
+    download.run(p, COMMON, paths)
+    prepare.run(p, COMMON, paths)
+    shrink_prepared(paths)
+    p.train = dataclasses.replace(p.train, epochs=1)
+    train.run(p, common, paths)
+    alone = (paths.model / "model.safetensors").read_bytes()
+    p.train = dataclasses.replace(p.train, members=2)
+    summary = train.run(p, common, paths)
+    assert (paths.model / "member-0" / "model.safetensors").read_bytes() == alone
+    assert (paths.model / "member-1" / "model.safetensors").read_bytes() != alone
+    assert summary["members"] == 2 and not summary["stopped_by_budget"]
+    assert summary["member-1"]["epochs_run"] == 1
+    assert [r["member"] for r in read_csv_rows(paths.plots / "train_history.csv")] == ["0", "1"]
+    predict.run(p, common, paths)
+    assert (paths.predictions / "test.txt").read_text().count("\n") == 80
+
+    p.train = dataclasses.replace(p.train, max_minutes=1e-9)  # spent by the first member's one epoch
+    summary = train.run(p, common, paths)
+    assert summary["members"] == 1 and summary["stopped_by_budget"]
+    assert sorted(f.name for f in paths.model.iterdir()) == ["member-0"]
+
+
+def read_csv_rows(path):
+    import csv
+
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
 
 
 def test_candidates_need_sampling(tmp_path):
