@@ -12,7 +12,7 @@ import pytest
 import torch
 from tiny import COMMON
 
-from stages.common.io import DataError, read_json
+from stages.common.io import DataError, read_json, write_json
 from stages.common.params import ParamsError
 from stages.pokemon import (
     classifier,
@@ -31,15 +31,20 @@ from stages.pokemon.data import SPLITS, load_prepared, mirror, read_pixels, writ
 from tests.conftest import shrink_prepared
 
 
+def prepared_tiny(p, paths) -> None:
+    """Download and prepare the sample sprites, then cut the splits so training takes seconds."""
+    download.run(p, COMMON, paths)
+    prepare.run(p, COMMON, paths)
+    shrink_prepared(paths)
+
+
 @pytest.fixture(scope="module")
 def done(tmp_path_factory):
     """The whole chain once, on tiny params; tests read its outputs."""
     from tests.conftest import tiny_pokemon
 
     p, common, paths = tiny_pokemon.__wrapped__(tmp_path_factory.mktemp("pokemon"))
-    download.run(p, COMMON, paths)
-    prepare.run(p, COMMON, paths)
-    shrink_prepared(paths)
+    prepared_tiny(p, paths)
     classifier_metrics = classifier.run(p, common, paths)
     train_summary = train.run(p, common, paths)
     predict.run(p, common, paths)
@@ -112,9 +117,7 @@ def test_submission_check_rejects_bad_files(text, message):
 
 def test_training_is_deterministic_and_resumes(tiny_pokemon, monkeypatch):
     p, common, paths = tiny_pokemon
-    download.run(p, COMMON, paths)
-    prepare.run(p, COMMON, paths)
-    shrink_prepared(paths)
+    prepared_tiny(p, paths)
     p.train = dataclasses.replace(p.train, epochs=2)
     train.run(p, common, paths)
     first = (paths.model / "model.safetensors").read_bytes()
@@ -140,9 +143,7 @@ def test_training_is_deterministic_and_resumes(tiny_pokemon, monkeypatch):
 def test_mirror_augmentation_trains_on_the_mirror_images(tiny_pokemon):
     """mirror=1 flips every training sprite: the same weights as mirror=0 on mirrored train data."""
     p, common, paths = tiny_pokemon
-    download.run(p, COMMON, paths)
-    prepare.run(p, COMMON, paths)
-    shrink_prepared(paths)
+    prepared_tiny(p, paths)
     p.train = dataclasses.replace(p.train, epochs=1, mirror=1.0)
     train.run(p, common, paths)
     flipped = (paths.model / "model.safetensors").read_bytes()
@@ -157,9 +158,7 @@ def test_mirror_augmentation_trains_on_the_mirror_images(tiny_pokemon):
 @pytest.mark.parametrize("arch", ["llama", "mistral", "qwen2"])
 def test_other_architectures_train(tiny_pokemon, arch):
     p, common, paths = tiny_pokemon
-    download.run(p, COMMON, paths)
-    prepare.run(p, COMMON, paths)
-    shrink_prepared(paths)
+    prepared_tiny(p, paths)
     p.model = dataclasses.replace(p.model, arch=arch)
     p.train = dataclasses.replace(p.train, epochs=1)
     train.run(p, common, paths)
@@ -168,9 +167,7 @@ def test_other_architectures_train(tiny_pokemon, arch):
 
 def test_select_by_classifier(tiny_pokemon):
     p, common, paths = tiny_pokemon
-    download.run(p, COMMON, paths)
-    prepare.run(p, COMMON, paths)
-    shrink_prepared(paths)
+    prepared_tiny(p, paths)
     classifier.run(p, common, paths)
     p.train = dataclasses.replace(p.train, epochs=2, select_by="classifier")
     summary = train.run(p, common, paths)
@@ -181,9 +178,7 @@ def test_the_detector_is_the_same_at_any_thread_count_and_kernels(tiny_pokemon, 
     """The PDR detector trains at config.DETECTOR_THREADS with config.DETECTOR_KERNELS whatever `common` says: a
     generator run at two threads with the fast kernels is judged by the detector of a one-thread portable run."""
     p, common, paths = tiny_pokemon
-    download.run(p, COMMON, paths)
-    prepare.run(p, COMMON, paths)
-    shrink_prepared(paths)
+    prepared_tiny(p, paths)
     p.classifier = dataclasses.replace(p.classifier, epochs=1, members=1)
     weights = []
     for threads, kernels in ((1, "portable"), (2, "fast")):
@@ -197,9 +192,7 @@ def test_classifier_resumes_member_by_member(tiny_pokemon, monkeypatch):
     """Interrupted in its second member, the ensemble resumes there (the first member from its last checkpoint,
     not trained again) and ends with the weights and metrics of an uninterrupted run."""
     p, common, paths = tiny_pokemon
-    download.run(p, COMMON, paths)
-    prepare.run(p, COMMON, paths)
-    shrink_prepared(paths)
+    prepared_tiny(p, paths)
     p.classifier = dataclasses.replace(p.classifier, epochs=2, members=2)
     first_metrics = classifier.run(p, common, paths)
     first = classifier.checkpoint.load(paths.classifier)["members"]
@@ -522,9 +515,7 @@ def test_members_train_one_after_another_and_predict_together(tiny_pokemon):
     """members: 2 saves member-0 (the bytes of a one-model run with the same seed) and member-1 (seed + 1000);
     predict completes with both; a spent time budget trains no further member, and says so."""
     p, common, paths = tiny_pokemon
-    download.run(p, COMMON, paths)
-    prepare.run(p, COMMON, paths)
-    shrink_prepared(paths)
+    prepared_tiny(p, paths)
     p.train = dataclasses.replace(p.train, epochs=1)
     train.run(p, common, paths)
     alone = (paths.model / "model.safetensors").read_bytes()
@@ -542,6 +533,22 @@ def test_members_train_one_after_another_and_predict_together(tiny_pokemon):
     summary = train.run(p, common, paths)
     assert summary["members"] == 1 and summary["stopped_by_budget"]
     assert sorted(f.name for f in paths.model.iterdir()) == ["member-0"]
+
+
+def test_report_lists_every_member(done, tmp_path):
+    """The report's training table has one row per member, and says when the time budget cut training short."""
+    import shutil
+
+    p, _, paths, results = done
+    mine = config.Paths(tmp_path)
+    shutil.copytree(paths.metrics, mine.metrics)
+    one = {k: v for k, v in results["train"].items() if k not in ("select_by", "parameters", "stopped_by_budget")}
+    summary = {"select_by": "dev_loss", "parameters": 1, "members": 2, "member-0": one, "member-1": one}
+    write_json(mine.metrics / "pokemon_train.json", {**summary, "stopped_by_budget": True})
+    text = package.report(p, mine)
+    rows = [line for line in text.splitlines() if line.startswith(("| 0 |", "| 1 |"))]
+    assert len(rows) == 2 and "stopped early by the time budget" in text
+    assert "stopped early" not in package.report(p, paths)
 
 
 def read_csv_rows(path):
