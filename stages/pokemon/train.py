@@ -54,7 +54,7 @@ def run(p: config.PokemonParams, common: config.CommonParams, paths: config.Path
         steps = t.epochs * math.ceil(len(data["train"]) / t.batch_size)
         scheduler = schedule.warmup_cosine(optimizer, t.warmup_steps, steps)
         scratch = checkpoint.scratch_dir(paths.checkpoints, {**run_key, "member": member})
-        budget = max(t.max_minutes - used, 1e-9) if t.max_minutes else 0.0  # what the members before left
+        budget = t.max_minutes - used if t.max_minutes else 0.0  # what the members before left (> 0)
         loop = fit.Loop(STAGE, config.TASK, scratch, model, optimizer, scheduler, epochs=t.epochs, root=paths.root,
                         max_minutes=budget)  # fmt: skip
         params = {"seed": seed, "member": member, "model": to_dict(p.model), "train": to_dict(t)}
@@ -70,8 +70,9 @@ def run(p: config.PokemonParams, common: config.CommonParams, paths: config.Path
                 summary = finish(p, paths, trained, loops)
         if last:
             break
-    for loop in loops:
-        loop.clear()
+    if distributed.is_main():
+        for loop in loops:
+            loop.clear()
     return summary
 
 
