@@ -45,7 +45,7 @@ def run(p: config.PokemonParams, common: config.CommonParams, paths: config.Path
     data = load_prepared(paths.prepared)
     judge = pdr.load(paths.classifier, device) if t.select_by == "classifier" else None
     run_key = {"params": to_dict(p), "device": str(device), "deps": stage_dep_hashes(STAGE, paths.root)}
-    trained, loops, used, summary = [], [], 0.0, {}  # the members' models and loops, the minutes they took
+    trained, loops, seconds, summary = [], [], [], {}  # the members' models, loops and training seconds
     for member in range(t.members):  # one after another, each in its own MLflow run
         seed = p.seed + MEMBER_SEED_STRIDE * member
         seed_everything(seed)  # member 0: the run's seed, as `setup` set it
@@ -54,7 +54,7 @@ def run(p: config.PokemonParams, common: config.CommonParams, paths: config.Path
         steps = t.epochs * math.ceil(len(data["train"]) / t.batch_size)
         scheduler = schedule.warmup_cosine(optimizer, t.warmup_steps, steps)
         scratch = checkpoint.scratch_dir(paths.checkpoints, {**run_key, "member": member})
-        budget = t.max_minutes - used if t.max_minutes else 0.0  # what the members before left (> 0)
+        budget = t.max_minutes - sum(seconds) / 60 if t.max_minutes else 0.0  # what the members before left (> 0)
         loop = fit.Loop(STAGE, config.TASK, scratch, model, optimizer, scheduler, epochs=t.epochs, root=paths.root,
                         max_minutes=budget)  # fmt: skip
         params = {"seed": seed, "member": member, "model": to_dict(p.model), "train": to_dict(t)}
@@ -62,12 +62,12 @@ def run(p: config.PokemonParams, common: config.CommonParams, paths: config.Path
             train_member(p.train, model, loop, data, judge, seed, device, member)
             trained.append(model)
             loops.append(loop)
-            used += loop.seconds / 60
-            last = member == t.members - 1 or bool(t.max_minutes and used >= t.max_minutes)
+            seconds.append(loop.seconds)  # now: a loop's clock runs on while later members train
+            last = member == t.members - 1 or bool(t.max_minutes and sum(seconds) >= 60 * t.max_minutes)
             if last and member < t.members - 1:
                 print(f"time budget of {t.max_minutes} min reached: {len(trained)} of {t.members} members trained")
             if last and distributed.is_main():  # rank 0 writes every output
-                summary = finish(p, paths, trained, loops)
+                summary = finish(p, paths, trained, loops, sum(seconds))
         if last:
             break
     if distributed.is_main():
@@ -113,7 +113,7 @@ def train_member(t: config.TrainParams, model, loop: fit.Loop, data: dict, judge
     loop.restore_best()
 
 
-def finish(p: config.PokemonParams, paths: config.Paths, trained: list, loops: list[fit.Loop]) -> dict:
+def finish(p: config.PokemonParams, paths: config.Paths, trained: list, loops: list[fit.Loop], seconds: float) -> dict:
     """The weights (one model at `paths.model`; members in `paths.model`/member-m), the summary, the history of
     every member's epochs and the loss plot (one line per member and loss), in the last member's MLflow run."""
     t, one = p.train, p.train.members == 1
@@ -139,7 +139,7 @@ def finish(p: config.PokemonParams, paths: config.Paths, trained: list, loops: l
     loops[-1].tracker.log_artifact(paths.plots / "loss.png")
     loops[-1].finish(
         (paths.metrics / "pokemon_train.json", summary),
-        (paths.timings(STAGE), {"train_seconds": round(sum(loop.seconds for loop in loops), 1)}),
+        (paths.timings(STAGE), {"train_seconds": round(seconds, 1)}),
         csv=paths.plots / "train_history.csv",
         rows=rows,
     )
