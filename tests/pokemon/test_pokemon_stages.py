@@ -562,3 +562,13 @@ def test_candidates_need_sampling(tmp_path):
     (tmp_path / "params.yaml").write_text("pokemon:\n  predict:\n    strategy: greedy\n    candidates: 4\n")
     with pytest.raises(ParamsError, match="pokemon.predict.candidates"):
         config.load(tmp_path / "params.yaml")
+
+
+@pytest.mark.parametrize("folders", [[], ["member-1"], ["member-0", "member-2"]])
+def test_a_model_folder_without_its_members_is_a_data_error(tmp_path, folders):
+    from stages.pokemon.model import load_members
+
+    for name in folders:
+        (tmp_path / name).mkdir()
+    with pytest.raises(DataError, match="neither one model"):
+        load_members(tmp_path)
