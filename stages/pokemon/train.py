@@ -6,8 +6,9 @@ teacher-forced accuracy on the 160 tokens a completion must produce; with
 the best epoch by `select_by` (the course keeps the lowest training loss).
 
 With `members` M > 1 it trains M such models one after another, member m from seed + 1000 m, each with its own
-warmup and cosine; a time budget (`max_minutes`) is shared: a member gets what the ones before it left, and none
-starts once it is spent. Completions then sample from the members' mean next-token distribution
+warmup and cosine; a time budget (`max_minutes`) is shared: a member gets what the ones before it left, and the
+next one starts only if it would fit, taking as long as the one before it (a member is trained whole or not at all,
+unless the machine slows down mid-member). Completions then sample from the members' mean next-token distribution
 (`model.complete`).
 """
 
@@ -63,9 +64,11 @@ def run(p: config.PokemonParams, common: config.CommonParams, paths: config.Path
             trained.append(model)
             loops.append(loop)
             seconds.append(loop.seconds)  # now: a loop's clock runs on while later members train
-            last = member == t.members - 1 or bool(t.max_minutes and sum(seconds) >= 60 * t.max_minutes)
+            fits = not t.max_minutes or sum(seconds) + seconds[-1] <= 60 * t.max_minutes  # as long as this one
+            last = member == t.members - 1 or not distributed.broadcast(fits)  # rank 0's clock decides
             if last and member < t.members - 1:
-                print(f"time budget of {t.max_minutes} min reached: {len(trained)} of {t.members} members trained")
+                print(f"time budget of {t.max_minutes} min: another member would not fit after "
+                      f"{sum(seconds) / 60:.1f} min; {len(trained)} of {t.members} members trained")  # fmt: skip
             if last and distributed.is_main():  # rank 0 writes every output
                 summary = finish(p, paths, trained, loops, sum(seconds))
         if last:

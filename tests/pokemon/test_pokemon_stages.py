@@ -535,6 +535,19 @@ def test_members_train_one_after_another_and_predict_together(tiny_pokemon):
     assert sorted(f.name for f in paths.model.iterdir()) == ["member-0"]
 
 
+def test_a_member_starts_only_if_it_would_fit_the_budget(tiny_pokemon, monkeypatch):
+    """Members are trained whole or not at all: the next starts only if the budget left holds another member
+    taking as long as the last one (each member's clock here reads 10 minutes)."""
+    p, common, paths = tiny_pokemon
+    prepared_tiny(p, paths)
+    monkeypatch.setattr(train.fit.Loop, "seconds", property(lambda self: 600.0))
+    for max_minutes, members in ((25, 2), (19, 1)):
+        p.train = dataclasses.replace(p.train, epochs=1, members=3, max_minutes=max_minutes)
+        summary = train.run(p, common, paths)
+        assert summary["members"] == members and summary["stopped_by_budget"]
+        assert read_json(paths.timings("pokemon-train"))["train_seconds"] == 600.0 * members
+
+
 def test_report_lists_every_member(done, tmp_path):
     """The report's training table has one row per member, and says when the time budget cut training short."""
     import shutil
