@@ -122,20 +122,22 @@ def finish(p: config.PokemonParams, paths: config.Paths, trained: list, loops: l
     t, one = p.train, p.train.members == 1
     summaries = [member_summary(loop) for loop in loops]
     summary = {"select_by": t.select_by, "parameters": sum(x.numel() for x in trained[0].parameters())}
-    summary.update(summaries[0] if one else {"members": len(trained)})
-    summary.update({} if one else {f"member-{m}": s for m, s in enumerate(summaries)})
+    if one:
+        summary.update(summaries[0])
+    else:
+        summary.update({"members": len(trained), **{f"member-{m}": s for m, s in enumerate(summaries)}})
     summary["stopped_by_budget"] = len(trained) < t.members or any(s["epochs_run"] < t.epochs for s in summaries)
     with atomic_path(paths.model) as tmp:
         for m, model in enumerate(trained):
             model.save_pretrained(tmp if one else tmp / f"member-{m}")
     rows = [row if one else {"member": m, **row} for m, loop in enumerate(loops) for row in loop.history]
+    losses = ("train_loss", "dev_loss")
+    column = {(k, m): k if one else f"{k} {m}" for m in range(len(loops)) for k in losses}
     wide: dict[int, dict] = {}  # the plot's rows: one per epoch, one column per member and loss
     for m, loop in enumerate(loops):
         for row in loop.history:
-            wide.setdefault(row["epoch"], {"epoch": row["epoch"]}).update(
-                {f"{k}{'' if one else f' {m}'}": row[k] for k in ("train_loss", "dev_loss")}
-            )
-    columns = [k for k in wide[min(wide)] if k != "epoch"]
+            wide.setdefault(row["epoch"], {"epoch": row["epoch"]}).update({column[k, m]: row[k] for k in losses})
+    columns = list(column.values())
     line_plot(
         paths.plots / "loss.png", list(wide.values()), "epoch", columns, "pokemon: next-token loss", "cross-entropy"
     )
